@@ -1,0 +1,1 @@
+//! Pure IP allocator (no I/O).

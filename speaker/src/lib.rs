@@ -1,0 +1,3 @@
+//! FerroLB speaker library.
+pub mod bgp;
+pub mod l2;
