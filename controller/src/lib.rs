@@ -1,2 +1,9 @@
-//! FerroLB controller library: the pure allocator core and the thin Kubernetes shell around it.
+//! FerroLB controller: the pure allocator core, and the thin Kubernetes shell around it.
+
 pub mod allocator;
+pub mod decide;
+pub mod http;
+pub mod intent;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;

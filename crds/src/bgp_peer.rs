@@ -122,8 +122,9 @@ pub struct SecretRef {
 pub struct BGPPeerStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Sessions per node, as reported by the speakers.
+    /// Sessions per node, as reported by the speakers (each speaker owns its entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
     pub sessions: Vec<BGPSessionStatus>,
     /// `established/total` sessions, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

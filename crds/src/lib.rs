@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod pool;
 pub mod schema;
 pub mod selector;
+pub mod service;
 pub mod status;
 pub mod validate;
 

@@ -1,3 +1,4 @@
 //! FerroLB speaker library.
 pub mod bgp;
 pub mod l2;
+pub mod membership;

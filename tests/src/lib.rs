@@ -131,3 +131,121 @@ pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Path of a FerroLB binary built by `cargo build` (hack/test builds them before the tests).
+pub fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let p = target.join("debug").join(name);
+    assert!(p.exists(), "{} missing: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+/// A free TCP port on loopback (for a process's metrics server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A controller process of the test's own: its own configuration namespace and
+/// `loadBalancerClass`, so tests run side by side without seeing each other's pools.
+pub struct ControllerProc {
+    pub child: std::process::Child,
+    pub metrics_port: u16,
+    pub args: Vec<String>,
+    log: PathBuf,
+}
+
+impl ControllerProc {
+    pub fn start(config_ns: &str, class: &str, extra: &[&str]) -> ControllerProc {
+        let mut args: Vec<String> = vec![
+            "--namespace".into(),
+            config_ns.into(),
+            "--lb-class".into(),
+            class.into(),
+            "--lease-name".into(),
+            format!("ferrolb-controller-{config_ns}"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args)
+    }
+
+    fn spawn(args: Vec<String>) -> ControllerProc {
+        let metrics_port = free_port();
+        let log = repo().join(".lab/logs").join(format!("test-controller-{metrics_port}.log"));
+        let _ = std::fs::create_dir_all(log.parent().unwrap());
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(binary("ferrolb-controller"))
+            .args(&args)
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .env("KUBECONFIG", &lab().kubeconfig)
+            .env("RUST_LOG", "info,ferrolb_controller=debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("controller starts");
+        ControllerProc { child, metrics_port, args, log }
+    }
+
+    /// SIGKILL, then start again with the same arguments.
+    pub fn restart_hard(&mut self) {
+        self.kill();
+        let next = Self::spawn(self.args.clone());
+        let old = std::mem::replace(self, next);
+        std::mem::forget(old);
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// GET a path of the controller's HTTP server.
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A namespace for one test, deleted (without waiting) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub fn new(prefix: &str) -> TestNamespace {
+        let name = unique(prefix);
+        let r = lab().kubectl(&["create", "namespace", &name]);
+        assert!(r.ok, "{}", r.stderr);
+        TestNamespace { name }
+    }
+
+    /// `kubectl apply -n NS -f -`.
+    pub fn apply(&self, yaml: &str) -> Ran {
+        lab().kubectl_in(&["apply", "-n", &self.name, "-f", "-"], yaml)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = lab().kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}

@@ -1,1 +1,14 @@
-//! L2 mode.
+//! L2 mode: answer ARP and Neighbor Solicitations for the VIPs this node
+//! announces, and announce takeovers with gratuitous ARP / unsolicited NA.
+//!
+//! - [`frame`]: pure parsing and building of Ethernet frames.
+//! - [`election`]: pure, coordination-free choice of the announcing node.
+//! - [`announcer`]: pure state machine from desired announcements, frames and
+//!   time to actions.
+//! - [`socket`]: Linux AF_PACKET sockets and interface discovery.
+//! - [`runtime`]: the async shell tying sockets to the announcer.
+pub mod announcer;
+pub mod election;
+pub mod frame;
+pub mod runtime;
+pub mod socket;

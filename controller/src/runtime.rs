@@ -1,0 +1,703 @@
+//! The controller's Kubernetes shell: watches Services, Namespaces and FerroLB's configuration,
+//! feeds the pure allocator one decision at a time, and writes the results back.
+//!
+//! One task owns the allocator, so decisions are serial and deterministic; API writes run
+//! concurrently (bounded), one in flight per object, so a slow write never blocks decisions and
+//! a newer decision never loses to an older write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ferrolb_crds::status::{VALID, condition, set_condition};
+use ferrolb_crds::validate::{self, Report, Snapshot, Verdict};
+use ferrolb_crds::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, annotations};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::decide::{Decision, Decider};
+use crate::intent;
+use crate::metrics::{Metrics, PoolLabels, ReasonLabels, gauge_value};
+
+/// Condition type FerroLB writes on Services.
+pub const SERVICE_CONDITION: &str = "ferrolb.io/IPAllocated";
+/// Field manager of every controller write (with `-<class>` appended for a non-default class,
+/// so two FerroLB controllers serving different classes never clear each other's fields).
+pub const MANAGER: &str = "ferrolb-controller";
+
+/// The field manager for `class`.
+pub fn manager_for(class: Option<&str>) -> String {
+    match class {
+        None => MANAGER.to_string(),
+        Some(c) => format!("{MANAGER}-{}", c.replace('/', "-")).chars().take(128).collect(),
+    }
+}
+
+/// Start-up settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace holding FerroLB's configuration.
+    pub namespace: String,
+    /// `spec.loadBalancerClass` handled (None: Services without a class).
+    pub lb_class: Option<String>,
+    /// Name of this replica (events, lease).
+    pub identity: String,
+    /// Concurrent API writes.
+    pub write_concurrency: usize,
+}
+
+enum Msg {
+    Service(String),
+    Namespaces,
+    Config,
+    Written(String),
+}
+
+/// Reflector stores of everything the controller reads.
+#[derive(Clone)]
+struct Stores {
+    services: Store<Service>,
+    namespaces: Store<Namespace>,
+    pools: Store<IPAddressPool>,
+    l2: Store<L2Advertisement>,
+    bgp_ads: Store<BGPAdvertisement>,
+    peers: Store<BGPPeer>,
+    bfd: Store<BFDProfile>,
+    communities: Store<Community>,
+}
+
+impl Stores {
+    async fn ready(&self) {
+        let _ = futures::join!(
+            self.services.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.pools.wait_until_ready(),
+            self.l2.wait_until_ready(),
+            self.bgp_ads.wait_until_ready(),
+            self.peers.wait_until_ready(),
+            self.bfd.wait_until_ready(),
+            self.communities.wait_until_ready(),
+        );
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        fn own<K: Clone>(s: &Store<K>) -> Vec<K>
+        where
+            K: kube::runtime::reflector::Lookup,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            s.state().iter().map(|k| (**k).clone()).collect()
+        }
+        Snapshot {
+            pools: own(&self.pools),
+            l2_advertisements: own(&self.l2),
+            bgp_advertisements: own(&self.bgp_ads),
+            bgp_peers: own(&self.peers),
+            bfd_profiles: own(&self.bfd),
+            communities: own(&self.communities),
+        }
+    }
+}
+
+/// Runs a reflector for `api`, sending `msg(event)` for every change.
+fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Msg>, msg: fn(&K) -> Msg) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(obj) => {
+                    if tx.send(msg(&obj)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)"),
+            }
+        }
+    });
+    store
+}
+
+use ferrolb_crds::service::key as key_of;
+
+/// Runs the controller until the process ends.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    mut leader: watch::Receiver<bool>,
+) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let ns = settings.namespace.as_str();
+    let stores = Stores {
+        services: reflect(Api::all(client.clone()), tx.clone(), |s| Msg::Service(key_of(s))),
+        namespaces: reflect(Api::all(client.clone()), tx.clone(), |_| Msg::Namespaces),
+        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+    };
+    stores.ready().await;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced");
+
+    let manager = manager_for(settings.lb_class.as_deref());
+    let writer = Writer {
+        manager: manager.clone(),
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: manager,
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        permits: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
+        tx: tx.clone(),
+    };
+    let mut ctl = Controller {
+        settings,
+        stores,
+        metrics,
+        writer,
+        leading: None,
+        in_flight: BTreeSet::new(),
+        again: BTreeSet::new(),
+        pending: BTreeSet::new(),
+        freed: false,
+    };
+
+    loop {
+        let is_leader = *leader.borrow_and_update();
+        if is_leader && ctl.leading.is_none() {
+            ctl.take_lead(&client).await;
+        } else if !is_leader && ctl.leading.is_some() {
+            tracing::warn!("lost leadership: stop writing");
+            ctl.leading = None;
+            ctl.metrics.leader.set(0);
+        }
+        tokio::select! {
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election ended");
+                }
+            }
+            msg = rx.recv() => {
+                let Some(first) = msg else { anyhow::bail!("watchers ended") };
+                // Batch whatever else is queued: one config pass serves many changes.
+                let mut batch = Batch::default();
+                batch.add(first);
+                while let Ok(m) = rx.try_recv() {
+                    batch.add(m);
+                    if batch.services.len() > 4096 {
+                        break;
+                    }
+                }
+                ctl.process(batch);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    services: BTreeSet<String>,
+    config: bool,
+    everything: bool,
+    written: Vec<String>,
+}
+
+impl Batch {
+    fn add(&mut self, m: Msg) {
+        match m {
+            Msg::Service(k) => {
+                self.services.insert(k);
+            }
+            Msg::Config => self.config = true,
+            Msg::Namespaces => self.everything = true,
+            Msg::Written(k) => self.written.push(k),
+        }
+    }
+}
+
+/// State held only while leading.
+struct Leading {
+    decider: Decider,
+    report: Report,
+}
+
+struct Controller {
+    settings: Settings,
+    stores: Stores,
+    metrics: Metrics,
+    writer: Writer,
+    leading: Option<Leading>,
+    /// Keys with a write in flight, and keys to revisit when it lands.
+    in_flight: BTreeSet<String>,
+    again: BTreeSet<String>,
+    /// Services whose request is not met: retried whenever addresses are freed.
+    pending: BTreeSet<String>,
+    /// Whether addresses were freed since pending Services were last retried.
+    freed: bool,
+}
+
+impl Controller {
+    /// Rebuilds allocation state from the API server before any new allocation, so a pending
+    /// Service can never take an address that another Service already shows in its status.
+    async fn take_lead(&mut self, client: &Client) {
+        let started = Instant::now();
+        // A fresh list (not the cache): the previous leader may have written moments ago.
+        let services = loop {
+            match Api::<Service>::all(client.clone()).list(&ListParams::default()).await {
+                Ok(l) => break l.items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing Services to restore allocations; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let report = validate::validate(&self.stores.snapshot());
+        let mut decider = Decider::new(&report.valid_pools);
+        let mut ours: Vec<&Service> = services
+            .iter()
+            .filter(|s| intent::is_ours(s, self.settings.lb_class.as_deref()))
+            .collect();
+        ours.sort_by(|a, b| {
+            let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            (ta, key_of(a)).cmp(&(tb, key_of(b)))
+        });
+        let mut restored = 0;
+        for svc in ours {
+            let ips = ingress_ips(svc);
+            if ips.is_empty() {
+                continue;
+            }
+            let ctx = self.context(svc, &report);
+            tracing::debug!(service = key_of(svc), ?ips, "restoring");
+            match decider.restore(&key_of(svc), &ips, ctx) {
+                Ok(()) => restored += 1,
+                Err(e) => tracing::warn!(service = key_of(svc), error = %e, "cannot restore addresses; will re-allocate"),
+            }
+        }
+        tracing::info!(restored, elapsed_ms = started.elapsed().as_millis() as u64, "leading: allocations restored");
+        self.leading = Some(Leading { decider, report });
+        self.metrics.leader.set(1);
+        self.process(Batch {
+            config: true,
+            everything: true,
+            ..Default::default()
+        });
+    }
+
+    fn context<'a>(&self, svc: &'a Service, report: &Report) -> crate::decide::Context<'a> {
+        let ns = svc.namespace().unwrap_or_default();
+        let ns_labels = self
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(&ns))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        crate::decide::Context {
+            service: svc,
+            matching_pools: intent::matching_pools(&report.valid_pools, &ns, &ns_labels, svc.labels()),
+        }
+    }
+
+    fn process(&mut self, mut batch: Batch) {
+        for k in batch.written.drain(..) {
+            self.in_flight.remove(&k);
+            if self.again.remove(&k) {
+                batch.services.insert(k);
+            }
+        }
+        if self.leading.is_none() {
+            return;
+        }
+        if batch.config {
+            self.apply_config();
+            batch.everything = true;
+        }
+        let keys: Vec<String> = if batch.everything {
+            let mut all: BTreeSet<String> = self.stores.services.state().iter().map(|s| key_of(s)).collect();
+            all.extend(batch.services);
+            // Forget Services that disappeared while we were not looking.
+            if let Some(l) = &mut self.leading {
+                for k in l.decider.keys() {
+                    if !all.contains(&k) {
+                        self.freed |= l.decider.release(&k);
+                    }
+                }
+            }
+            all.into_iter().collect()
+        } else {
+            batch.services.into_iter().collect()
+        };
+        // Oldest first, so that when two Services want the same address the older one wins.
+        let mut svcs: Vec<(Option<Time>, String, Option<Arc<Service>>)> = keys
+            .into_iter()
+            .map(|k| {
+                let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                let svc = self.stores.services.get(&ObjectRef::new(name).within(ns));
+                (svc.as_ref().and_then(|s| s.metadata.creation_timestamp.clone()), k, svc)
+            })
+            .collect();
+        svcs.sort_by(|a, b| (a.0.as_ref().map(|t| t.0), &a.1).cmp(&(b.0.as_ref().map(|t| t.0), &b.1)));
+        for (_, key, svc) in svcs {
+            self.reconcile(&key, svc);
+        }
+        if std::mem::take(&mut self.freed) && !self.pending.is_empty() {
+            // Addresses came free: give waiting Services another go, oldest first.
+            let keys = std::mem::take(&mut self.pending);
+            self.process(Batch {
+                services: keys,
+                ..Default::default()
+            });
+            return;
+        }
+        self.write_pool_status();
+        if let Some(l) = &self.leading {
+            self.metrics.services.set(l.decider.keys().len() as i64);
+        }
+    }
+
+    fn reconcile(&mut self, key: &str, svc: Option<Arc<Service>>) {
+        let Some(leading) = self.leading.as_mut() else { return };
+        let svc = match svc {
+            Some(s) if intent::is_ours(&s, self.settings.lb_class.as_deref()) => s,
+            other => {
+                self.pending.remove(key);
+                self.freed |= leading.decider.release(key);
+                // Give back what we wrote on a Service that is no longer ours (type or class changed).
+                let manager = &self.writer.manager;
+                if let Some(s) = other.filter(|s| wrote_status(s, manager) && s.metadata.deletion_timestamp.is_none()) {
+                    self.write(key, WriteJob::Clear(s));
+                }
+                return;
+            }
+        };
+        let started = Instant::now();
+        let ns = svc.namespace().unwrap_or_default();
+        let ns_labels = self
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(&ns))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        let ctx = crate::decide::Context {
+            service: &svc,
+            matching_pools: intent::matching_pools(&leading.report.valid_pools, &ns, &ns_labels, svc.labels()),
+        };
+        let decision = leading.decider.decide(key, ctx);
+        self.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+        if decision.ok {
+            self.pending.remove(key);
+        } else {
+            self.pending.insert(key.to_string());
+            self.metrics
+                .failures
+                .get_or_create(&ReasonLabels {
+                    reason: decision.reason.to_string(),
+                })
+                .inc();
+        }
+        tracing::debug!(service = key, ips = ?decision.ips, ok = decision.ok, reason = decision.reason, shown = ?ingress_ips(&svc), "decided");
+        if !up_to_date(&svc, &decision) {
+            if decision.ok && decision.ips != ingress_ips(&svc) && !decision.ips.is_empty() {
+                self.metrics.allocations.inc();
+            }
+            self.write(key, WriteJob::Apply(svc, decision));
+        }
+    }
+
+    fn write(&mut self, key: &str, job: WriteJob) {
+        if self.in_flight.contains(key) {
+            // Decide again when the current write lands; the store will have its result by then.
+            self.again.insert(key.to_string());
+            return;
+        }
+        self.in_flight.insert(key.to_string());
+        self.writer.spawn(key.to_string(), job);
+    }
+
+    /// Validates the configuration, hands valid pools to the allocator, and records verdicts.
+    fn apply_config(&mut self) {
+        let snapshot = self.stores.snapshot();
+        let report = validate::validate(&snapshot);
+        let Some(leading) = self.leading.as_mut() else { return };
+        leading.decider.set_pools(&report.valid_pools);
+        let ns = self.settings.namespace.clone();
+        let c = &self.writer.client;
+        self.writer.verdicts::<L2Advertisement>(Api::namespaced(c.clone(), &ns), &snapshot.l2_advertisements, &report.l2_advertisements);
+        self.writer.verdicts::<BGPAdvertisement>(Api::namespaced(c.clone(), &ns), &snapshot.bgp_advertisements, &report.bgp_advertisements);
+        self.writer.verdicts::<BGPPeer>(Api::namespaced(c.clone(), &ns), &snapshot.bgp_peers, &report.bgp_peers);
+        self.writer.verdicts::<BFDProfile>(Api::namespaced(c.clone(), &ns), &snapshot.bfd_profiles, &report.bfd_profiles);
+        self.writer.verdicts::<Community>(Api::namespaced(c.clone(), &ns), &snapshot.communities, &report.communities);
+        leading.report = report;
+    }
+
+    /// Writes each pool's counts and `Valid` condition when they changed.
+    fn write_pool_status(&mut self) {
+        let Some(leading) = &self.leading else { return };
+        let api: Api<IPAddressPool> = Api::namespaced(self.writer.client.clone(), &self.settings.namespace);
+        for pool in self.stores.pools.state() {
+            let name = pool.name_any();
+            let verdict = leading.report.pools.get(&name).cloned().unwrap_or(Verdict {
+                ok: false,
+                reason: "Pending",
+                message: "not validated yet".into(),
+            });
+            let stats = leading.decider.stats(&name);
+            for (family, used, free) in [
+                ("IPv4", stats.assigned_ipv4, stats.available_ipv4),
+                ("IPv6", stats.assigned_ipv6, stats.available_ipv6),
+            ] {
+                let labels = PoolLabels {
+                    pool: name.clone(),
+                    family: family.into(),
+                };
+                self.metrics.addresses_total.get_or_create(&labels).set(gauge_value(used.saturating_add(free)));
+                self.metrics.addresses_in_use.get_or_create(&labels).set(gauge_value(used));
+            }
+            let old = pool.status.clone().unwrap_or_default();
+            let mut new = ferrolb_crds::IPAddressPoolStatus {
+                assigned_ipv4: gauge_value(stats.assigned_ipv4),
+                assigned_ipv6: gauge_value(stats.assigned_ipv6),
+                available_ipv4: gauge_value(stats.available_ipv4),
+                available_ipv6: gauge_value(stats.available_ipv6),
+                conditions: old.conditions.clone(),
+            };
+            let changed = set_condition(&mut new.conditions, verdict_condition(&verdict, pool.metadata.generation));
+            if changed || new.assigned_ipv4 != old.assigned_ipv4 || new.assigned_ipv6 != old.assigned_ipv6
+                || new.available_ipv4 != old.available_ipv4 || new.available_ipv6 != old.available_ipv6
+            {
+                self.writer.patch_status(api.clone(), name, json!({ "status": new }));
+            }
+        }
+    }
+}
+
+fn verdict_condition(v: &Verdict, generation: Option<i64>) -> Condition {
+    condition(VALID, v.ok, v.reason, v.message.clone(), generation, now())
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+use ferrolb_crds::service::ingress_ips;
+
+fn our_condition(svc: &Service) -> Option<&Condition> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == SERVICE_CONDITION))
+}
+
+/// Whether `manager` owns fields of the Service's status (so there is something of ours to clear).
+fn wrote_status(svc: &Service, manager: &str) -> bool {
+    svc.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(manager)
+            && m.subresource.as_deref() == Some("status")
+            && m.fields_v1.as_ref().is_some_and(|f| f.0.as_object().is_some_and(|o| !o.is_empty()))
+    })
+}
+
+/// Whether the Service already shows `d` (addresses, pool annotation, condition).
+fn up_to_date(svc: &Service, d: &Decision) -> bool {
+    let pool = svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL);
+    let cond_same = our_condition(svc).is_some_and(|c| {
+        c.status == if d.ok { "True" } else { "False" } && c.reason == d.reason && c.message == d.message
+    });
+    ingress_ips(svc) == d.ips && pool == d.pool.as_ref() && cond_same
+}
+
+enum WriteJob {
+    Apply(Arc<Service>, Decision),
+    Clear(Arc<Service>),
+}
+
+/// Performs API writes off the decision loop, bounded by `permits`.
+#[derive(Clone)]
+struct Writer {
+    manager: String,
+    client: Client,
+    recorder: Recorder,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Writer {
+    fn spawn(&self, key: String, job: WriteJob) {
+        let w = self.clone();
+        tokio::spawn(async move {
+            let _permit = w.permits.clone().acquire_owned().await;
+            let mut delay = Duration::from_millis(100);
+            // Retry until it lands: the decision stands, and losing a write would leave the
+            // Service showing something else.
+            loop {
+                match w.write_service(&job).await {
+                    Ok(()) => break,
+                    Err(e) if is_gone(&e) => break,
+                    Err(e) => {
+                        w.metrics.api_write_errors.inc();
+                        tracing::warn!(service = key, error = %e, "write failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            let _ = w.tx.send(Msg::Written(key));
+        });
+    }
+
+    async fn write_service(&self, job: &WriteJob) -> Result<(), kube::Error> {
+        let (svc, decision) = match job {
+            WriteJob::Apply(s, d) => (s, Some(d)),
+            WriteJob::Clear(s) => (s, None),
+        };
+        let ns = svc.namespace().unwrap_or_default();
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+        let name = svc.name_any();
+        let pool = decision.and_then(|d| d.pool.clone());
+        if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
+            let patch = json!({ "metadata": { "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool } } });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            self.metrics.api_writes.inc();
+        }
+        let status = match decision {
+            Some(d) => {
+                let ingress: Vec<_> = d.ips.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" })).collect();
+                let mut lb = json!({});
+                if !ingress.is_empty() {
+                    lb = json!({ "ingress": ingress });
+                }
+                let old = our_condition(svc);
+                let status_str = if d.ok { "True" } else { "False" };
+                let transition = match old {
+                    Some(c) if c.status == status_str => c.last_transition_time.clone(),
+                    _ => now(),
+                };
+                let cond = Condition {
+                    type_: SERVICE_CONDITION.into(),
+                    status: status_str.into(),
+                    reason: d.reason.into(),
+                    message: d.message.clone(),
+                    observed_generation: svc.metadata.generation,
+                    last_transition_time: transition,
+                };
+                json!({ "loadBalancer": lb, "conditions": [cond] })
+            }
+            None => json!({}),
+        };
+        let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name, "namespace": ns }, "status": status });
+        api.patch_status(&name, &PatchParams::apply(&self.manager).force(), &Patch::Apply(&body)).await?;
+        self.metrics.api_writes.inc();
+
+        // An event when what the Service shows changes meaningfully (not on every retry).
+        let changed = match (decision, our_condition(svc)) {
+            (Some(d), Some(c)) => c.reason != d.reason || c.message != d.message,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if changed {
+            let (type_, reason, note) = match decision {
+                Some(d) if d.ok && d.reason == "IPAllocated" => (EventType::Normal, d.reason, d.message.clone()),
+                Some(d) => (EventType::Warning, d.reason, d.message.clone()),
+                None => (
+                    EventType::Normal,
+                    "ClearAssignment",
+                    "no longer a FerroLB LoadBalancer Service; addresses released".to_string(),
+                ),
+            };
+            let ev = KEvent {
+                type_,
+                reason: reason.into(),
+                note: Some(note),
+                action: "Allocate".into(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&ev, &svc.object_ref(&())).await {
+                tracing::debug!(error = %e, "event not published");
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge-patches a status subresource in the background.
+    fn patch_status<K>(&self, api: Api<K>, name: String, body: serde_json::Value)
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                Ok(_) => {
+                    metrics.api_writes.inc();
+                }
+                Err(e) => {
+                    metrics.api_write_errors.inc();
+                    tracing::warn!(object = name, error = %e, "status write failed");
+                }
+            }
+        });
+    }
+
+    /// Writes `Valid` conditions of a kind whose verdict changed.
+    fn verdicts<K>(&self, api: Api<K>, objs: &[K], verdicts: &BTreeMap<String, Verdict>)
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K: HasConditions,
+    {
+        for o in objs {
+            let Some(v) = verdicts.get(&o.name_any()) else { continue };
+            let mut conds = o.conditions().to_vec();
+            if set_condition(&mut conds, verdict_condition(v, o.meta().generation)) {
+                self.patch_status(api.clone(), o.name_any(), json!({ "status": { "conditions": conds } }));
+            }
+        }
+    }
+}
+
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Kinds whose status carries `conditions`.
+trait HasConditions {
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! has_conditions {
+    ($($k:ty),*) => {$(
+        impl HasConditions for $k {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+            }
+        }
+    )*};
+}
+has_conditions!(L2Advertisement, BGPAdvertisement, BGPPeer, BFDProfile, Community);

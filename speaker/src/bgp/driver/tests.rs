@@ -1,0 +1,285 @@
+use super::*;
+use crate::bgp::codec::{CodecOptions, Family, Notification, Open, PathAttribute, Update};
+use crate::bgp::fsm::PeerAsn;
+use crate::bgp::route::{NextHop, Prefix};
+use std::net::{IpAddr, Ipv4Addr};
+use tokio::net::TcpListener;
+
+mod lab;
+
+/// A scripted fake router speaking our own codec over loopback.
+struct FakePeer {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl FakePeer {
+    async fn recv(&mut self) -> Message {
+        loop {
+            if let Some((m, n)) = codec::decode_frame(&self.buf, &CodecOptions::default()).unwrap() {
+                self.buf.advance(n);
+                return m;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("peer timed out waiting for a message")
+                .unwrap();
+            assert!(n > 0, "speaker closed the connection");
+        }
+    }
+
+    async fn send(&mut self, m: Message) {
+        let b = m.encode(&CodecOptions::default()).unwrap();
+        self.stream.write_all(&b).await.unwrap();
+    }
+
+    /// Reads UPDATEs until both End-of-RIB markers arrived; returns the announced prefixes.
+    async fn initial_table(&mut self) -> Vec<Prefix> {
+        let mut announced = Vec::new();
+        let mut eor = 0;
+        while eor < 2 {
+            match self.recv().await {
+                Message::Update(u) => {
+                    if u.end_of_rib().is_some() {
+                        eor += 1;
+                    }
+                    announced.extend(announced_in(&u));
+                }
+                Message::Keepalive => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        announced
+    }
+}
+
+fn announced_in(u: &Update) -> Vec<Prefix> {
+    let mut v = u.nlri.clone();
+    for a in &u.attributes {
+        if let PathAttribute::MpReach { nlri, .. } = a {
+            v.extend(nlri.iter().copied());
+        }
+    }
+    v
+}
+
+fn withdrawn_in(u: &Update) -> Vec<Prefix> {
+    let mut v = u.withdrawn.clone();
+    for a in &u.attributes {
+        if let PathAttribute::MpUnreach { withdrawn, .. } = a {
+            v.extend(withdrawn.iter().copied());
+        }
+    }
+    v
+}
+
+fn route(s: &str) -> Route {
+    let prefix: Prefix = s.parse().unwrap();
+    let nh = match prefix.family() {
+        Family::Ipv4Unicast => NextHop::V4(Ipv4Addr::LOCALHOST),
+        Family::Ipv6Unicast => NextHop::v6("fd00::1".parse().unwrap()),
+    };
+    Route::new(prefix, nh)
+}
+
+async fn setup(hold: u16) -> (TcpListener, SessionConfig) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut peer = PeerConfig::new(64512, PeerAsn::Fixed(64513), Ipv4Addr::new(198, 18, 0, 1));
+    peer.hold_time = hold;
+    peer.connect_time = Duration::from_millis(100);
+    let mut transport = TransportConfig::new(listener.local_addr().unwrap());
+    transport.source = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    (listener, SessionConfig { peer, transport })
+}
+
+async fn handshake(listener: &TcpListener, hold: u16) -> FakePeer {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut p = FakePeer {
+        stream,
+        buf: BytesMut::new(),
+    };
+    let Message::Open(open) = p.recv().await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!(open.asn(), 64512);
+    let caps = vec![
+        codec::Capability::Multiprotocol { afi: 1, safi: 1 },
+        codec::Capability::Multiprotocol { afi: 2, safi: 1 },
+        codec::Capability::FourOctetAs(64513),
+    ];
+    p.send(Message::Open(Open::new(64513, hold, Ipv4Addr::new(198, 18, 0, 2), caps)))
+        .await;
+    p.send(Message::Keepalive).await;
+    assert_eq!(p.recv().await, Message::Keepalive);
+    p
+}
+
+async fn wait_state(status: &mut watch::Receiver<SessionStatus>, want: State) -> SessionStatus {
+    let s = tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| s.state == want),
+    )
+    .await
+    .expect("state not reached")
+    .unwrap();
+    s.clone()
+}
+
+#[tokio::test]
+async fn session_against_fake_peer() {
+    let (listener, cfg) = setup(30).await;
+    let (routes_tx, routes_rx) = watch::channel(
+        [route("198.18.0.10"), route("fd00::10")].into_iter().collect(),
+    );
+    let handle = spawn(cfg, routes_rx, None);
+    let mut status = handle.status();
+    let mut peer = handshake(&listener, 30).await;
+    let mut table = peer.initial_table().await;
+    table.sort();
+    assert_eq!(table, vec!["198.18.0.10".parse().unwrap(), "fd00::10".parse().unwrap()]);
+    let s = wait_state(&mut status, State::Established).await;
+    assert_eq!(s.prefixes_sent, 2);
+    assert_eq!(s.established_count, 1);
+
+    // Diff: withdraw the IPv4 route, add another.
+    routes_tx.send_replace([route("198.18.0.11"), route("fd00::10")].into_iter().collect());
+    let mut wd = Vec::new();
+    let mut an = Vec::new();
+    while wd.is_empty() || an.is_empty() {
+        if let Message::Update(u) = peer.recv().await {
+            wd.extend(withdrawn_in(&u));
+            an.extend(announced_in(&u));
+        }
+    }
+    assert_eq!(wd, vec!["198.18.0.10".parse().unwrap()]);
+    assert_eq!(an, vec!["198.18.0.11".parse().unwrap()]);
+
+    // Shutdown sends Cease / Administrative Shutdown, then closes.
+    let stop = tokio::spawn(handle.shutdown(StopReason::Shutdown));
+    loop {
+        match peer.recv().await {
+            Message::Notification(n) => {
+                assert_eq!(n, Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN));
+                break;
+            }
+            Message::Keepalive => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(2), peer.stream.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "connection closed after the Cease");
+    stop.await.unwrap();
+    assert_eq!(status.borrow().state, State::Idle);
+}
+
+#[tokio::test]
+async fn keepalives_flow_and_hold_timer_expires() {
+    let (listener, cfg) = setup(3).await;
+    let (_routes_tx, routes_rx) = watch::channel(BTreeSet::new());
+    let handle = spawn(cfg, routes_rx, None);
+    let mut status = handle.status();
+    let mut peer = handshake(&listener, 3).await;
+    peer.initial_table().await;
+    // With hold 3 s, keepalives come every second.
+    let start = Instant::now();
+    for _ in 0..2 {
+        assert_eq!(peer.recv().await, Message::Keepalive);
+    }
+    assert!(start.elapsed() < Duration::from_millis(2900));
+    // We stay silent: the speaker's hold timer expires and it tells us so.
+    loop {
+        match peer.recv().await {
+            Message::Keepalive => {}
+            Message::Notification(n) => {
+                assert_eq!(n, Notification::hold_timer_expired());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let s = wait_state(&mut status, State::Idle).await;
+    assert!(s.last_error.unwrap().contains("Hold Timer Expired"));
+    // And it reconnects by itself.
+    let _again = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    handle.shutdown(StopReason::Shutdown).await;
+}
+
+#[tokio::test]
+async fn malformed_input_gets_the_right_notification() {
+    let (listener, cfg) = setup(30).await;
+    let (_routes_tx, routes_rx) = watch::channel(BTreeSet::new());
+    let handle = spawn(cfg, routes_rx, None);
+    let mut peer = handshake(&listener, 30).await;
+    peer.initial_table().await;
+    // A KEEPALIVE with a bad marker.
+    let mut bad = Message::Keepalive.encode(&CodecOptions::default()).unwrap().to_vec();
+    bad[0] = 0;
+    peer.stream.write_all(&bad).await.unwrap();
+    loop {
+        match peer.recv().await {
+            Message::Notification(n) => {
+                assert_eq!((n.code, n.subcode), (1, 1));
+                break;
+            }
+            Message::Keepalive => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    handle.shutdown(StopReason::Shutdown).await;
+}
+
+#[tokio::test]
+async fn bfd_down_resets_the_session() {
+    let (listener, cfg) = setup(30).await;
+    let (_routes_tx, routes_rx) = watch::channel(BTreeSet::new());
+    let (bfd_tx, bfd_rx) = watch::channel(true);
+    let handle = spawn(cfg, routes_rx, Some(bfd_rx));
+    let mut status = handle.status();
+    let mut peer = handshake(&listener, 30).await;
+    peer.initial_table().await;
+    wait_state(&mut status, State::Established).await;
+    bfd_tx.send_replace(false);
+    loop {
+        match peer.recv().await {
+            Message::Notification(n) => {
+                assert_eq!(n, Notification::cease(codec::err::BFD_DOWN));
+                break;
+            }
+            Message::Keepalive => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let s = wait_state(&mut status, State::Idle).await;
+    assert!(s.last_error.unwrap().contains("BFD"));
+    handle.shutdown(StopReason::Shutdown).await;
+}
+
+#[tokio::test]
+async fn unreachable_peer_backs_off() {
+    // A port nobody listens on: connection refused, retried with backoff.
+    let (listener, cfg) = setup(30).await;
+    drop(listener);
+    let (_routes_tx, routes_rx) = watch::channel(BTreeSet::new());
+    let handle = spawn(cfg, routes_rx, None);
+    let mut status = handle.status();
+    let s = tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.starts_with("connect"))),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert!(matches!(s.state, State::Active | State::Connect));
+    handle.shutdown(StopReason::Shutdown).await;
+}

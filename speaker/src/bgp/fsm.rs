@@ -1,0 +1,683 @@
+//! BGP session state machine (RFC 4271 §8), active side only, sans-IO.
+//!
+//! The [`Session`] consumes [`Event`]s and returns [`Action`]s; it never touches sockets or
+//! clocks. Timers are requested with [`Action::SetTimer`] and come back as
+//! [`Event::TimerFired`]. Setting a timer that is already running restarts it.
+//!
+//! We only originate routes: received UPDATEs are validated (by the codec) and ignored.
+//! Connection collision handling is not needed because we never accept inbound sessions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::codec::{
+    Capability, CodecOptions, DecodeError, Family, GracefulRestart, GracefulRestartFamily,
+    Message, Notification, Open, err,
+};
+use super::route::{self, Prefix, Route, UpdateContext};
+
+/// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
+pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// Which peer ASNs are acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerAsn {
+    Fixed(u32),
+    /// Dynamic iBGP: the peer must be in our AS.
+    Internal,
+    /// Dynamic eBGP: the peer must be in another AS.
+    External,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// Seconds the peer should keep our routes while we restart (12 bits).
+    pub restart_time: u16,
+    /// F bit: our forwarding state survives a restart.
+    pub forwarding_state: bool,
+    /// R bit: this process is a restart of a previous one.
+    pub restarting: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub local_asn: u32,
+    pub peer_asn: PeerAsn,
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time in seconds; 0 disables keepalives. 1 and 2 are raised to 3.
+    pub hold_time: u16,
+    /// Keepalive interval in seconds; `None` means a third of the negotiated hold time.
+    pub keepalive: Option<u16>,
+    /// First connect-retry delay; doubled after each failure up to `connect_time_max`.
+    pub connect_time: Duration,
+    pub connect_time_max: Duration,
+    pub families: Vec<Family>,
+    pub graceful_restart: Option<GracefulRestartConfig>,
+}
+
+impl PeerConfig {
+    /// Defaults close to MetalLB/FRR: hold 90 s, connect retry from 1 s to 60 s, IPv4+IPv6.
+    pub fn new(local_asn: u32, peer_asn: PeerAsn, router_id: Ipv4Addr) -> Self {
+        Self {
+            local_asn,
+            peer_asn,
+            router_id,
+            hold_time: 90,
+            keepalive: None,
+            connect_time: Duration::from_secs(1),
+            connect_time_max: Duration::from_secs(60),
+            families: Family::ALL.to_vec(),
+            graceful_restart: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKind {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+}
+
+/// Cease subcode sent on an administrative stop (RFC 4486).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Shutdown,
+    Reset,
+}
+
+impl StopReason {
+    fn subcode(self) -> u8 {
+        match self {
+            StopReason::Shutdown => err::ADMINISTRATIVE_SHUTDOWN,
+            StopReason::Reset => err::ADMINISTRATIVE_RESET,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Start,
+    Stop(StopReason),
+    TcpConnected,
+    TcpFailed,
+    TcpClosed,
+    Message(Message),
+    /// The peer sent bytes that do not decode; carries the NOTIFICATION to answer with.
+    Malformed(DecodeError),
+    TimerFired(TimerKind),
+    BfdDown,
+    /// The full set of routes we want advertised now.
+    RoutesChanged(BTreeSet<Route>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open a TCP connection to the peer (abandoning any attempt in progress).
+    Connect,
+    Send(Message),
+    CloseTcp,
+    SetTimer(TimerKind, Duration),
+    CancelTimer(TimerKind),
+    Established,
+    Down(DownReason),
+}
+
+/// Why a session (or a session attempt that reached TCP) ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    AdminStop(StopReason),
+    NotificationReceived(Notification),
+    /// We found an error (including hold timer expiry) and told the peer.
+    NotificationSent(Notification),
+    TcpClosed,
+    BfdDown,
+}
+
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownReason::AdminStop(r) => write!(f, "administrative stop ({r:?})"),
+            DownReason::NotificationReceived(n) => write!(f, "received NOTIFICATION {n}"),
+            DownReason::NotificationSent(n) => write!(f, "sent NOTIFICATION {n}"),
+            DownReason::TcpClosed => write!(f, "TCP connection closed"),
+            DownReason::BfdDown => write!(f, "BFD session down"),
+        }
+    }
+}
+
+/// What both sides agreed on in the OPEN exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    pub peer_asn: u32,
+    pub peer_id: Ipv4Addr,
+    /// Seconds; 0 = no hold timer and no keepalives.
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub families: Vec<Family>,
+    pub four_octet_as: bool,
+    pub ibgp: bool,
+    pub peer_graceful_restart: Option<GracefulRestart>,
+}
+
+/// One BGP peering, sans-IO.
+#[derive(Clone, Debug)]
+pub struct Session {
+    config: PeerConfig,
+    state: State,
+    /// Cleared by `Stop`: automatic restarts only happen while administratively up.
+    admin_up: bool,
+    /// Consecutive failed attempts, for exponential connect-retry backoff.
+    failures: u32,
+    negotiated: Option<Negotiated>,
+    /// What we want advertised, by prefix (one route per prefix: the first in set order).
+    desired: BTreeMap<Prefix, Route>,
+    /// What the peer has from us (Adj-RIB-Out).
+    advertised: BTreeMap<Prefix, Route>,
+}
+
+impl Session {
+    pub fn new(mut config: PeerConfig) -> Self {
+        // RFC 4271 §4.2: hold time is 0 or at least 3 seconds.
+        if config.hold_time > 0 && config.hold_time < 3 {
+            config.hold_time = 3;
+        }
+        config.families.sort_unstable();
+        config.families.dedup();
+        Self {
+            config,
+            state: State::Idle,
+            admin_up: false,
+            failures: 0,
+            negotiated: None,
+            desired: BTreeMap::new(),
+            advertised: BTreeMap::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// Prefixes currently advertised to the peer.
+    pub fn advertised(&self) -> impl Iterator<Item = &Route> {
+        self.advertised.values()
+    }
+
+    /// Codec settings for messages to and from this peer.
+    pub fn codec_options(&self) -> CodecOptions {
+        CodecOptions {
+            four_octet_as: self.negotiated.as_ref().is_none_or(|n| n.four_octet_as),
+        }
+    }
+
+    /// The OPEN we send.
+    pub fn open_message(&self) -> Open {
+        let c = &self.config;
+        let mut caps: Vec<Capability> = c
+            .families
+            .iter()
+            .map(|f| {
+                let (afi, safi) = f.afi_safi();
+                Capability::Multiprotocol { afi, safi }
+            })
+            .collect();
+        caps.push(Capability::RouteRefresh);
+        caps.push(Capability::FourOctetAs(c.local_asn));
+        if let Some(gr) = c.graceful_restart {
+            caps.push(Capability::GracefulRestart(GracefulRestart {
+                restart_state: gr.restarting,
+                notification: false,
+                restart_time: gr.restart_time.min(0x0fff),
+                families: c
+                    .families
+                    .iter()
+                    .map(|f| {
+                        let (afi, safi) = f.afi_safi();
+                        GracefulRestartFamily {
+                            afi,
+                            safi,
+                            forwarding_state: gr.forwarding_state,
+                        }
+                    })
+                    .collect(),
+            }));
+        }
+        Open::new(c.local_asn, c.hold_time, c.router_id, caps)
+    }
+
+    /// Delay before the next connection attempt: `connect_time * 2^failures`, capped.
+    pub fn retry_delay(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.failures.min(20)).unwrap_or(u32::MAX);
+        self.config
+            .connect_time
+            .saturating_mul(factor)
+            .min(self.config.connect_time_max)
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Start => self.on_start(&mut out),
+            Event::Stop(reason) => self.on_stop(reason, &mut out),
+            Event::TcpConnected => self.on_tcp_connected(&mut out),
+            Event::TcpFailed => self.on_tcp_failed(&mut out),
+            Event::TcpClosed => self.on_tcp_closed(&mut out),
+            Event::Message(m) => self.on_message(m, &mut out),
+            Event::Malformed(e) => {
+                if self.tcp_up() {
+                    self.fail(DownReason::NotificationSent(e.notification), &mut out);
+                }
+            }
+            Event::TimerFired(kind) => self.on_timer(kind, &mut out),
+            Event::BfdDown => {
+                if self.tcp_up() {
+                    self.fail(
+                        DownReason::NotificationSent(Notification::cease(err::BFD_DOWN)),
+                        &mut out,
+                    );
+                    // Report the real cause rather than the NOTIFICATION we sent about it.
+                    if let Some(Action::Down(r)) = out.last_mut() {
+                        *r = DownReason::BfdDown;
+                    }
+                }
+            }
+            Event::RoutesChanged(routes) => self.on_routes(routes, &mut out),
+        }
+        out
+    }
+
+    fn tcp_up(&self) -> bool {
+        matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        )
+    }
+
+    fn connect(&mut self, out: &mut Vec<Action>) {
+        self.state = State::Connect;
+        out.push(Action::Connect);
+        out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+    }
+
+    fn on_start(&mut self, out: &mut Vec<Action>) {
+        if self.state != State::Idle {
+            return;
+        }
+        self.admin_up = true;
+        self.failures = 0;
+        self.connect(out);
+    }
+
+    fn on_stop(&mut self, reason: StopReason, out: &mut Vec<Action>) {
+        let was_up = self.tcp_up();
+        if was_up {
+            out.push(Action::Send(Message::Notification(Notification::cease(
+                reason.subcode(),
+            ))));
+        }
+        if self.state != State::Idle {
+            out.push(Action::CloseTcp);
+        }
+        for t in [TimerKind::ConnectRetry, TimerKind::Hold, TimerKind::Keepalive] {
+            out.push(Action::CancelTimer(t));
+        }
+        if was_up {
+            out.push(Action::Down(DownReason::AdminStop(reason)));
+        }
+        self.admin_up = false;
+        self.to_idle();
+    }
+
+    /// Counts a failed attempt for backoff; a session that had been Established retries
+    /// promptly instead.
+    fn note_failure(&mut self) {
+        self.failures = if self.state == State::Established {
+            0
+        } else {
+            self.failures.saturating_add(1)
+        };
+    }
+
+    fn to_idle(&mut self) {
+        self.state = State::Idle;
+        self.negotiated = None;
+        self.advertised.clear();
+    }
+
+    /// Tears down a connected session after an error and schedules an automatic restart.
+    fn fail(&mut self, reason: DownReason, out: &mut Vec<Action>) {
+        if let DownReason::NotificationSent(n) = &reason {
+            out.push(Action::Send(Message::Notification(n.clone())));
+        }
+        out.push(Action::CloseTcp);
+        out.push(Action::CancelTimer(TimerKind::Hold));
+        out.push(Action::CancelTimer(TimerKind::Keepalive));
+        self.note_failure();
+        self.to_idle();
+        if self.admin_up {
+            // Idle with automatic restart: ConnectRetry doubles as the idle-hold timer.
+            out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+        }
+        out.push(Action::Down(reason));
+    }
+
+    fn on_tcp_connected(&mut self, out: &mut Vec<Action>) {
+        if !matches!(self.state, State::Connect | State::Active) {
+            return;
+        }
+        self.state = State::OpenSent;
+        out.push(Action::CancelTimer(TimerKind::ConnectRetry));
+        out.push(Action::Send(Message::Open(self.open_message())));
+        out.push(Action::SetTimer(TimerKind::Hold, LARGE_HOLD_TIME));
+    }
+
+    fn on_tcp_failed(&mut self, out: &mut Vec<Action>) {
+        match self.state {
+            State::Connect => {
+                self.failures = self.failures.saturating_add(1);
+                self.state = State::Active;
+                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+            }
+            _ => self.on_tcp_closed(out),
+        }
+    }
+
+    fn on_tcp_closed(&mut self, out: &mut Vec<Action>) {
+        match self.state {
+            State::OpenSent => {
+                // RFC 4271 §8.2.2: OpenSent + TcpConnectionFails → Active, retry later.
+                self.failures = self.failures.saturating_add(1);
+                self.state = State::Active;
+                self.negotiated = None;
+                out.push(Action::CloseTcp);
+                out.push(Action::CancelTimer(TimerKind::Hold));
+                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                out.push(Action::Down(DownReason::TcpClosed));
+            }
+            State::OpenConfirm | State::Established => {
+                out.push(Action::CloseTcp);
+                out.push(Action::CancelTimer(TimerKind::Hold));
+                out.push(Action::CancelTimer(TimerKind::Keepalive));
+                self.note_failure();
+                self.to_idle();
+                if self.admin_up {
+                    out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                }
+                out.push(Action::Down(DownReason::TcpClosed));
+            }
+            State::Connect => {
+                self.failures = self.failures.saturating_add(1);
+                self.state = State::Active;
+                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+            }
+            State::Idle | State::Active => {}
+        }
+    }
+
+    fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
+        match (kind, self.state) {
+            (TimerKind::ConnectRetry, State::Connect) => {
+                // RFC 4271 §8.2.2: drop the attempt in progress and try again.
+                self.failures = self.failures.saturating_add(1);
+                out.push(Action::CloseTcp);
+                self.connect(out);
+            }
+            (TimerKind::ConnectRetry, State::Active) => self.connect(out),
+            (TimerKind::ConnectRetry, State::Idle) if self.admin_up => self.connect(out),
+            (TimerKind::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
+                self.fail(
+                    DownReason::NotificationSent(Notification::hold_timer_expired()),
+                    out,
+                );
+            }
+            (TimerKind::Keepalive, State::OpenConfirm | State::Established) => {
+                out.push(Action::Send(Message::Keepalive));
+                self.restart_keepalive(out);
+            }
+            // Stale timers (fired after a transition that cancelled them) are harmless.
+            _ => {}
+        }
+    }
+
+    fn restart_keepalive(&self, out: &mut Vec<Action>) {
+        if let Some(n) = &self.negotiated
+            && n.keepalive > 0
+        {
+            out.push(Action::SetTimer(
+                TimerKind::Keepalive,
+                Duration::from_secs(n.keepalive.into()),
+            ));
+        }
+    }
+
+    fn restart_hold(&self, out: &mut Vec<Action>) {
+        if let Some(n) = &self.negotiated
+            && n.hold_time > 0
+        {
+            out.push(Action::SetTimer(
+                TimerKind::Hold,
+                Duration::from_secs(n.hold_time.into()),
+            ));
+        }
+    }
+
+    fn fsm_error(&mut self, out: &mut Vec<Action>) {
+        let subcode = match self.state {
+            State::OpenSent => err::FSM_UNEXPECTED_IN_OPEN_SENT,
+            State::OpenConfirm => err::FSM_UNEXPECTED_IN_OPEN_CONFIRM,
+            _ => err::FSM_UNEXPECTED_IN_ESTABLISHED,
+        };
+        self.fail(
+            DownReason::NotificationSent(Notification::new(err::FSM, subcode, Vec::new())),
+            out,
+        );
+    }
+
+    fn on_message(&mut self, msg: Message, out: &mut Vec<Action>) {
+        if !self.tcp_up() {
+            return;
+        }
+        if let Message::Notification(n) = msg {
+            out.push(Action::CloseTcp);
+            out.push(Action::CancelTimer(TimerKind::Hold));
+            out.push(Action::CancelTimer(TimerKind::Keepalive));
+            self.note_failure();
+            self.to_idle();
+            if self.admin_up {
+                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+            }
+            out.push(Action::Down(DownReason::NotificationReceived(n)));
+            return;
+        }
+        match (self.state, msg) {
+            (State::OpenSent, Message::Open(open)) => match self.negotiate(&open) {
+                Ok(n) => {
+                    self.negotiated = Some(n);
+                    self.state = State::OpenConfirm;
+                    out.push(Action::Send(Message::Keepalive));
+                    match self.negotiated.as_ref().map(|n| n.hold_time) {
+                        Some(0) | None => out.push(Action::CancelTimer(TimerKind::Hold)),
+                        Some(_) => self.restart_hold(out),
+                    }
+                    self.restart_keepalive(out);
+                }
+                Err(notification) => {
+                    self.fail(DownReason::NotificationSent(notification), out);
+                }
+            },
+            (State::OpenConfirm, Message::Keepalive) => {
+                self.state = State::Established;
+                self.failures = 0;
+                out.push(Action::Established);
+                self.restart_hold(out);
+                self.send_all(out);
+            }
+            (State::Established, Message::Keepalive) => self.restart_hold(out),
+            (State::Established, Message::Update(_)) => {
+                // We only originate: received routes (and any RFC 7606 soft errors in them)
+                // are ignored; the codec already rejected what must reset the session.
+                self.restart_hold(out);
+            }
+            (State::Established, Message::RouteRefresh(rr)) => {
+                self.restart_hold(out);
+                if let Some(family) = super::codec::Family::from_afi_safi(rr.afi, rr.safi)
+                    && rr.subtype == 0
+                    && self.negotiated.as_ref().is_some_and(|n| n.families.contains(&family))
+                {
+                    let routes: Vec<Route> = self
+                        .advertised
+                        .values()
+                        .filter(|r| r.prefix.family() == family)
+                        .cloned()
+                        .collect();
+                    let updates = route::announce_updates(&routes, &self.update_context());
+                    self.send_updates(updates, out);
+                }
+            }
+            _ => self.fsm_error(out),
+        }
+    }
+
+    fn negotiate(&self, open: &Open) -> Result<Negotiated, Notification> {
+        let c = &self.config;
+        let peer_asn = open.asn();
+        let asn_ok = match c.peer_asn {
+            PeerAsn::Fixed(a) => peer_asn == a,
+            PeerAsn::Internal => peer_asn == c.local_asn,
+            PeerAsn::External => peer_asn != c.local_asn,
+        };
+        if !asn_ok {
+            return Err(Notification::new(
+                err::OPEN_MESSAGE,
+                err::BAD_PEER_AS,
+                Vec::new(),
+            ));
+        }
+        let ibgp = peer_asn == c.local_asn;
+        // RFC 6286 §2.2: within an AS the identifiers must differ.
+        if ibgp && open.bgp_id == c.router_id {
+            return Err(Notification::new(
+                err::OPEN_MESSAGE,
+                err::BAD_BGP_IDENTIFIER,
+                Vec::new(),
+            ));
+        }
+        let hold_time = c.hold_time.min(open.hold_time);
+        let keepalive = match (hold_time, c.keepalive) {
+            (0, _) => 0,
+            (h, Some(k)) if k > 0 && k < h => k,
+            (h, _) => h / 3,
+        };
+        let peer_families = open.families();
+        Ok(Negotiated {
+            peer_asn,
+            peer_id: open.bgp_id,
+            hold_time,
+            keepalive,
+            families: c
+                .families
+                .iter()
+                .copied()
+                .filter(|f| peer_families.contains(f))
+                .collect(),
+            four_octet_as: open.four_octet_as().is_some(),
+            ibgp,
+            peer_graceful_restart: open.graceful_restart().cloned(),
+        })
+    }
+
+    fn update_context(&self) -> UpdateContext {
+        UpdateContext {
+            local_asn: self.config.local_asn,
+            ibgp: self.negotiated.as_ref().is_some_and(|n| n.ibgp),
+            four_octet_as: self.codec_options().four_octet_as,
+        }
+    }
+
+    fn negotiated_family(&self, r: &Route) -> bool {
+        self.negotiated
+            .as_ref()
+            .is_some_and(|n| n.families.contains(&r.prefix.family()))
+            && r.is_consistent()
+    }
+
+    fn send_updates(&self, updates: Vec<super::codec::Update>, out: &mut Vec<Action>) {
+        if updates.is_empty() {
+            return;
+        }
+        out.extend(updates.into_iter().map(|u| Action::Send(Message::Update(u))));
+        // RFC 4271 §8.2.2: sending an UPDATE restarts the keepalive timer.
+        self.restart_keepalive(out);
+    }
+
+    /// Initial advertisement on reaching Established: all routes, then End-of-RIB per family.
+    fn send_all(&mut self, out: &mut Vec<Action>) {
+        self.advertised = self
+            .desired
+            .iter()
+            .filter(|(_, r)| self.negotiated_family(r))
+            .map(|(p, r)| (*p, r.clone()))
+            .collect();
+        let mut updates = route::announce_updates(self.advertised.values(), &self.update_context());
+        if let Some(n) = &self.negotiated {
+            updates.extend(n.families.iter().map(|f| route::end_of_rib(*f)));
+        }
+        self.send_updates(updates, out);
+    }
+
+    fn on_routes(&mut self, routes: BTreeSet<Route>, out: &mut Vec<Action>) {
+        let mut desired = BTreeMap::new();
+        for r in routes {
+            desired.entry(r.prefix).or_insert(r);
+        }
+        self.desired = desired;
+        if self.state != State::Established {
+            return;
+        }
+        let target: BTreeMap<Prefix, Route> = self
+            .desired
+            .iter()
+            .filter(|(_, r)| self.negotiated_family(r))
+            .map(|(p, r)| (*p, r.clone()))
+            .collect();
+        let withdrawn: Vec<Prefix> = self
+            .advertised
+            .keys()
+            .filter(|p| !target.contains_key(p))
+            .copied()
+            .collect();
+        // New prefixes and changed attributes (an announcement implicitly replaces).
+        let announced: Vec<&Route> = target
+            .iter()
+            .filter(|(p, r)| self.advertised.get(p) != Some(r))
+            .map(|(_, r)| r)
+            .collect();
+        let mut updates = route::withdraw_updates(&withdrawn);
+        updates.extend(route::announce_updates(announced, &self.update_context()));
+        self.advertised = target;
+        self.send_updates(updates, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

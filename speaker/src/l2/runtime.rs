@@ -1,0 +1,834 @@
+//! The async shell of L2 mode: owns one packet socket per interface in use,
+//! feeds the [`Announcer`] from a `watch` of desired announcements, received
+//! frames, a timer and a periodic interface rescan, and executes its actions.
+//!
+//! One reader task per open socket (tasks, not threads) forwards frames to
+//! the single loop that owns the announcer, so the announcer needs no locks.
+//!
+//! Plugging it in:
+//! ```ignore
+//! let (desired_tx, desired_rx) = tokio::sync::watch::channel(DesiredL2::new());
+//! let runtime = L2Runtime::new(L2Config::default(), desired_rx);
+//! let status = runtime.status(); // counters and what is announced where
+//! tokio::spawn(runtime.run());   // returns when desired_tx is dropped
+//! desired_tx.send_replace(DesiredL2::from([(vip, IfaceSelector::All)]));
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, info, warn};
+
+use super::announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
+use super::socket::{self, GroupMembership, Interface, PacketSocket};
+
+/// Which interfaces an IP is announced on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfaceSelector {
+    /// Every suitable interface not matching [`L2Config::ignore_prefixes`].
+    All,
+    /// Only these (the L2Advertisement's `interfaces`), when suitable.
+    Named(BTreeSet<IfaceName>),
+}
+
+impl IfaceSelector {
+    /// Both selections (several advertisements can match one IP).
+    pub fn union(self, other: IfaceSelector) -> IfaceSelector {
+        match (self, other) {
+            (Self::Named(mut a), Self::Named(b)) => {
+                a.extend(b);
+                Self::Named(a)
+            }
+            _ => Self::All,
+        }
+    }
+}
+
+/// What this node should announce in L2 mode: the IPs it won the election
+/// for, and where.
+pub type DesiredL2 = BTreeMap<IpAddr, IfaceSelector>;
+
+/// Concrete interfaces for each IP. `for_all` backs [`IfaceSelector::All`];
+/// named interfaces must be in `suitable` (named ones are honoured even if
+/// an ignore prefix matches them). IPs left with no interface are omitted.
+/// Pure.
+pub fn resolve(
+    desired: &DesiredL2,
+    for_all: &BTreeSet<IfaceName>,
+    suitable: &BTreeSet<IfaceName>,
+) -> DesiredAnnouncements {
+    desired
+        .iter()
+        .filter_map(|(ip, selector)| {
+            let ifaces: BTreeSet<IfaceName> = match selector {
+                IfaceSelector::All => for_all.clone(),
+                IfaceSelector::Named(names) => names.intersection(suitable).cloned().collect(),
+            };
+            (!ifaces.is_empty()).then_some((*ip, ifaces))
+        })
+        .collect()
+}
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct L2Config {
+    /// How often interfaces are rescanned (new, gone, down, MAC changed).
+    pub rescan_interval: Duration,
+    /// Interfaces whose name starts with one of these are left out of
+    /// [`IfaceSelector::All`], e.g. pod veths or CNI bridges.
+    pub ignore_prefixes: Vec<String>,
+    /// Normally `/sys/class/net`.
+    pub sys_class_net: PathBuf,
+}
+
+impl Default for L2Config {
+    fn default() -> Self {
+        Self {
+            rescan_interval: Duration::from_secs(10),
+            ignore_prefixes: Vec::new(),
+            sys_class_net: PathBuf::from(socket::SYS_CLASS_NET),
+        }
+    }
+}
+
+/// What the runtime is doing, for metrics and status reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Status {
+    pub counters: Counters,
+    /// Frames the kernel refused or that timed out.
+    pub send_errors: u64,
+    /// IPs announced now and where.
+    pub announcing: DesiredAnnouncements,
+    /// Interfaces with an open socket.
+    pub interfaces: BTreeMap<IfaceName, Interface>,
+}
+
+/// Fatal runtime errors. Everything else is logged and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum L2Error {
+    #[error("opening a packet socket on {iface} (needs CAP_NET_RAW): {source}")]
+    Permission { iface: IfaceName, source: io::Error },
+}
+
+/// The L2 announcement runtime for this node.
+pub struct L2Runtime {
+    config: L2Config,
+    desired: watch::Receiver<DesiredL2>,
+    status: watch::Sender<L2Status>,
+}
+
+const EVENT_QUEUE: usize = 256;
+/// Big enough for jumbo frames; bigger frames are truncated and then
+/// dropped by the parser.
+const RECV_BUFFER: usize = 9216;
+/// Packet sockets rarely block; if one does, drop the frame rather than
+/// stall every other interface.
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
+impl L2Runtime {
+    pub fn new(config: L2Config, desired: watch::Receiver<DesiredL2>) -> Self {
+        Self {
+            config,
+            desired,
+            status: watch::Sender::new(L2Status::default()),
+        }
+    }
+
+    /// Status updates; take it before [`Self::run`].
+    pub fn status(&self) -> watch::Receiver<L2Status> {
+        self.status.subscribe()
+    }
+
+    /// Runs until the sender of desired announcements is dropped. Dropping
+    /// the future closes every socket (and so leaves every group).
+    pub async fn run(mut self) -> Result<(), L2Error> {
+        let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
+        let mut rescan = tokio::time::interval(self.config.rescan_interval);
+        rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut shell = Shell::new(self.config, events_tx);
+        let mut desired = self.desired.borrow_and_update().clone();
+        loop {
+            let deadline = shell.announcer.next_deadline();
+            let sleep_to = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
+            tokio::select! {
+                changed = self.desired.changed() => {
+                    if changed.is_err() {
+                        info!("desired L2 announcements closed; stopping");
+                        break;
+                    }
+                    desired = self.desired.borrow_and_update().clone();
+                    shell.reconcile(&desired).await?;
+                }
+                _ = rescan.tick() => {
+                    shell.rescan();
+                    shell.reconcile(&desired).await?;
+                }
+                Some(event) = events.recv() => {
+                    if shell.on_event(event).await {
+                        shell.reconcile(&desired).await?;
+                    }
+                }
+                () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => {
+                    let actions = shell.announcer.on_tick(Instant::now());
+                    shell.execute(actions).await;
+                }
+            }
+            shell.publish(&self.status);
+        }
+        Ok(())
+    }
+}
+
+enum Event {
+    Frame {
+        iface: IfaceName,
+        bytes: Vec<u8>,
+    },
+    Failed {
+        iface: IfaceName,
+        generation: u64,
+        error: io::Error,
+    },
+}
+
+/// An interface in use.
+struct Open {
+    iface: Interface,
+    generation: u64,
+    socket: Arc<PacketSocket>,
+    groups: Option<GroupMembership>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // The reader holds the other Arc; stopping it closes the socket.
+        self.reader.abort();
+    }
+}
+
+struct Shell {
+    config: L2Config,
+    announcer: Announcer,
+    suitable: BTreeMap<IfaceName, Interface>,
+    open: BTreeMap<IfaceName, Open>,
+    events: mpsc::Sender<Event>,
+    generation: u64,
+    send_errors: u64,
+    status_dirty: bool,
+}
+
+impl Shell {
+    fn new(config: L2Config, events: mpsc::Sender<Event>) -> Self {
+        Self {
+            config,
+            announcer: Announcer::new(),
+            suitable: BTreeMap::new(),
+            open: BTreeMap::new(),
+            events,
+            generation: 0,
+            send_errors: 0,
+            status_dirty: true,
+        }
+    }
+
+    fn rescan(&mut self) {
+        match socket::scan_interfaces(&self.config.sys_class_net) {
+            Ok(scan) => {
+                let mut suitable = BTreeMap::new();
+                for (name, verdict) in scan {
+                    match verdict {
+                        Ok(iface) => {
+                            suitable.insert(name, iface);
+                        }
+                        Err(why) => debug!(iface = %name, %why, "interface not used for L2"),
+                    }
+                }
+                self.suitable = suitable;
+            }
+            // Keep the last good view rather than withdraw everything.
+            Err(error) => {
+                warn!(%error, path = %self.config.sys_class_net.display(), "cannot list interfaces")
+            }
+        }
+    }
+
+    fn is_ignored(&self, name: &str) -> bool {
+        self.config
+            .ignore_prefixes
+            .iter()
+            .any(|prefix| !prefix.is_empty() && name.starts_with(prefix.as_str()))
+    }
+
+    /// Brings sockets and the announcer in line with `desired` and the
+    /// current interfaces.
+    async fn reconcile(&mut self, desired: &DesiredL2) -> Result<(), L2Error> {
+        let suitable: BTreeSet<IfaceName> = self.suitable.keys().cloned().collect();
+        let for_all = suitable
+            .iter()
+            .filter(|name| !self.is_ignored(name))
+            .cloned()
+            .collect();
+        let wanted = resolve(desired, &for_all, &suitable);
+        let wanted_ifaces: BTreeSet<&IfaceName> = wanted.values().flatten().collect();
+
+        // Interfaces no longer wanted, gone, or changed (new ifindex or MAC).
+        let stale: Vec<IfaceName> = self
+            .open
+            .iter()
+            .filter(|(name, open)| {
+                !wanted_ifaces.contains(name) || self.suitable.get(*name) != Some(&open.iface)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !stale.is_empty() {
+            // Withdraw first so group leaves still find their socket; a
+            // changed interface is then re-added and announced afresh.
+            let keep: BTreeSet<&str> = self
+                .open
+                .keys()
+                .filter(|name| !stale.contains(name))
+                .map(String::as_str)
+                .collect();
+            self.apply(&restrict(&wanted, &keep)).await;
+            for name in &stale {
+                info!(iface = %name, "closing L2 socket");
+                self.open.remove(name);
+            }
+            self.status_dirty = true;
+        }
+
+        for name in wanted_ifaces {
+            if self.open.contains_key(name) {
+                continue;
+            }
+            if let Some(iface) = self.suitable.get(name).cloned() {
+                self.open_iface(iface)?;
+            }
+        }
+
+        let open: BTreeSet<&str> = self.open.keys().map(String::as_str).collect();
+        self.apply(&restrict(&wanted, &open)).await;
+        Ok(())
+    }
+
+    /// Hands the announcer a new desired set, logs what changed, and
+    /// executes the resulting actions.
+    async fn apply(&mut self, desired: &DesiredAnnouncements) {
+        let before = self.announcer.announcing();
+        let actions = self.announcer.set_desired(desired, Instant::now());
+        let after = self.announcer.announcing();
+        if before != after {
+            for (ip, ifaces) in &after {
+                let old = before.get(ip);
+                for iface in ifaces
+                    .iter()
+                    .filter(|i| !old.is_some_and(|o| o.contains(*i)))
+                {
+                    info!(%ip, %iface, "announcing");
+                }
+            }
+            for (ip, ifaces) in &before {
+                let new = after.get(ip);
+                for iface in ifaces
+                    .iter()
+                    .filter(|i| !new.is_some_and(|n| n.contains(*i)))
+                {
+                    info!(%ip, %iface, "stopped announcing");
+                }
+            }
+            self.status_dirty = true;
+        }
+        self.execute(actions).await;
+    }
+
+    fn open_iface(&mut self, iface: Interface) -> Result<(), L2Error> {
+        let socket = match PacketSocket::open(iface.ifindex) {
+            Ok(socket) => Arc::new(socket),
+            Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(L2Error::Permission {
+                    iface: iface.name,
+                    source,
+                });
+            }
+            Err(error) => {
+                // Retried at the next rescan or desired change.
+                warn!(iface = %iface.name, %error, "cannot open L2 socket");
+                return Ok(());
+            }
+        };
+        let groups = match GroupMembership::new(iface.ifindex) {
+            Ok(groups) => Some(groups),
+            Err(error) => {
+                warn!(iface = %iface.name, %error, "no IPv6 socket: IPv6 VIPs get no solicitations sent to multicast");
+                None
+            }
+        };
+        self.generation += 1;
+        let reader = tokio::spawn(read_frames(
+            iface.name.clone(),
+            self.generation,
+            Arc::clone(&socket),
+            self.events.clone(),
+        ));
+        info!(iface = %iface.name, ifindex = iface.ifindex, mac = %iface.mac, "opened L2 socket");
+        self.open.insert(
+            iface.name.clone(),
+            Open {
+                iface,
+                generation: self.generation,
+                socket,
+                groups,
+                reader,
+            },
+        );
+        self.status_dirty = true;
+        Ok(())
+    }
+
+    /// Returns true if interfaces changed and a reconcile is due.
+    async fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::Frame { iface, bytes } => {
+                if let Some(action) = self.announcer.on_frame(&iface, &bytes) {
+                    self.execute(vec![action]).await;
+                }
+                false
+            }
+            Event::Failed {
+                iface,
+                generation,
+                error,
+            } => {
+                if self
+                    .open
+                    .get(&iface)
+                    .is_none_or(|o| o.generation != generation)
+                {
+                    return false;
+                }
+                // Typically ENETDOWN: the interface went down. Forget it until
+                // a rescan sees it usable again, then it is announced afresh.
+                warn!(%iface, %error, "L2 socket failed; closing until the interface is usable");
+                self.suitable.remove(&iface);
+                true
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            let Some(open) = self.open.get_mut(action.iface()) else {
+                continue;
+            };
+            match &action {
+                Action::JoinGroup { iface, group } | Action::LeaveGroup { iface, group } => {
+                    let join = matches!(action, Action::JoinGroup { .. });
+                    let Some(groups) = open.groups.as_mut() else {
+                        continue;
+                    };
+                    let result = if join {
+                        groups.join(*group)
+                    } else {
+                        groups.leave(*group)
+                    };
+                    match result {
+                        Ok(()) => debug!(%iface, %group, join, "multicast membership"),
+                        Err(error) => {
+                            warn!(%iface, %group, join, %error, "multicast membership failed")
+                        }
+                    }
+                }
+                Action::SendGratuitous { .. } | Action::Reply { .. } => {
+                    for frame in action.frames(open.iface.mac) {
+                        let sent =
+                            tokio::time::timeout(SEND_TIMEOUT, open.socket.send(&frame)).await;
+                        match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
+                                self.send_errors += 1;
+                                debug!(iface = %open.iface.name, %error, "send failed");
+                            }
+                            Err(_) => {
+                                self.send_errors += 1;
+                                debug!(iface = %open.iface.name, "send timed out");
+                            }
+                        }
+                    }
+                    debug!(?action, "sent");
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, status: &watch::Sender<L2Status>) {
+        let dirty = std::mem::take(&mut self.status_dirty);
+        status.send_if_modified(|s| {
+            let mut modified = false;
+            if s.counters != *self.announcer.counters() {
+                s.counters = self.announcer.counters().clone();
+                modified = true;
+            }
+            if s.send_errors != self.send_errors {
+                s.send_errors = self.send_errors;
+                modified = true;
+            }
+            if dirty {
+                s.announcing = self.announcer.announcing();
+                s.interfaces = self
+                    .open
+                    .iter()
+                    .map(|(name, open)| (name.clone(), open.iface.clone()))
+                    .collect();
+                modified = true;
+            }
+            modified
+        });
+    }
+}
+
+/// `wanted` limited to interfaces in `ifaces`.
+fn restrict(wanted: &DesiredAnnouncements, ifaces: &BTreeSet<&str>) -> DesiredAnnouncements {
+    wanted
+        .iter()
+        .filter_map(|(ip, names)| {
+            let kept: BTreeSet<IfaceName> = names
+                .iter()
+                .filter(|n| ifaces.contains(n.as_str()))
+                .cloned()
+                .collect();
+            (!kept.is_empty()).then_some((*ip, kept))
+        })
+        .collect()
+}
+
+async fn read_frames(
+    iface: IfaceName,
+    generation: u64,
+    socket: Arc<PacketSocket>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        match socket.recv(&mut buf).await {
+            Ok(len) => {
+                let bytes = buf.get(..len).unwrap_or_default().to_vec();
+                let event = Event::Frame {
+                    iface: iface.clone(),
+                    bytes,
+                };
+                // Awaiting is the backpressure: under a flood the socket
+                // buffer fills and the kernel drops, not us.
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = events
+                    .send(Event::Failed {
+                        iface,
+                        generation,
+                        error,
+                    })
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn names(list: &[&str]) -> BTreeSet<IfaceName> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 200, 50));
+    const B: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x50));
+
+    #[test]
+    fn resolve_all_and_named() {
+        let suitable = names(&["eth0", "eth1", "veth12"]);
+        let for_all = names(&["eth0", "eth1"]);
+        let desired = DesiredL2::from([
+            (A, IfaceSelector::All),
+            (B, IfaceSelector::Named(names(&["eth1", "veth12", "gone0"]))),
+        ]);
+        let got = resolve(&desired, &for_all, &suitable);
+        assert_eq!(got[&A], names(&["eth0", "eth1"]));
+        assert_eq!(got[&B], names(&["eth1", "veth12"]));
+    }
+
+    #[test]
+    fn resolve_drops_ips_without_interfaces() {
+        let desired = DesiredL2::from([
+            (A, IfaceSelector::All),
+            (B, IfaceSelector::Named(names(&["gone0"]))),
+        ]);
+        assert!(resolve(&desired, &BTreeSet::new(), &names(&["eth0"])).is_empty());
+        assert!(resolve(&DesiredL2::new(), &names(&["eth0"]), &names(&["eth0"])).is_empty());
+    }
+
+    #[test]
+    fn selector_union() {
+        let a = IfaceSelector::Named(names(&["eth0"]));
+        let b = IfaceSelector::Named(names(&["eth1"]));
+        assert_eq!(
+            a.clone().union(b),
+            IfaceSelector::Named(names(&["eth0", "eth1"]))
+        );
+        assert_eq!(a.clone().union(IfaceSelector::All), IfaceSelector::All);
+        assert_eq!(IfaceSelector::All.union(a), IfaceSelector::All);
+    }
+
+    #[test]
+    fn restrict_keeps_only_given_interfaces() {
+        let wanted =
+            DesiredAnnouncements::from([(A, names(&["eth0", "eth1"])), (B, names(&["eth1"]))]);
+        let got = restrict(&wanted, &BTreeSet::from(["eth0"]));
+        assert_eq!(got, DesiredAnnouncements::from([(A, names(&["eth0"]))]));
+    }
+
+    #[test]
+    fn ignore_prefixes() {
+        let (tx, _rx) = mpsc::channel(1);
+        let shell = Shell::new(
+            L2Config {
+                ignore_prefixes: vec!["veth".into(), String::new()],
+                ..L2Config::default()
+            },
+            tx,
+        );
+        assert!(shell.is_ignored("veth1234"));
+        assert!(!shell.is_ignored("eth0"));
+    }
+
+    /// Real check in a throwaway pair of network namespaces. Setup (root):
+    ///
+    /// ```sh
+    /// ip netns add t-l2a; ip netns add t-l2b
+    /// for ns in t-l2a t-l2b; do
+    ///   ip netns exec $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    /// done
+    /// ip -n t-l2a link add veth-a type veth peer name veth-b netns t-l2b
+    /// ip -n t-l2a addr add 198.18.200.1/24 dev veth-a
+    /// ip -n t-l2a addr add fd00:200::1/64 dev veth-a nodad
+    /// ip -n t-l2b addr add 198.18.200.2/24 dev veth-b
+    /// ip -n t-l2b addr add fd00:200::2/64 dev veth-b nodad
+    /// ip -n t-l2a link set veth-a up; ip -n t-l2b link set veth-b up
+    /// cargo test -p ferrolb-speaker --lib --no-run   # then, with the test binary:
+    /// ip netns exec t-l2a target/debug/deps/ferrolb_speaker-* --ignored --nocapture l2::runtime::tests::netns
+    /// ip netns del t-l2a; ip netns del t-l2b
+    /// ```
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root and the t-l2a/t-l2b namespaces; run inside t-l2a"]
+    async fn netns_answers_arp_and_ns_then_stops() {
+        use tokio::process::Command;
+
+        const VIP4: &str = "198.18.200.50";
+        const VIP6: &str = "fd00:200::50";
+        const STALE_MAC: &str = "02:00:00:00:00:99";
+
+        async fn sh(args: &[&str]) -> (bool, String) {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .await
+                .expect("spawn");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            println!(
+                "$ {}\n{}(exit {:?})",
+                args.join(" "),
+                text,
+                out.status.code()
+            );
+            (out.status.success(), text)
+        }
+
+        let ifaces = socket::suitable_interfaces().expect("scan");
+        let mac = ifaces
+            .get("veth-a")
+            .expect("veth-a present and suitable")
+            .mac
+            .to_string();
+        println!("veth-a MAC {mac}");
+
+        // Stale client entries: gratuitous announcements must repoint them.
+        for ip in [VIP4, VIP6] {
+            sh(&[
+                "ip", "-n", "t-l2b", "neigh", "replace", ip, "lladdr", STALE_MAC, "dev", "veth-b",
+                "nud", "stale",
+            ])
+            .await;
+        }
+
+        let (tx, rx) = watch::channel(DesiredL2::new());
+        let runtime = L2Runtime::new(
+            L2Config {
+                ignore_prefixes: vec!["lo".into()],
+                rescan_interval: Duration::from_millis(500),
+                ..L2Config::default()
+            },
+            rx,
+        );
+        let mut status = runtime.status();
+        let task = tokio::spawn(runtime.run());
+        tx.send_replace(DesiredL2::from([
+            (
+                VIP4.parse().expect("ip"),
+                IfaceSelector::Named(names(&["veth-a"])),
+            ),
+            (VIP6.parse().expect("ip"), IfaceSelector::All),
+        ]));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        for ip in [VIP4, VIP6] {
+            let (_, neigh) = sh(&["ip", "-n", "t-l2b", "neigh", "show", ip, "dev", "veth-b"]).await;
+            assert!(
+                neigh.contains(&mac),
+                "gratuitous did not repoint {ip}: {neigh}"
+            );
+        }
+        // Make the client forget, so the probes below must be answered.
+        for ip in [VIP4, VIP6] {
+            sh(&["ip", "-n", "t-l2b", "neigh", "del", ip, "dev", "veth-b"]).await;
+        }
+
+        let (ok, out) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "arping", "-c1", "-w1", "-I", "veth-b", VIP4,
+        ])
+        .await;
+        assert!(ok && out.to_lowercase().contains(&mac), "arping");
+        let (ok, out) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "ndisc6", "-q", "-1", "-r1", "-w500", VIP6, "veth-b",
+        ])
+        .await;
+        assert!(ok && out.to_lowercase().contains(&mac), "ndisc6");
+
+        // Probes for an owned VIP are defended: an RFC 5227 ARP probe
+        // (sender 0.0.0.0) gets a reply, and a DAD probe an NA to all-nodes,
+        // which makes the client's tentative address fail.
+        let (ok, out) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "arping", "-0", "-c1", "-w1", "-I", "veth-b", VIP4,
+        ])
+        .await;
+        assert!(
+            ok && out.to_lowercase().contains(&mac),
+            "ARP probe not answered"
+        );
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            "t-l2b",
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.veth-b.accept_dad=1",
+        ])
+        .await;
+        sh(&[
+            "ip",
+            "-n",
+            "t-l2b",
+            "addr",
+            "add",
+            "fd00:200::50/64",
+            "dev",
+            "veth-b",
+        ])
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, addrs) = sh(&["ip", "-n", "t-l2b", "-6", "addr", "show", "dev", "veth-b"]).await;
+        sh(&[
+            "ip",
+            "-n",
+            "t-l2b",
+            "addr",
+            "del",
+            "fd00:200::50/64",
+            "dev",
+            "veth-b",
+        ])
+        .await;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            "t-l2b",
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.veth-b.accept_dad=0",
+        ])
+        .await;
+        assert!(addrs.contains("dadfailed"), "DAD probe not defended");
+
+        // Joined the solicited-node group at the IPv6 layer (MLD).
+        let (_, maddr) = sh(&["ip", "-n", "t-l2a", "maddr", "show", "dev", "veth-a"]).await;
+        assert!(maddr.contains("ff02::1:ff00:50"), "group not joined");
+
+        // Link down closes the socket; back up, it is reopened at the next
+        // rescan and the VIPs are announced afresh.
+        let before = status.borrow_and_update().counters.gratuitous_sent;
+        sh(&["ip", "-n", "t-l2a", "link", "set", "veth-a", "down"]).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(!status.borrow_and_update().interfaces.contains_key("veth-a"));
+        sh(&["ip", "-n", "t-l2a", "link", "set", "veth-a", "up"]).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let after = status.borrow_and_update().clone();
+        assert!(after.interfaces.contains_key("veth-a"), "not reopened");
+        assert!(
+            after.counters.gratuitous_sent >= before + 2,
+            "no fresh announcement"
+        );
+        let (ok, _) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "arping", "-c1", "-w1", "-I", "veth-b", VIP4,
+        ])
+        .await;
+        assert!(ok, "arping after link flap");
+
+        let snapshot = status.borrow_and_update().clone();
+        println!("status: {snapshot:#?}");
+        assert!(snapshot.counters.requests_received >= 2);
+        assert!(snapshot.counters.replies_sent >= 2);
+        assert!(snapshot.counters.gratuitous_sent >= 2);
+        assert_eq!(snapshot.send_errors, 0);
+        assert!(snapshot.interfaces.contains_key("veth-a"));
+
+        // Withdrawn: silence at once.
+        tx.send_replace(DesiredL2::new());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (ok, _) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "arping", "-c1", "-w1", "-I", "veth-b", VIP4,
+        ])
+        .await;
+        assert!(!ok, "still answering ARP after withdrawal");
+        let (ok, _) = sh(&[
+            "ip", "netns", "exec", "t-l2b", "ndisc6", "-q", "-1", "-r1", "-w500", VIP6, "veth-b",
+        ])
+        .await;
+        assert!(!ok, "still answering NS after withdrawal");
+        let (_, maddr) = sh(&["ip", "-n", "t-l2a", "maddr", "show", "dev", "veth-a"]).await;
+        assert!(!maddr.contains("ff02::1:ff00:50"), "group not left");
+        println!(
+            "after withdrawal: {:#?}",
+            status.borrow_and_update().counters
+        );
+
+        drop(tx);
+        task.await.expect("join").expect("runtime");
+    }
+}

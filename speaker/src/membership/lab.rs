@@ -1,0 +1,74 @@
+//! Real-network check: `lab.sh` (next to this file) runs [`lab_node`] in
+//! three network namespaces on a bridge and measures failover.
+//!
+//! Each node prints `EV <unix µs> <observer> <up|down> <node>` for every live
+//! set change and `LIVE <unix µs> <observer> <a,b,c>` with the whole set; on
+//! SIGTERM it leaves and exits. Namespaces share the wall clock, so the
+//! script subtracts its own timestamp of the fault from the observers'.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use super::Membership;
+
+fn micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
+}
+
+#[test]
+#[ignore = "run by membership/lab.sh inside a network namespace"]
+fn lab_node() {
+    let node = env("FLB_MEM_NODE");
+    let bind: SocketAddr = env("FLB_MEM_BIND").parse().expect("FLB_MEM_BIND");
+    let seeds: Vec<SocketAddr> = env("FLB_MEM_SEEDS")
+        .split(',')
+        .map(|s| s.trim().parse().expect("FLB_MEM_SEEDS"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let (_seeds_tx, seeds_rx) = watch::channel(seeds);
+        let (membership, mut live) = Membership::start(node.clone(), bind, seeds_rx)
+            .await
+            .expect("start");
+        let mut shown = BTreeSet::from([node.clone()]);
+        loop {
+            let current = live.borrow_and_update().clone();
+            let now = micros();
+            for gone in shown.difference(&current) {
+                println!("EV {now} {node} down {gone}");
+            }
+            for new in current.difference(&shown) {
+                println!("EV {now} {node} up {new}");
+            }
+            if current != shown {
+                let list: Vec<_> = current.iter().map(String::as_str).collect();
+                println!("LIVE {now} {node} {}", list.join(","));
+                shown = current;
+            }
+            tokio::select! {
+                _ = term.recv() => break,
+                changed = live.changed() => if changed.is_err() { break },
+            }
+        }
+        let asked = micros();
+        println!("LEAVING {asked} {node}");
+        let stats = membership.stats();
+        membership.leave().await;
+        println!("LEFT {} {node} took_us={} stats={stats:?}", micros(), micros() - asked);
+    });
+}
