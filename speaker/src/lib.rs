@@ -1,4 +1,15 @@
-//! FerroLB speaker library.
+//! FerroLB speaker: pure cores (L2 frames, election and announcer; BGP codec, session FSM and
+//! BFD; the announcement plan) and the thin shells that drive them.
+
 pub mod bgp;
+pub mod cluster;
+/// `/metrics`, `/healthz`, `/readyz`: the same three endpoints as the controller, from one file.
+#[path = "../../controller/src/http.rs"]
+pub mod http;
 pub mod l2;
 pub mod membership;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod sessions;

@@ -1,1 +1,79 @@
-fn main(){}
+//! `ferrolb-speaker`: makes the network deliver LoadBalancer IPs to this node (L2 or BGP).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use ferrolb_speaker::{http, metrics::Metrics, run};
+use prometheus_client::registry::Registry;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrolb-speaker", version, about)]
+struct Args {
+    /// This node's name (the Node object).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Namespace holding FerroLB's configuration.
+    #[arg(long, env = "FERROLB_NAMESPACE", default_value = ferrolb_crds::DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Handle Services with this `spec.loadBalancerClass` (default: only Services without one).
+    #[arg(long, env = "FERROLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// UDP port of the speakers' membership protocol.
+    #[arg(long, env = "FERROLB_MEMBER_PORT", default_value_t = ferrolb_speaker::membership::DEFAULT_PORT)]
+    member_port: u16,
+    /// Interfaces never used for "all interfaces" L2 announcements (name prefixes).
+    #[arg(long, value_delimiter = ',', default_value = "veth,cali,cilium_,flannel,cni,docker,kube-ipvs,vxlan,lxc,tunl,tap")]
+    ignore_interfaces: Vec<String>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:7473")]
+    metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "FERROLB_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format);
+    let client = kube::Client::try_default().await?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(http::serve(args.metrics_addr, Arc::new(registry), ready.clone()));
+    let settings = run::Settings {
+        node: args.node_name,
+        namespace: args.namespace,
+        lb_class: args.lb_class,
+        member_port: args.member_port,
+        ignore_interfaces: args.ignore_interfaces,
+    };
+    tracing::info!(?settings, "starting");
+    run::run(client, settings, metrics, ready, shutdown()).await
+}
+
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

@@ -86,7 +86,7 @@ fn endpoints_of(slices: &[EndpointSlice]) -> BTreeMap<String, Endpoints> {
         let Some(svc) = s.labels().get("kubernetes.io/service-name") else { continue };
         let k = format!("{}/{}", s.namespace().unwrap_or_default(), svc);
         let e = out.entry(k).or_default();
-        for ep in &s.endpoints {
+        for ep in s.endpoints.iter().flatten() {
             let c = ep.conditions.as_ref();
             // `serving` is the truth while terminating; `ready` for older producers.
             let serving = c

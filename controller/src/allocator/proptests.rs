@@ -127,7 +127,8 @@ fn request() -> impl Strategy<Value = Request> {
         prop::option::weighted(0.25, 0..PINS.len()),
         0usize..3,
         0u8..8,
-        0usize..3,
+        // Mostly Cluster, so random Services are often compatible sharers.
+        prop_oneof![4 => Just(0usize), 1 => Just(1), 1 => Just(2)],
         0u8..16,
     )
         .prop_map(|(n, fam, pol, ips, pin, key, ports, traffic, matching)| {
@@ -431,7 +432,12 @@ fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, r
                 .filter(|h| **h != r.key)
                 .all(|h| may_share(&mine, &model.profiles[h]))
         });
-        let still_fits = eligible(pool, r)
+        let service_families = options(r).first().cloned().unwrap_or_default();
+        let well_formed = r.requested_ips.len() <= 2
+            && family_set(&r.requested_ips).len() == r.requested_ips.len()
+            && r.requested_ips.iter().all(|ip| service_families.contains(&Family::of(ip)));
+        let still_fits = well_formed
+            && eligible(pool, r)
             && options(r).iter().any(|o| o.iter().copied().collect::<BTreeSet<_>>() == fams)
             && r.requested_ips.iter().all(|ip| prev.ips.contains(ip))
             && sharing_ok;

@@ -1,0 +1,43 @@
+//! Prometheus metrics of the speaker (`/metrics`), refreshed from the runtimes' status.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+/// Gauges mirror the runtimes' own counters (which are monotonic), so a restart of a runtime
+/// shows as a reset, as Prometheus expects of counters.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    pub l2_requests_received: Gauge,
+    pub l2_responses_sent: Gauge,
+    pub l2_gratuitous_sent: Gauge,
+    pub l2_malformed_dropped: Gauge,
+    pub announced: Gauge,
+    pub members: Gauge,
+    pub bgp_session_up: Family<PeerLabels, Gauge>,
+    pub bgp_updates: Family<PeerLabels, Gauge>,
+    pub bgp_prefixes: Family<PeerLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics::default();
+        let r = registry.sub_registry_with_prefix("ferrolb");
+        r.register("layer2_requests_received", "ARP requests and NS received for announced IPs", m.l2_requests_received.clone());
+        r.register("layer2_responses_sent", "ARP replies and NAs sent", m.l2_responses_sent.clone());
+        r.register("layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA announcements sent", m.l2_gratuitous_sent.clone());
+        r.register("layer2_malformed_dropped", "Malformed frames dropped", m.l2_malformed_dropped.clone());
+        r.register("speaker_announced", "IPs this node announces in L2 mode", m.announced.clone());
+        r.register("speaker_members", "Live speakers seen by this speaker's membership", m.members.clone());
+        r.register("bgp_session_up", "1 while the BGP session with the peer is Established", m.bgp_session_up.clone());
+        r.register("bgp_updates", "UPDATE messages sent to the peer", m.bgp_updates.clone());
+        r.register("bgp_announced_prefixes", "Prefixes advertised to the peer", m.bgp_prefixes.clone());
+        m
+    }
+}

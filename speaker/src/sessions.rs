@@ -1,0 +1,236 @@
+//! BGP sessions of this node: which peers to talk to (from `BGPPeer`s selecting the node), with
+//! what settings, and which routes each gets (from the plan). Deciding is pure
+//! ([`desired_sessions`]); [`Sessions`] starts, updates and stops the session tasks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ferrolb_crds::schema::parse_duration;
+use ferrolb_crds::validate::{Report, Snapshot};
+use ferrolb_crds::{BGPPeer, DynamicAsn, selector};
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::ResourceExt;
+use tokio::sync::watch;
+
+use crate::bgp::driver::{self, SessionConfig, SessionHandle, SessionStatus};
+use crate::bgp::fsm::GracefulRestartConfig;
+use crate::bgp::net::{TransportConfig, bgp_ttl};
+use crate::bgp::{NextHop, PeerAsn, PeerConfig, Prefix, Route, StopReason};
+use crate::plan::Advertisement;
+
+/// This node's addresses, per family (the Node object's InternalIPs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAddrs {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<std::net::Ipv6Addr>,
+}
+
+impl NodeAddrs {
+    pub fn of(node: &Node) -> NodeAddrs {
+        let mut a = NodeAddrs::default();
+        for addr in node.status.iter().flat_map(|s| s.addresses.iter().flatten()) {
+            if addr.type_ != "InternalIP" {
+                continue;
+            }
+            match addr.address.parse::<IpAddr>() {
+                Ok(IpAddr::V4(v4)) if a.v4.is_none() => a.v4 = Some(v4),
+                Ok(IpAddr::V6(v6)) if a.v6.is_none() => a.v6 = Some(v6),
+                _ => {}
+            }
+        }
+        a
+    }
+}
+
+/// A session this node should run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub config: SessionConfig,
+    pub routes: BTreeSet<Route>,
+}
+
+fn secs(d: &Option<ferrolb_crds::schema::Duration>) -> Option<Duration> {
+    d.as_ref().and_then(|d| parse_duration(d.as_str()))
+}
+
+/// The TCP MD5 password of a peer: inline, or the `password` key of its Secret.
+fn password(peer: &BGPPeer, secrets: &[Secret]) -> Result<Option<String>, String> {
+    if let Some(p) = &peer.spec.password {
+        return Ok(Some(p.clone()));
+    }
+    let Some(r) = &peer.spec.password_secret else { return Ok(None) };
+    let s = secrets
+        .iter()
+        .find(|s| s.name_any() == r.name)
+        .ok_or_else(|| format!("passwordSecret {} not found", r.name))?;
+    let v = s
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .ok_or_else(|| format!("Secret {} has no 'password' key", r.name))?;
+    String::from_utf8(v.0.clone()).map(Some).map_err(|_| format!("Secret {} password is not UTF-8", r.name))
+}
+
+/// Session settings for one peer, or why it cannot run.
+pub fn session_config(peer: &BGPPeer, me: &NodeAddrs, secrets: &[Secret]) -> Result<SessionConfig, String> {
+    let s = &peer.spec;
+    let peer_ip: IpAddr = s.peer_address.as_str().parse().map_err(|_| "peerAddress is not an IP".to_string())?;
+    let router_id = match &s.router_id {
+        Some(r) => r.as_str().parse().map_err(|_| "routerID is not IPv4".to_string())?,
+        None => me.v4.ok_or("the node has no IPv4 address to use as router ID: set routerID")?,
+    };
+    let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+        (Some(a), _) => PeerAsn::Fixed(a),
+        (None, Some(DynamicAsn::Internal)) => PeerAsn::Internal,
+        (None, Some(DynamicAsn::External)) => PeerAsn::External,
+        (None, None) => return Err("set peerASN or dynamicASN".into()),
+    };
+    let ebgp = match peer_asn {
+        PeerAsn::Fixed(a) => a != s.my_asn,
+        PeerAsn::Internal => false,
+        PeerAsn::External => true,
+    };
+    let mut cfg = PeerConfig::new(s.my_asn, peer_asn, router_id);
+    if let Some(h) = secs(&s.hold_time) {
+        cfg.hold_time = u16::try_from(h.as_secs()).unwrap_or(u16::MAX);
+    }
+    if let Some(k) = secs(&s.keepalive_time) {
+        cfg.keepalive = Some(u16::try_from(k.as_secs().max(1)).unwrap_or(u16::MAX));
+    }
+    if let Some(c) = secs(&s.connect_time) {
+        cfg.connect_time = c;
+    }
+    if s.enable_graceful_restart {
+        cfg.graceful_restart = Some(GracefulRestartConfig {
+            restart_time: 120,
+            forwarding_state: true,
+            restarting: false,
+        });
+    }
+    let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, s.peer_port));
+    transport.source = s.source_address.as_ref().and_then(|a| a.as_str().parse().ok());
+    transport.md5_password = password(peer, secrets)?;
+    transport.ttl = bgp_ttl(ebgp, s.ebgp_multi_hop);
+    transport.connect_timeout = secs(&s.connect_time).unwrap_or(Duration::from_secs(5)).max(Duration::from_millis(100));
+    Ok(SessionConfig { peer: cfg, transport })
+}
+
+/// Routes from the plan's advertisements: next hop is this node's address of the route's
+/// family; advertisements of one prefix are merged (communities united, highest LOCAL_PREF).
+pub fn routes(adverts: &BTreeSet<Advertisement>, me: &NodeAddrs) -> BTreeSet<Route> {
+    let mut by_prefix: BTreeMap<(IpAddr, u8), Route> = BTreeMap::new();
+    for a in adverts {
+        let next_hop = match a.prefix {
+            IpAddr::V4(_) => me.v4.map(NextHop::V4),
+            IpAddr::V6(_) => me.v6.map(NextHop::v6),
+        };
+        let (Some(next_hop), Ok(prefix)) = (next_hop, Prefix::new(a.prefix, a.prefix_len)) else { continue };
+        let r = by_prefix.entry((a.prefix, a.prefix_len)).or_insert_with(|| Route::new(prefix, next_hop));
+        r.local_pref = r.local_pref.max(a.local_pref);
+        r.communities.extend(&a.communities);
+        r.communities.sort();
+        r.communities.dedup();
+        r.large_communities.extend(&a.large_communities);
+        r.large_communities.sort();
+        r.large_communities.dedup();
+    }
+    by_prefix.into_values().collect()
+}
+
+/// Sessions this node should run, by peer name; peers that cannot run say why.
+pub fn desired_sessions(
+    node: &Node,
+    config: &Snapshot,
+    report: &Report,
+    secrets: &[Secret],
+    plan_bgp: &BTreeMap<String, BTreeSet<Advertisement>>,
+) -> (BTreeMap<String, Desired>, BTreeMap<String, String>) {
+    let me = NodeAddrs::of(node);
+    let mut out = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for peer in &config.bgp_peers {
+        let name = peer.name_any();
+        if !report.bgp_peers.get(&name).is_some_and(|v| v.ok)
+            || !selector::any_matches(&peer.spec.node_selectors, node.labels())
+        {
+            continue;
+        }
+        match session_config(peer, &me, secrets) {
+            Ok(config) => {
+                let routes = plan_bgp.get(&name).map(|a| routes(a, &me)).unwrap_or_default();
+                out.insert(name, Desired { config, routes });
+            }
+            Err(e) => {
+                errors.insert(name, e);
+            }
+        }
+    }
+    (out, errors)
+}
+
+struct Running {
+    config: SessionConfig,
+    routes: watch::Sender<BTreeSet<Route>>,
+    handle: SessionHandle,
+}
+
+/// The session tasks of this node.
+#[derive(Default)]
+pub struct Sessions {
+    running: BTreeMap<String, Running>,
+}
+
+impl Sessions {
+    /// Starts new sessions, restarts those whose settings changed, stops those no longer
+    /// wanted (with a Cease), and hands every session its routes.
+    pub fn apply(&mut self, desired: BTreeMap<String, Desired>) {
+        let gone: Vec<String> = self.running.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+        for name in gone {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(peer = name, "stopping BGP session");
+                tokio::spawn(r.handle.shutdown(StopReason::Shutdown));
+            }
+        }
+        for (name, d) in desired {
+            match self.running.get(&name) {
+                Some(r) if r.config == d.config => {
+                    r.routes.send_if_modified(|cur| {
+                        let changed = *cur != d.routes;
+                        *cur = d.routes.clone();
+                        changed
+                    });
+                }
+                _ => {
+                    if let Some(old) = self.running.remove(&name) {
+                        tracing::info!(peer = name, "BGP peer settings changed: restarting session");
+                        tokio::spawn(old.handle.shutdown(StopReason::Reset));
+                    }
+                    tracing::info!(peer = name, addr = %d.config.transport.peer, "starting BGP session");
+                    let (tx, rx) = watch::channel(d.routes);
+                    let handle = driver::spawn(d.config.clone(), rx, None);
+                    self.running.insert(
+                        name,
+                        Running {
+                            config: d.config,
+                            routes: tx,
+                            handle,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Status of every session, by peer name.
+    pub fn statuses(&self) -> BTreeMap<String, watch::Receiver<SessionStatus>> {
+        self.running.iter().map(|(k, r)| (k.clone(), r.handle.status())).collect()
+    }
+
+    /// Sends Cease to every peer and waits (bounded) for the sessions to close.
+    pub async fn shutdown(&mut self) {
+        let all = std::mem::take(&mut self.running);
+        let stops = all.into_values().map(|r| r.handle.shutdown(StopReason::Shutdown));
+        let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(stops)).await;
+    }
+}
