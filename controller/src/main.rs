@@ -23,7 +23,8 @@ struct Args {
     /// Name of the Lease.
     #[arg(long, default_value = "ferrolb-controller")]
     lease_name: String,
-    /// Identity of this replica (default: the pod or host name).
+    /// Identity of this replica (default: $POD_NAME, else host name and process id). A stable
+    /// identity lets a restarted replica resume leadership at once.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Address of the HTTP server for /metrics, /healthz and /readyz.

@@ -582,12 +582,6 @@ impl Writer {
         let ns = svc.namespace().unwrap_or_default();
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         let name = svc.name_any();
-        let pool = decision.and_then(|d| d.pool.clone());
-        if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
-            let patch = json!({ "metadata": { "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool } } });
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            self.metrics.api_writes.inc();
-        }
         let status = match decision {
             Some(d) => {
                 let ingress: Vec<_> = d.ips.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" })).collect();
@@ -616,6 +610,13 @@ impl Writer {
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name, "namespace": ns }, "status": status });
         api.patch_status(&name, &PatchParams::apply(&self.manager).force(), &Patch::Apply(&body)).await?;
         self.metrics.api_writes.inc();
+        // The pool annotation after the status: the address is what clients wait for.
+        let pool = decision.and_then(|d| d.pool.clone());
+        if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
+            let patch = json!({ "metadata": { "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool } } });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            self.metrics.api_writes.inc();
+        }
 
         // An event when what the Service shows changes meaningfully (not on every retry).
         let changed = match (decision, our_condition(svc)) {

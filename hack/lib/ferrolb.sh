@@ -30,7 +30,9 @@ lab_ferrolb_start() {
   local -a env=(env "KUBECONFIG=$LAB_KUBECONFIG" "POD_NAMESPACE=$LAB_FERROLB_NAMESPACE"
     "RUST_BACKTRACE=${RUST_BACKTRACE:-1}")
   if [ -x "$bindir/ferrolb-controller" ]; then
-    lab_ferrolb_supervise controller -- "${env[@]}" "$bindir/ferrolb-controller" \
+    # A stable identity, like a pod name: a restarted controller finds the lease its own and
+    # leads at once instead of waiting for the lease to expire.
+    lab_ferrolb_supervise controller -- "${env[@]}" POD_NAME=ferrolb-controller-lab "$bindir/ferrolb-controller" \
       --namespace "$LAB_FERROLB_NAMESPACE" "${cargs[@]}"
   else
     lab_log "note: $bindir/ferrolb-controller not built: controller not started"

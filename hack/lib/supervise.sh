@@ -5,6 +5,8 @@
 # it names the exited child during the ~200 ms before the restart), counts starts in STARTS_FILE,
 # and restarts CMD ~200 ms after it exits. Output goes to the supervisor's stdout/stderr.
 # SIGTERM/SIGINT: stop the child (TERM, then KILL after 5 s), remove CHILD_PIDFILE and exit.
+# While CHILD_PIDFILE.hold exists, an exited child is not restarted (tests use it to keep a killed
+# speaker down, like a node that is gone, and remove it to bring the speaker back).
 set -uo pipefail
 if [ $# -lt 5 ] || [ "$4" != -- ]; then
   echo "usage: $0 NAME CHILD_PIDFILE STARTS_FILE -- CMD..." >&2
@@ -41,4 +43,5 @@ while :; do
   echo "supervise[$name] $(stamp): pid $child exited with status $rc; restarting in 200 ms" >&2
   child=
   sleep 0.2
+  while [ -e "$pidfile.hold" ]; do sleep 0.05; done
 done

@@ -121,6 +121,17 @@ async fn main() -> Result<()> {
     let samples = env("FERROLB_BENCH_SAMPLES", 200);
     let lab = ferrolb_tests::lab();
     let client = lab.client().await?;
+    // Measure release binaries, as they ship.
+    let built = std::process::Command::new("cargo")
+        .args(["build", "--release", "--bin", "ferrolb-controller", "--bin", "ferrolb-speaker"])
+        .current_dir(ferrolb_tests::repo())
+        .status()?;
+    anyhow::ensure!(built.success(), "release build failed");
+    let restarted = std::process::Command::new(ferrolb_tests::repo().join("hack/lab"))
+        .arg("restart-ferrolb")
+        .env("FERROLB_BIN_DIR", ferrolb_tests::repo().join("target/release"))
+        .status()?;
+    anyhow::ensure!(restarted.success(), "restarting FerroLB failed");
 
     // Fresh namespace and a pool big enough for everything.
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -201,6 +212,7 @@ async fn main() -> Result<()> {
         println!("controller RSS after restart: {:.1} MiB", rss_mib(p).unwrap_or(0.0));
     }
 
+    let _ = std::process::Command::new(ferrolb_tests::repo().join("hack/lab")).arg("restart-ferrolb").status();
     if std::env::var("FERROLB_BENCH_KEEP").is_err() {
         let _ = nss.delete(NS, &DeleteParams::default()).await;
         let _ = lab.kubectl(&["delete", "ipaddresspool", "-n", ferrolb_crds::DEFAULT_NAMESPACE, "bench", "--wait=false"]);

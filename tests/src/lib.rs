@@ -249,3 +249,81 @@ impl Drop for TestNamespace {
         let _ = lab().kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }
+
+/// Node hosts of the lab.
+pub const NODES: [&str; 3] = ["flb-node1", "flb-node2", "flb-node3"];
+
+/// The lab's deterministic MAC of a node's interface on segment `seg` (hack/lib/network.sh).
+pub fn node_mac(node: &str, seg: u8) -> String {
+    let id: u8 = node.trim_start_matches("flb-node").parse::<u8>().map(|n| 10 + n).unwrap_or(0);
+    format!("02:18:00:{seg:02x}:00:{id:02x}")
+}
+
+/// What kube-proxy (IPVS mode) does on every node for a LoadBalancer IP: the VIP on `lo` (the
+/// lab's nodes have arp_ignore=1, so only FerroLB answers ARP for it), plus a tiny TCP responder
+/// on port 80 that answers with the node's name, so a client can tell which node it reached.
+pub struct Responders {
+    vip: String,
+    pids: Vec<(String, u32)>,
+}
+
+impl Responders {
+    pub fn start(vip: &str) -> Responders {
+        let prefix = if vip.contains(':') { "128" } else { "32" };
+        let mut pids = Vec::new();
+        for n in NODES {
+            let r = lab().exec(n, &["ip", "addr", "replace", &format!("{vip}/{prefix}"), "dev", "lo"]);
+            assert!(r.ok, "{n}: {}", r.stderr);
+            let listen = if vip.contains(':') {
+                format!("TCP6-LISTEN:80,bind=[{vip}],fork,reuseaddr")
+            } else {
+                format!("TCP4-LISTEN:80,bind={vip},fork,reuseaddr")
+            };
+            let child = Command::new("ip")
+                .args(["netns", "exec", n, "socat", &listen, &format!("SYSTEM:echo {n}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("socat starts");
+            pids.push((n.to_string(), child.id()));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        Responders { vip: vip.to_string(), pids }
+    }
+}
+
+impl Drop for Responders {
+    fn drop(&mut self) {
+        for (n, pid) in &self.pids {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let prefix = if self.vip.contains(':') { "128" } else { "32" };
+            let _ = lab().exec(n, &["ip", "addr", "del", &format!("{}/{prefix}", self.vip), "dev", "lo"]);
+        }
+    }
+}
+
+/// From the client host: which node answers a TCP connection to `vip`:80 (None: no answer).
+pub fn who_answers(vip: &str) -> Option<String> {
+    let target = if vip.contains(':') { format!("TCP6:[{vip}]:80,connect-timeout=1") } else { format!("TCP4:{vip}:80,connect-timeout=1") };
+    let r = lab().exec("flb-client", &["timeout", "2", "socat", "-T1", "-", &target]);
+    let out = r.stdout.trim().to_string();
+    (r.ok && out.starts_with("flb-node")).then_some(out)
+}
+
+/// From the client host: the MAC that answers ARP (IPv4) or NDP (IPv6) for `vip` on `iface`.
+pub fn neighbour_mac(vip: &str, iface: &str) -> Option<String> {
+    let r = if vip.contains(':') {
+        lab().exec("flb-client", &["ndisc6", "-q", "-1", "-r1", "-w500", vip, iface])
+    } else {
+        lab().exec("flb-client", &["arping", "-c1", "-w1", "-I", iface, vip])
+    };
+    if !r.ok {
+        return None;
+    }
+    let text = r.stdout.to_lowercase();
+    // arping: "... from 02:18:00:00:00:0b (198.18.0.200) ..."; ndisc6 -q prints the MAC alone.
+    text.split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+        .find(|w| w.len() == 17 && w.matches(':').count() == 5)
+        .map(str::to_string)
+}

@@ -72,7 +72,14 @@ mod tests {
 
     #[test]
     fn buggy_count_matches_enumeration() {
-        for (lo, hi) in [(0u128, 0u128), (0, 255), (1, 254), (255, 256), (250, 1030), (7, 7)] {
+        for (lo, hi) in [
+            (0u128, 0u128),
+            (0, 255),
+            (1, 254),
+            (255, 256),
+            (250, 1030),
+            (7, 7),
+        ] {
             let brute = (lo..=hi).filter(|v| is_buggy(Family::V4, *v)).count() as u128;
             assert_eq!(buggy_count(lo, hi), brute, "{lo}..={hi}");
         }

@@ -92,6 +92,10 @@ impl Allocator {
     ///
     /// On `Err`, nothing changed: [`Refusal::kept`] holds the addresses the Service still has
     /// (its request changed but cannot be met), or is `None` (it has none: pending).
+    #[expect(
+        clippy::result_large_err,
+        reason = "one refusal per reconcile, never in a hot loop; unboxed fields keep callers' matches plain"
+    )]
     pub fn ensure(&mut self, req: &Request) -> Result<Allocation, Refusal> {
         let plan = match Plan::new(req) {
             Ok(plan) => plan,
@@ -241,9 +245,8 @@ impl Allocator {
             let missing = best
                 .iter()
                 .filter(|f| !holding.addrs.iter().any(|a| a.family == **f));
-            let extra: Option<Vec<Addr>> = missing
-                .map(|f| self.pick(home, *f, plan, None))
-                .collect();
+            let extra: Option<Vec<Addr>> =
+                missing.map(|f| self.pick(home, *f, plan, None)).collect();
             if let Some(extra) = extra {
                 holding.addrs.extend(extra);
                 holding.addrs.sort_by_key(|a| plan.rank(a.family));
@@ -254,6 +257,7 @@ impl Allocator {
     }
 
     /// New addresses for the Service; on failure its previous holding is put back untouched.
+    #[expect(clippy::result_large_err, reason = "see `ensure`")]
     fn take(&mut self, plan: &Plan, previous: Option<Holding>) -> Result<Allocation, Refusal> {
         match self.choose(plan, previous.as_ref()) {
             Ok(addrs) => {
@@ -290,7 +294,11 @@ impl Allocator {
     }
 
     /// Pools to try, best first.
-    fn candidates(&self, plan: &Plan, previous: Option<&Holding>) -> Result<Vec<&Pool>, AllocError> {
+    fn candidates(
+        &self,
+        plan: &Plan,
+        previous: Option<&Holding>,
+    ) -> Result<Vec<&Pool>, AllocError> {
         if let Some(name) = &plan.req.pool {
             let pool = self.pinned(plan, name)?;
             return Ok(vec![pool]);
@@ -329,7 +337,12 @@ impl Allocator {
     }
 
     /// All addresses from the pool of the requested ones, which must be one eligible pool.
-    fn choose_requested(&self, plan: &Plan, first: Addr, previous: Option<&Holding>) -> Result<Vec<Addr>, AllocError> {
+    fn choose_requested(
+        &self,
+        plan: &Plan,
+        first: Addr,
+        previous: Option<&Holding>,
+    ) -> Result<Vec<Addr>, AllocError> {
         if let Some(name) = &plan.req.pool {
             self.pinned(plan, name)?;
         }
@@ -371,7 +384,12 @@ impl Allocator {
     }
 
     /// The pool of a requested address, if the Service may take that address from it.
-    fn requested_pool(&self, plan: &Plan, addr: Addr, previous: Option<&Holding>) -> Result<&Pool, AllocError> {
+    fn requested_pool(
+        &self,
+        plan: &Plan,
+        addr: Addr,
+        previous: Option<&Holding>,
+    ) -> Result<&Pool, AllocError> {
         let ip = addr.ip();
         let pool = self
             .pools
@@ -404,7 +422,13 @@ impl Allocator {
     }
 
     /// Addresses of `option`'s families from one pool (requested ones as requested).
-    fn fill(&self, pool: &Pool, option: &[Family], plan: &Plan, previous: Option<&Holding>) -> Result<Vec<Addr>, Miss> {
+    fn fill(
+        &self,
+        pool: &Pool,
+        option: &[Family],
+        plan: &Plan,
+        previous: Option<&Holding>,
+    ) -> Result<Vec<Addr>, Miss> {
         option
             .iter()
             .map(|&family| {
@@ -421,7 +445,13 @@ impl Allocator {
     }
 
     /// The address of `family` the Service should take from `pool`, if any.
-    fn pick(&self, pool: &Pool, family: Family, plan: &Plan, previous: Option<&Holding>) -> Option<Addr> {
+    fn pick(
+        &self,
+        pool: &Pool,
+        family: Family,
+        plan: &Plan,
+        previous: Option<&Holding>,
+    ) -> Option<Addr> {
         // A moving Service keeps what it can: a move changes only what it must.
         if let Some(own) = previous.and_then(|h| h.addrs.iter().find(|a| a.family == family))
             && pool.contains(*own)
@@ -430,12 +460,7 @@ impl Allocator {
             return Some(*own);
         }
         // With a sharing key, join the lowest address Services with that key hold, if allowed.
-        if let Some(shared) = plan
-            .profile
-            .key
-            .as_ref()
-            .and_then(|k| self.keyed.get(k))
-        {
+        if let Some(shared) = plan.profile.key.as_ref().and_then(|k| self.keyed.get(k)) {
             for range in pool.ranges_of(family) {
                 let (lo, hi) = range.bounds();
                 let found = shared
@@ -509,11 +534,19 @@ impl Allocator {
     }
 
     /// The first holder of `addr` (in key order) a Service with `profile` may not share with.
-    fn conflict(&self, addr: Addr, profile: &SharingProfile) -> Option<(ServiceKey, SharingConflict)> {
-        self.occupancy(addr.family).holders(addr.value).find_map(|k| {
-            let holder = self.services.get(k)?;
-            profile.conflict_with(&holder.profile).map(|c| (k.clone(), c))
-        })
+    fn conflict(
+        &self,
+        addr: Addr,
+        profile: &SharingProfile,
+    ) -> Option<(ServiceKey, SharingConflict)> {
+        self.occupancy(addr.family)
+            .holders(addr.value)
+            .find_map(|k| {
+                let holder = self.services.get(k)?;
+                profile
+                    .conflict_with(&holder.profile)
+                    .map(|c| (k.clone(), c))
+            })
     }
 
     fn occupancy(&self, family: Family) -> &Occupancy {
@@ -531,7 +564,12 @@ impl Allocator {
             };
             occupancy.add(a.value, key.clone());
             if let Some(k) = &holding.profile.key {
-                *self.keyed.entry(k.clone()).or_default().entry(*a).or_default() += 1;
+                *self
+                    .keyed
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(*a)
+                    .or_default() += 1;
             }
         }
         let allocation = allocation_of(&holding);
@@ -575,7 +613,11 @@ impl Allocator {
         for (key, h) in &self.services {
             assert!(!h.addrs.is_empty(), "{key} holds nothing");
             let families: BTreeSet<Family> = h.addrs.iter().map(|a| a.family).collect();
-            assert_eq!(families.len(), h.addrs.len(), "{key}: two addresses of one family");
+            assert_eq!(
+                families.len(),
+                h.addrs.len(),
+                "{key}: two addresses of one family"
+            );
             assert_eq!(
                 h.pool.as_deref(),
                 self.pools.home(&h.addrs).map(|p| p.name.as_str()),

@@ -34,7 +34,9 @@ pub enum AllocError {
     )]
     RequestedFamilyNotInService { ip: IpAddr, families: Vec<Family> },
 
-    #[error("pool '{pool}' named by {ADDRESS_POOL} does not exist (or is invalid): name an existing pool")]
+    #[error(
+        "pool '{pool}' named by {ADDRESS_POOL} does not exist (or is invalid): name an existing pool"
+    )]
     PinnedPoolUnknown { pool: String },
 
     #[error(
@@ -113,7 +115,11 @@ pub struct Shortage {
 
 impl fmt::Display for Shortage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pool '{}' has no free {} address", self.pool, self.family)
+        write!(
+            f,
+            "pool '{}' has no free {} address",
+            self.pool, self.family
+        )
     }
 }
 

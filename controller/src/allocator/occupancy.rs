@@ -229,7 +229,10 @@ mod tests {
         occ.add(u128::MAX, key(1));
         occ.add(u128::MAX - 1, key(1));
         assert_eq!(occ.first_free(u128::MAX - 1, u128::MAX, false), None);
-        assert_eq!(occ.first_free(u128::MAX - 2, u128::MAX, false), Some(u128::MAX - 2));
+        assert_eq!(
+            occ.first_free(u128::MAX - 2, u128::MAX, false),
+            Some(u128::MAX - 2)
+        );
         assert_eq!(occ.count_in(0, u128::MAX), (2, 0));
         occ.remove(u128::MAX, &key(1));
         occ.assert_consistent();

@@ -119,8 +119,8 @@ impl<'r> Plan<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
     use Family::{V4, V6};
+    use std::net::IpAddr;
 
     fn req(families: &[Family], policy: FamilyPolicy, ips: &[&str]) -> Request {
         let mut r = Request::new(ServiceKey::new("ns", "s"), V4);
@@ -152,10 +152,20 @@ mod tests {
     fn invalid_requests() {
         use FamilyPolicy::*;
         let e = |r: Request| Plan::new(&r).unwrap_err();
-        assert!(matches!(e(req(&[], SingleStack, &[])), AllocError::InvalidFamilies { .. }));
-        assert!(matches!(e(req(&[V4, V4], PreferDualStack, &[])), AllocError::InvalidFamilies { .. }));
         assert!(matches!(
-            e(req(&[V4, V6], RequireDualStack, &["10.0.0.1", "fd00::1", "10.0.0.2"])),
+            e(req(&[], SingleStack, &[])),
+            AllocError::InvalidFamilies { .. }
+        ));
+        assert!(matches!(
+            e(req(&[V4, V4], PreferDualStack, &[])),
+            AllocError::InvalidFamilies { .. }
+        ));
+        assert!(matches!(
+            e(req(
+                &[V4, V6],
+                RequireDualStack,
+                &["10.0.0.1", "fd00::1", "10.0.0.2"]
+            )),
             AllocError::TooManyRequestedIps { count: 3 }
         ));
         assert!(matches!(
@@ -172,6 +182,9 @@ mod tests {
         ));
         let ok = req(&[V6, V4], RequireDualStack, &["10.0.0.1", "fd00::1"]);
         let plan = Plan::new(&ok).unwrap();
-        assert_eq!(plan.requested[0].family, V6, "requested addresses follow family order");
+        assert_eq!(
+            plan.requested[0].family, V6,
+            "requested addresses follow family order"
+        );
     }
 }

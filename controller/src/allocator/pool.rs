@@ -157,11 +157,8 @@ impl PoolSet {
                 0
             };
             *assigned = assigned.saturating_add(held);
-            *available = available.saturating_add(
-                r.size()
-                    .saturating_sub(held)
-                    .saturating_sub(unusable),
-            );
+            *available =
+                available.saturating_add(r.size().saturating_sub(held).saturating_sub(unusable));
         }
         s
     }
@@ -187,17 +184,33 @@ mod tests {
             Pool::new("b", vec![r("10.0.1.0/24"), r("fd00::/64")]),
             Pool::new("a", vec![r("10.0.0.0/24")]),
         ]);
-        assert_eq!(set.pool_of(a("10.0.0.255")).map(|p| p.name.as_str()), Some("a"));
-        assert_eq!(set.pool_of(a("10.0.1.0")).map(|p| p.name.as_str()), Some("b"));
+        assert_eq!(
+            set.pool_of(a("10.0.0.255")).map(|p| p.name.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            set.pool_of(a("10.0.1.0")).map(|p| p.name.as_str()),
+            Some("b")
+        );
         assert_eq!(set.pool_of(a("10.0.2.0")), None);
         assert_eq!(set.pool_of(a("9.255.255.255")), None);
         // An IPv4 value must not match an IPv6 range of the same number.
         assert_eq!(set.pool_of(a("::a00:5")), None);
-        assert_eq!(set.pool_of(a("fd00::ffff")).map(|p| p.name.as_str()), Some("b"));
-        assert_eq!(set.home(&[a("10.0.1.1"), a("fd00::1")]).map(|p| p.name.as_str()), Some("b"));
+        assert_eq!(
+            set.pool_of(a("fd00::ffff")).map(|p| p.name.as_str()),
+            Some("b")
+        );
+        assert_eq!(
+            set.home(&[a("10.0.1.1"), a("fd00::1")])
+                .map(|p| p.name.as_str()),
+            Some("b")
+        );
         assert_eq!(set.home(&[a("10.0.0.1"), a("fd00::1")]), None);
         assert_eq!(set.home(&[]), None);
-        assert_eq!(set.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            set.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
+use Family::{V4, V6};
 use ferrolb_crds::address::{AddressRange, Family};
 use proptest::prelude::*;
-use Family::{V4, V6};
 
 use super::*;
 
@@ -67,11 +67,13 @@ struct Attrs {
 }
 
 fn attrs() -> impl Strategy<Value = Attrs> {
-    (prop::bool::weighted(0.8), any::<bool>(), 0usize..5).prop_map(|(auto_assign, avoid, allocation)| Attrs {
-        auto_assign,
-        avoid,
-        allocation,
-    })
+    (prop::bool::weighted(0.8), any::<bool>(), 0usize..5).prop_map(
+        |(auto_assign, avoid, allocation)| Attrs {
+            auto_assign,
+            avoid,
+            allocation,
+        },
+    )
 }
 
 fn build_pool(name: &str, ranges: Vec<AddressRange>, a: &Attrs) -> Pool {
@@ -145,7 +147,10 @@ fn request() -> impl Strategy<Value = Request> {
                 requested_ips: ips,
                 pool: pin.map(|p| PINS[p].to_string()),
                 sharing_key: [None, Some("k1".to_string()), Some("k2".to_string())][key].clone(),
-                ports: (0..3).filter(|b| ports & (1 << b) != 0).map(|b| all_ports[b]).collect(),
+                ports: (0..3)
+                    .filter(|b| ports & (1 << b) != 0)
+                    .map(|b| all_ports[b])
+                    .collect(),
                 traffic: match traffic {
                     0 => TrafficPolicy::Cluster,
                     t => TrafficPolicy::Local {
@@ -226,7 +231,9 @@ fn eligible(pool: &Pool, r: &Request) -> bool {
 }
 
 fn pool_containing<'p>(pools: &'p [Pool], ip: &IpAddr) -> Option<&'p Pool> {
-    pools.iter().find(|p| p.ranges.iter().any(|r| r.contains(ip)))
+    pools
+        .iter()
+        .find(|p| p.ranges.iter().any(|r| r.contains(ip)))
 }
 
 fn home<'p>(pools: &'p [Pool], ips: &[IpAddr]) -> Option<&'p Pool> {
@@ -248,7 +255,10 @@ fn expected_fresh(pools: &[Pool], held: &Allocator, r: &Request) -> Option<(Vec<
             vec![p]
         }
         None => {
-            let mut c: Vec<&Pool> = pools.iter().filter(|p| p.auto_assign && eligible(p, r)).collect();
+            let mut c: Vec<&Pool> = pools
+                .iter()
+                .filter(|p| p.auto_assign && eligible(p, r))
+                .collect();
             c.sort_by_key(|p| {
                 let group = match p.allocation {
                     Some(PoolAllocationRule { priority: Some(n) }) if n > 0 => (0, n),
@@ -271,7 +281,10 @@ fn expected_fresh(pools: &[Pool], held: &Allocator, r: &Request) -> Option<(Vec<
                         .iter()
                         .filter(|rg| rg.family() == *f)
                         .flat_map(enumerate)
-                        .find(|ip| !(pool.avoid_buggy_ips && is_buggy(ip)) && held.holders(ip).next().is_none())
+                        .find(|ip| {
+                            !(pool.avoid_buggy_ips && is_buggy(ip))
+                                && held.holders(ip).next().is_none()
+                        })
                 })
                 .collect();
             if let Some(ips) = picks {
@@ -324,7 +337,10 @@ fn apply(a: &mut Allocator, model: &mut Model, op: &Op) -> String {
             model.pools = pools.clone();
             // Addresses never change; attribution follows the pools.
             for (k, alloc) in services(a) {
-                assert_eq!(alloc.ips, others_before[&k].ips, "{k} renumbered by set_pools");
+                assert_eq!(
+                    alloc.ips, others_before[&k].ips,
+                    "{k} renumbered by set_pools"
+                );
                 let expected = home(pools, &alloc.ips).map(|p| p.name.clone());
                 assert_eq!(alloc.pool, expected, "{k} attributed wrongly");
             }
@@ -362,7 +378,13 @@ fn apply(a: &mut Allocator, model: &mut Model, op: &Op) -> String {
     outcome
 }
 
-fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, res: &Result<Allocation, Refusal>) {
+fn check_ensure(
+    before: &Allocator,
+    a: &Allocator,
+    model: &Model,
+    r: &Request,
+    res: &Result<Allocation, Refusal>,
+) {
     let prev = before.allocation(&r.key);
     match res {
         Ok(alloc) => {
@@ -370,7 +392,9 @@ fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, r
             let fams = family_set(&alloc.ips);
             assert_eq!(fams.len(), alloc.ips.len(), "two addresses of one family");
             assert!(
-                options(r).iter().any(|o| o.iter().copied().collect::<BTreeSet<_>>() == fams),
+                options(r)
+                    .iter()
+                    .any(|o| o.iter().copied().collect::<BTreeSet<_>>() == fams),
                 "{alloc:?} has the wrong families for {r:?}"
             );
             for want in &r.requested_ips {
@@ -381,8 +405,16 @@ fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, r
             assert!(order.first() == Some(&r.families[0]) || !fams.contains(&r.families[0]));
             match &alloc.pool {
                 Some(name) => {
-                    let pool = model.pools.iter().find(|p| p.name == *name).expect("known pool");
-                    assert!(eligible(pool, r), "{} got addresses of ineligible pool {name}", r.key);
+                    let pool = model
+                        .pools
+                        .iter()
+                        .find(|p| p.name == *name)
+                        .expect("known pool");
+                    assert!(
+                        eligible(pool, r),
+                        "{} got addresses of ineligible pool {name}",
+                        r.key
+                    );
                     for ip in &alloc.ips {
                         assert!(pool.ranges.iter().any(|rg| rg.contains(ip)));
                     }
@@ -409,7 +441,10 @@ fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, r
         let expected = expected_fresh(&model.pools, before, r);
         match (expected, res) {
             (Some((ips, pool)), Ok(alloc)) => {
-                assert_eq!(alloc.ips, ips, "not the lowest free addresses of the best pool");
+                assert_eq!(
+                    alloc.ips, ips,
+                    "not the lowest free addresses of the best pool"
+                );
                 assert_eq!(alloc.pool.as_deref(), Some(pool.as_str()));
             }
             (None, Err(_)) => {}
@@ -435,16 +470,24 @@ fn check_ensure(before: &Allocator, a: &Allocator, model: &Model, r: &Request, r
         let service_families = options(r).first().cloned().unwrap_or_default();
         let well_formed = r.requested_ips.len() <= 2
             && family_set(&r.requested_ips).len() == r.requested_ips.len()
-            && r.requested_ips.iter().all(|ip| service_families.contains(&Family::of(ip)));
+            && r.requested_ips
+                .iter()
+                .all(|ip| service_families.contains(&Family::of(ip)));
         let still_fits = well_formed
             && eligible(pool, r)
-            && options(r).iter().any(|o| o.iter().copied().collect::<BTreeSet<_>>() == fams)
+            && options(r)
+                .iter()
+                .any(|o| o.iter().copied().collect::<BTreeSet<_>>() == fams)
             && r.requested_ips.iter().all(|ip| prev.ips.contains(ip))
             && sharing_ok;
         if still_fits {
             let alloc = res.as_ref().expect("a fitting Service keeps its addresses");
             for ip in &prev.ips {
-                assert!(alloc.ips.contains(ip), "{} renumbered: {prev:?} -> {alloc:?}", r.key);
+                assert!(
+                    alloc.ips.contains(ip),
+                    "{} renumbered: {prev:?} -> {alloc:?}",
+                    r.key
+                );
             }
             assert_eq!(alloc.pool, prev.pool);
         }

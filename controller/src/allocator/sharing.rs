@@ -133,10 +133,7 @@ mod tests {
         let k80 = profile(Some("k"), &[Port::tcp(80)], c.clone());
         let k443 = profile(Some("k"), &[Port::tcp(443)], c.clone());
         assert_eq!(k80.conflict_with(&k443), None);
-        assert_eq!(
-            k80.conflict_with(&k80),
-            Some(PortCollision(Port::tcp(80)))
-        );
+        assert_eq!(k80.conflict_with(&k80), Some(PortCollision(Port::tcp(80))));
         // TCP/53 and UDP/53 coexist.
         let t53 = profile(Some("k"), &[Port::tcp(53)], c.clone());
         let u53 = profile(Some("k"), &[Port::udp(53)], c.clone());
@@ -145,7 +142,10 @@ mod tests {
         assert_eq!(none.conflict_with(&k80), Some(NoSharingKey));
         assert_eq!(k80.conflict_with(&none), Some(HolderNotSharing));
         let other = profile(Some("j"), &[Port::tcp(1)], c.clone());
-        assert!(matches!(k80.conflict_with(&other), Some(DifferentKey { .. })));
+        assert!(matches!(
+            k80.conflict_with(&other),
+            Some(DifferentKey { .. })
+        ));
         let la = profile(Some("k"), &[Port::tcp(1)], local("a"));
         let la2 = profile(Some("k"), &[Port::tcp(2)], local("a"));
         let lb = profile(Some("k"), &[Port::tcp(3)], local("b"));

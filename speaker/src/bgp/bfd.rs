@@ -292,6 +292,11 @@ impl BfdSession {
         self.remote_discr
     }
 
+    /// The peer's last reported state.
+    pub fn remote_state(&self) -> BfdState {
+        self.remote_state
+    }
+
     pub fn poll_active(&self) -> bool {
         self.poll_active
     }
@@ -301,7 +306,10 @@ impl BfdSession {
         let mut out = Vec::new();
         if self.may_transmit() {
             out.push(BfdAction::Send(self.packet(false)));
-            out.push(BfdAction::SetTimer(BfdTimer::Transmit, self.next_tx_delay()));
+            out.push(BfdAction::SetTimer(
+                BfdTimer::Transmit,
+                self.next_tx_delay(),
+            ));
         }
         out
     }
@@ -319,7 +327,11 @@ impl BfdSession {
     }
 
     /// Validates raw bytes (including the RFC 5881 TTL check) and handles the packet.
-    pub fn receive(&mut self, bytes: &[u8], ttl: Option<u8>) -> Result<Vec<BfdAction>, PacketError> {
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        ttl: Option<u8>,
+    ) -> Result<Vec<BfdAction>, PacketError> {
         if ttl != Some(REQUIRED_TTL) {
             return Err(PacketError::BadTtl(ttl));
         }
@@ -337,14 +349,21 @@ impl BfdSession {
             BfdEvent::TimerFired(BfdTimer::Transmit) => {
                 if self.may_transmit() {
                     out.push(BfdAction::Send(self.packet(false)));
-                    out.push(BfdAction::SetTimer(BfdTimer::Transmit, self.next_tx_delay()));
+                    out.push(BfdAction::SetTimer(
+                        BfdTimer::Transmit,
+                        self.next_tx_delay(),
+                    ));
                 }
             }
             BfdEvent::TimerFired(BfdTimer::Detect) => {
                 // RFC 5880 §6.8.1: forget the peer after a silent detection time.
                 self.remote_discr = 0;
                 if matches!(self.state, BfdState::Init | BfdState::Up) {
-                    self.transition(BfdState::Down, diag::CONTROL_DETECTION_TIME_EXPIRED, &mut out);
+                    self.transition(
+                        BfdState::Down,
+                        diag::CONTROL_DETECTION_TIME_EXPIRED,
+                        &mut out,
+                    );
                 }
             }
             BfdEvent::AdminDown => {
@@ -357,7 +376,10 @@ impl BfdSession {
                 if self.state == BfdState::AdminDown {
                     self.transition(BfdState::Down, diag::NONE, &mut out);
                     if self.may_transmit() {
-                        out.push(BfdAction::SetTimer(BfdTimer::Transmit, self.next_tx_delay()));
+                        out.push(BfdAction::SetTimer(
+                            BfdTimer::Transmit,
+                            self.next_tx_delay(),
+                        ));
                     }
                 }
             }
@@ -376,7 +398,7 @@ impl BfdSession {
     fn may_transmit(&self) -> bool {
         // RFC 5880 §6.8.7: nothing periodic if the peer asked for no packets, and a passive
         // system waits until it has heard from the peer.
-        !self.remote_min_rx.is_zero() && !(self.config.passive && self.remote_discr == 0)
+        !self.remote_min_rx.is_zero() && (!self.config.passive || self.remote_discr != 0)
     }
 
     fn packet(&self, final_: bool) -> ControlPacket {
@@ -405,7 +427,11 @@ impl BfdSession {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let max_pct = if self.config.detect_mult == 1 { 90 } else { 100 };
+        let max_pct = if self.config.detect_mult == 1 {
+            90
+        } else {
+            100
+        };
         let pct = 75 + (self.rng % (max_pct - 75 + 1));
         let us = self.tx_interval().as_micros() * u128::from(pct) / 100;
         Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
@@ -445,9 +471,15 @@ impl BfdSession {
                 self.rx_basis = required;
             }
             self.poll_active = true;
-            // Send the Poll now rather than waiting for the next periodic packet.
+            // Send the Poll now rather than waiting for the next periodic packet, and restart
+            // the periodic timer: the peer shortens its detection time as soon as it sees a
+            // smaller interval, so a packet still scheduled at the old rate would be too late.
             if self.may_transmit() {
                 out.push(BfdAction::Send(self.packet(false)));
+                out.push(BfdAction::SetTimer(
+                    BfdTimer::Transmit,
+                    self.next_tx_delay(),
+                ));
             }
         } else {
             self.tx_basis = desired;
@@ -479,7 +511,9 @@ impl BfdSession {
             }
         } else {
             match (self.state, p.state) {
-                (BfdState::Down, BfdState::Down) => self.transition(BfdState::Init, diag::NONE, out),
+                (BfdState::Down, BfdState::Down) => {
+                    self.transition(BfdState::Init, diag::NONE, out)
+                }
                 (BfdState::Down, BfdState::Init) => self.transition(BfdState::Up, diag::NONE, out),
                 (BfdState::Init, BfdState::Init | BfdState::Up) => {
                     self.transition(BfdState::Up, diag::NONE, out)
@@ -497,7 +531,10 @@ impl BfdSession {
         }
         // A passive system starts its periodic transmission on first contact.
         if first_contact && self.config.passive && self.may_transmit() {
-            out.push(BfdAction::SetTimer(BfdTimer::Transmit, self.next_tx_delay()));
+            out.push(BfdAction::SetTimer(
+                BfdTimer::Transmit,
+                self.next_tx_delay(),
+            ));
         }
         let detect = self.detection_time();
         if !detect.is_zero() {

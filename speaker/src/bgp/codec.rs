@@ -349,7 +349,10 @@ pub enum PathAttribute {
     MultiExitDisc(u32),
     LocalPref(u32),
     AtomicAggregate,
-    Aggregator { asn: u32, address: Ipv4Addr },
+    Aggregator {
+        asn: u32,
+        address: Ipv4Addr,
+    },
     Communities(Vec<u32>),
     /// RFC 4760. `next_hop` is one address, or IPv6 global + link-local.
     MpReach {
@@ -705,7 +708,7 @@ fn decode_capabilities(value: &[u8], out: &mut Vec<Capability>) -> Result<(), De
             CAP_FOUR_OCTET_AS if v.len() == 4 => {
                 Capability::FourOctetAs(c.u32().ok_or_else(malformed)?)
             }
-            CAP_GRACEFUL_RESTART if v.len() >= 2 && (v.len() - 2) % 4 == 0 => {
+            CAP_GRACEFUL_RESTART if v.len() >= 2 && (v.len() - 2).is_multiple_of(4) => {
                 let word = c.u16().ok_or_else(malformed)?;
                 let mut families = Vec::new();
                 while !c.is_empty() {
@@ -971,11 +974,7 @@ fn decode_as_path(value: &[u8], four: bool) -> Option<Vec<AsPathSegment>> {
         }
         let mut asns = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            asns.push(if four {
-                r.u32()?
-            } else {
-                u32::from(r.u16()?)
-            });
+            asns.push(if four { r.u32()? } else { u32::from(r.u16()?) });
         }
         segs.push(match kind {
             1 => AsPathSegment::Set(asns),
@@ -1060,7 +1059,7 @@ fn decode_attribute(
             PathAttribute::Aggregator { asn, address }
         }
         ATTR_COMMUNITIES => {
-            if value.is_empty() || value.len() % 4 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(4) {
                 return Err(Soft(TreatAsWithdraw, err::OPTIONAL_ATTRIBUTE));
             }
             let mut c = Vec::with_capacity(value.len() / 4);
@@ -1070,7 +1069,7 @@ fn decode_attribute(
             PathAttribute::Communities(c)
         }
         ATTR_LARGE_COMMUNITIES => {
-            if value.is_empty() || value.len() % 12 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(12) {
                 return Err(Soft(TreatAsWithdraw, err::OPTIONAL_ATTRIBUTE));
             }
             let mut c = Vec::with_capacity(value.len() / 12);
@@ -1244,8 +1243,8 @@ fn encode_open(o: &Open, b: &mut BytesMut) -> Result<(), EncodeError> {
 
 fn encode_prefixes(prefixes: &[Prefix], b: &mut BytesMut) {
     for p in prefixes {
-        let n = usize::from(p.len()).div_ceil(8);
-        b.put_u8(p.len());
+        let n = usize::from(p.prefix_len()).div_ceil(8);
+        b.put_u8(p.prefix_len());
         match p.addr() {
             IpAddr::V4(a) => b.put_slice(&a.octets()[..n]),
             IpAddr::V6(a) => b.put_slice(&a.octets()[..n]),

@@ -15,6 +15,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use std::net::IpAddr;
+
+use super::bfd::{BfdAction, BfdConfig, BfdEvent, BfdSession, BfdState, BfdTimer};
 use super::codec::{self, Message};
 use super::fsm::{Action, Event, PeerConfig, Session, State, StopReason, TimerKind};
 use super::net::{self, TransportConfig};
@@ -366,6 +369,184 @@ async fn wait_bfd(bfd: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
             Err(_) => None,
         },
         None => std::future::pending().await,
+    }
+}
+
+// ---- BFD -------------------------------------------------------------------------------------
+
+/// Observable BFD session state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdStatus {
+    pub state: BfdState,
+    pub remote_discriminator: u32,
+    /// Diagnostic of the last state change.
+    pub diag: u8,
+    pub packets_received: u64,
+    pub packets_dropped: u64,
+}
+
+/// A running single-hop BFD session (RFC 5881) towards one peer.
+pub struct BfdHandle {
+    status: watch::Receiver<BfdStatus>,
+    up: watch::Receiver<bool>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl BfdHandle {
+    pub fn status(&self) -> watch::Receiver<BfdStatus> {
+        self.status.clone()
+    }
+
+    /// `true` while Up, `false` once BFD detects a failure; feed it to [`spawn`] to tie BGP
+    /// to BFD. A peer going AdminDown is not a failure (RFC 5882 §3.2) and leaves it alone.
+    pub fn up(&self) -> watch::Receiver<bool> {
+        self.up.clone()
+    }
+
+    /// Signals AdminDown to the peer (so it does not mistake us for a failure) and stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a BFD session from `local` to `peer`.
+///
+/// Binds `local:3784` for reception, so one local address serves one peer for now; several
+/// peers per address need a shared receiver that demultiplexes by discriminator.
+pub fn spawn_bfd(local: IpAddr, peer: IpAddr, config: BfdConfig) -> io::Result<BfdHandle> {
+    let rx = net::bfd_rx_socket(local)?;
+    let tx = net::bfd_tx_socket(local, peer)?;
+    let mut session = BfdSession::new(config);
+    let initial = BfdStatus {
+        state: session.state(),
+        remote_discriminator: 0,
+        diag: 0,
+        packets_received: 0,
+        packets_dropped: 0,
+    };
+    let (status_tx, status) = watch::channel(initial);
+    let (up_tx, up) = watch::channel(false);
+    let (stop, mut stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut timers: [Option<Instant>; 2] = [None, None];
+        let mut st = initial;
+        let start = session.start();
+        run_bfd_actions(start, &tx, &mut timers, &mut st, &up_tx).await;
+        let mut buf = [0u8; 128];
+        loop {
+            let deadline = timers.iter().flatten().min().copied();
+            let actions = tokio::select! {
+                _ = &mut stop_rx => {
+                    let actions = session.handle(BfdEvent::AdminDown);
+                    run_bfd_actions(actions, &tx, &mut timers, &mut st, &up_tx).await;
+                    // One explicit AdminDown packet so the peer reports "neighbor down".
+                    let a = session.handle(BfdEvent::TimerFired(BfdTimer::Transmit));
+                    run_bfd_actions(a, &tx, &mut timers, &mut st, &up_tx).await;
+                    break;
+                }
+                r = net::recv_with_ttl(&rx, &mut buf) => match r {
+                    Ok((n, from, ttl)) if from.ip() == peer => {
+                        match session.receive(&buf[..n], ttl) {
+                            Ok(actions) => {
+                                st.packets_received += 1;
+                                actions
+                            }
+                            Err(e) => {
+                                st.packets_dropped += 1;
+                                tracing::debug!(%peer, error = %e, "BFD packet dropped");
+                                Vec::new()
+                            }
+                        }
+                    }
+                    Ok(_) => Vec::new(),
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "BFD receive failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Vec::new()
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    let mut actions = Vec::new();
+                    for (i, kind) in [BfdTimer::Transmit, BfdTimer::Detect].into_iter().enumerate() {
+                        if timers[i].is_some_and(|t| t <= now) {
+                            timers[i] = None;
+                            actions.extend(session.handle(BfdEvent::TimerFired(kind)));
+                        }
+                    }
+                    actions
+                }
+            };
+            if session.remote_state() == BfdState::AdminDown {
+                // Not a path failure: report nothing to clients (RFC 5882 §3.2).
+                for a in &actions {
+                    if let BfdAction::StateChanged { to, diag, .. } = a {
+                        st.state = *to;
+                        st.diag = *diag;
+                    }
+                }
+                let rest = actions
+                    .into_iter()
+                    .filter(|a| !matches!(a, BfdAction::StateChanged { .. }))
+                    .collect();
+                run_bfd_actions(rest, &tx, &mut timers, &mut st, &up_tx).await;
+            } else {
+                run_bfd_actions(actions, &tx, &mut timers, &mut st, &up_tx).await;
+            }
+            st.remote_discriminator = session.remote_discriminator();
+            status_tx.send_if_modified(|s| {
+                let changed = *s != st;
+                *s = st;
+                changed
+            });
+        }
+        st.state = session.state();
+        status_tx.send_replace(st);
+    });
+    Ok(BfdHandle {
+        status,
+        up,
+        stop: Some(stop),
+        task,
+    })
+}
+
+async fn run_bfd_actions(
+    actions: Vec<BfdAction>,
+    tx: &tokio::net::UdpSocket,
+    timers: &mut [Option<Instant>; 2],
+    st: &mut BfdStatus,
+    up: &watch::Sender<bool>,
+) {
+    for a in actions {
+        match a {
+            BfdAction::Send(p) => {
+                if let Err(e) = tx.send(&p.encode()).await {
+                    tracing::debug!(error = %e, "BFD send failed");
+                }
+            }
+            BfdAction::SetTimer(kind, after) => {
+                timers[bfd_timer_index(kind)] = Some(Instant::now() + after);
+            }
+            BfdAction::CancelTimer(kind) => timers[bfd_timer_index(kind)] = None,
+            BfdAction::StateChanged { from, to, diag } => {
+                tracing::info!(?from, ?to, diag, "BFD state change");
+                st.state = to;
+                st.diag = diag;
+                up.send_replace(to == BfdState::Up);
+            }
+        }
+    }
+}
+
+fn bfd_timer_index(kind: BfdTimer) -> usize {
+    match kind {
+        BfdTimer::Transmit => 0,
+        BfdTimer::Detect => 1,
     }
 }
 

@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::codec::{
-    Capability, CodecOptions, DecodeError, Family, GracefulRestart, GracefulRestartFamily,
-    Message, Notification, Open, err,
+    Capability, CodecOptions, DecodeError, Family, GracefulRestart, GracefulRestartFamily, Message,
+    Notification, Open, err,
 };
 use super::route::{self, Prefix, Route, UpdateContext};
 
@@ -193,6 +193,9 @@ impl Session {
         if config.hold_time > 0 && config.hold_time < 3 {
             config.hold_time = 3;
         }
+        // A zero retry delay would reconnect in a tight loop.
+        config.connect_time = config.connect_time.max(Duration::from_millis(100));
+        config.connect_time_max = config.connect_time_max.max(config.connect_time);
         config.families.sort_unstable();
         config.families.dedup();
         Self {
@@ -316,7 +319,10 @@ impl Session {
     fn connect(&mut self, out: &mut Vec<Action>) {
         self.state = State::Connect;
         out.push(Action::Connect);
-        out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+        out.push(Action::SetTimer(
+            TimerKind::ConnectRetry,
+            self.retry_delay(),
+        ));
     }
 
     fn on_start(&mut self, out: &mut Vec<Action>) {
@@ -338,14 +344,18 @@ impl Session {
         if self.state != State::Idle {
             out.push(Action::CloseTcp);
         }
-        for t in [TimerKind::ConnectRetry, TimerKind::Hold, TimerKind::Keepalive] {
+        for t in [
+            TimerKind::ConnectRetry,
+            TimerKind::Hold,
+            TimerKind::Keepalive,
+        ] {
             out.push(Action::CancelTimer(t));
         }
         if was_up {
             out.push(Action::Down(DownReason::AdminStop(reason)));
         }
         self.admin_up = false;
-        self.to_idle();
+        self.enter_idle();
     }
 
     /// Counts a failed attempt for backoff; a session that had been Established retries
@@ -358,7 +368,7 @@ impl Session {
         };
     }
 
-    fn to_idle(&mut self) {
+    fn enter_idle(&mut self) {
         self.state = State::Idle;
         self.negotiated = None;
         self.advertised.clear();
@@ -373,10 +383,13 @@ impl Session {
         out.push(Action::CancelTimer(TimerKind::Hold));
         out.push(Action::CancelTimer(TimerKind::Keepalive));
         self.note_failure();
-        self.to_idle();
+        self.enter_idle();
         if self.admin_up {
             // Idle with automatic restart: ConnectRetry doubles as the idle-hold timer.
-            out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+            out.push(Action::SetTimer(
+                TimerKind::ConnectRetry,
+                self.retry_delay(),
+            ));
         }
         out.push(Action::Down(reason));
     }
@@ -396,7 +409,10 @@ impl Session {
             State::Connect => {
                 self.failures = self.failures.saturating_add(1);
                 self.state = State::Active;
-                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                out.push(Action::SetTimer(
+                    TimerKind::ConnectRetry,
+                    self.retry_delay(),
+                ));
             }
             _ => self.on_tcp_closed(out),
         }
@@ -411,7 +427,10 @@ impl Session {
                 self.negotiated = None;
                 out.push(Action::CloseTcp);
                 out.push(Action::CancelTimer(TimerKind::Hold));
-                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                out.push(Action::SetTimer(
+                    TimerKind::ConnectRetry,
+                    self.retry_delay(),
+                ));
                 out.push(Action::Down(DownReason::TcpClosed));
             }
             State::OpenConfirm | State::Established => {
@@ -419,16 +438,22 @@ impl Session {
                 out.push(Action::CancelTimer(TimerKind::Hold));
                 out.push(Action::CancelTimer(TimerKind::Keepalive));
                 self.note_failure();
-                self.to_idle();
+                self.enter_idle();
                 if self.admin_up {
-                    out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                    out.push(Action::SetTimer(
+                        TimerKind::ConnectRetry,
+                        self.retry_delay(),
+                    ));
                 }
                 out.push(Action::Down(DownReason::TcpClosed));
             }
             State::Connect => {
                 self.failures = self.failures.saturating_add(1);
                 self.state = State::Active;
-                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                out.push(Action::SetTimer(
+                    TimerKind::ConnectRetry,
+                    self.retry_delay(),
+                ));
             }
             State::Idle | State::Active => {}
         }
@@ -502,9 +527,12 @@ impl Session {
             out.push(Action::CancelTimer(TimerKind::Hold));
             out.push(Action::CancelTimer(TimerKind::Keepalive));
             self.note_failure();
-            self.to_idle();
+            self.enter_idle();
             if self.admin_up {
-                out.push(Action::SetTimer(TimerKind::ConnectRetry, self.retry_delay()));
+                out.push(Action::SetTimer(
+                    TimerKind::ConnectRetry,
+                    self.retry_delay(),
+                ));
             }
             out.push(Action::Down(DownReason::NotificationReceived(n)));
             return;
@@ -542,7 +570,10 @@ impl Session {
                 self.restart_hold(out);
                 if let Some(family) = super::codec::Family::from_afi_safi(rr.afi, rr.safi)
                     && rr.subtype == 0
-                    && self.negotiated.as_ref().is_some_and(|n| n.families.contains(&family))
+                    && self
+                        .negotiated
+                        .as_ref()
+                        .is_some_and(|n| n.families.contains(&family))
                 {
                     let routes: Vec<Route> = self
                         .advertised
@@ -625,7 +656,11 @@ impl Session {
         if updates.is_empty() {
             return;
         }
-        out.extend(updates.into_iter().map(|u| Action::Send(Message::Update(u))));
+        out.extend(
+            updates
+                .into_iter()
+                .map(|u| Action::Send(Message::Update(u))),
+        );
         // RFC 4271 §8.2.2: sending an UPDATE restarts the keepalive timer.
         self.restart_keepalive(out);
     }

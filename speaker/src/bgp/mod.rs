@@ -1,7 +1,11 @@
 //! BGP mode: announces LoadBalancer IPs to routers over BGP (RFC 4271) with BFD (RFC 5880).
 //!
 //! Layout: pure, sans-IO cores ([`codec`], [`fsm`], [`route`], [`bfd`]) and a thin tokio
-//! shell ([`net`] for sockets, [`driver`] for the per-peer task).
+//! shell ([`net`] for sockets and their options, [`driver`] for the per-peer tasks).
+//!
+//! Typical use: build a [`PeerConfig`] and a [`TransportConfig`], optionally start BFD with
+//! [`spawn_bfd`], then [`spawn`] a session fed by a `watch` of the routes to announce; read
+//! [`SessionStatus`] from the handle and call [`SessionHandle::shutdown`] to send a Cease.
 
 pub mod bfd;
 pub mod codec;
@@ -10,6 +14,14 @@ pub mod fsm;
 pub mod net;
 pub mod route;
 
-pub use codec::{CodecOptions, Family, Message, Notification};
-pub use fsm::{Action, DownReason, Event, PeerAsn, PeerConfig, Session, State, StopReason, TimerKind};
+pub use bfd::{BfdConfig, BfdSession, BfdState};
+pub use codec::{CodecOptions, DecodeError, Family, Message, Notification};
+pub use driver::{
+    BfdHandle, BfdStatus, SessionConfig, SessionHandle, SessionStatus, spawn, spawn_bfd,
+};
+pub use fsm::{
+    Action, DownReason, Event, GracefulRestartConfig, PeerAsn, PeerConfig, Session, State,
+    StopReason, TimerKind,
+};
+pub use net::TransportConfig;
 pub use route::{NextHop, Prefix, Route};

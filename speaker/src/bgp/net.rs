@@ -157,9 +157,7 @@ pub fn set_tcp_md5sig(socket: &Socket, peer: SocketAddr, key: &[u8]) -> io::Resu
     sig.key[..key.len()].copy_from_slice(key);
     let sa = SockAddr::from(peer);
     // SAFETY: `as_ptr` points at `len()` initialised bytes of a sockaddr, at most 128.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize)
-    };
+    let bytes = unsafe { std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize) };
     let n = bytes.len().min(sig.addr.len());
     sig.addr[..n].copy_from_slice(&bytes[..n]);
     sys::set_option(socket, sys::IPPROTO_TCP, sys::TCP_MD5SIG, &sig)
@@ -387,7 +385,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn bfd_sockets_report_ttl_255() {
-        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // 127.0.0.3: the driver's BFD test uses .1 and .2, and tests run in parallel.
+        let lo = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
         let Ok(rx) = bfd_rx_socket(lo) else {
             // Port 3784 may be taken on a shared machine; the lab test covers this too.
             return;

@@ -52,13 +52,8 @@ impl Prefix {
         self.addr
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
-    }
-
-    /// A zero-length prefix is a default route, not "empty"; provided for clippy's sake.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     pub fn family(&self) -> Family {
@@ -454,9 +449,12 @@ mod tests {
         }
         // eBGP: AS_PATH is our AS, no LOCAL_PREF.
         for u in &ups {
-            assert!(u.attributes.contains(&PathAttribute::AsPath(vec![
-                AsPathSegment::Sequence(vec![64512])
-            ])));
+            assert!(
+                u.attributes
+                    .contains(&PathAttribute::AsPath(vec![AsPathSegment::Sequence(vec![
+                        64512
+                    ])]))
+            );
             assert!(
                 !u.attributes
                     .iter()
@@ -475,11 +473,14 @@ mod tests {
         for u in &ups {
             assert!(u.attributes.contains(&PathAttribute::AsPath(vec![])));
         }
-        assert!(ups.iter().any(|u| u.attributes.contains(&PathAttribute::LocalPref(200))));
         assert!(
             ups.iter()
-                .any(|u| u.attributes.contains(&PathAttribute::LocalPref(DEFAULT_LOCAL_PREF)))
+                .any(|u| u.attributes.contains(&PathAttribute::LocalPref(200)))
         );
+        assert!(ups.iter().any(|u| {
+            u.attributes
+                .contains(&PathAttribute::LocalPref(DEFAULT_LOCAL_PREF))
+        }));
     }
 
     #[test]
@@ -491,12 +492,16 @@ mod tests {
         };
         let ups = announce_updates([&v4("198.18.0.1")], &ctx);
         let attrs = &ups[0].attributes;
-        assert!(attrs.contains(&PathAttribute::AsPath(vec![AsPathSegment::Sequence(vec![
-            23456
-        ])])));
-        assert!(attrs.contains(&PathAttribute::As4Path(vec![AsPathSegment::Sequence(vec![
-            4_200_000_000
-        ])])));
+        assert!(
+            attrs.contains(&PathAttribute::AsPath(vec![AsPathSegment::Sequence(vec![
+                23456
+            ])]))
+        );
+        assert!(
+            attrs.contains(&PathAttribute::As4Path(vec![AsPathSegment::Sequence(
+                vec![4_200_000_000]
+            )]))
+        );
         let opts = CodecOptions {
             four_octet_as: false,
         };
@@ -514,7 +519,8 @@ mod tests {
             let routes: Vec<Route> = (0..3000u32)
                 .map(|i| {
                     let a = Ipv4Addr::from(0xc612_0000 + i);
-                    let mut r = Route::new(Prefix::host(a.into()), NextHop::V4(Ipv4Addr::LOCALHOST));
+                    let mut r =
+                        Route::new(Prefix::host(a.into()), NextHop::V4(Ipv4Addr::LOCALHOST));
                     r.large_communities = vec![(1, 2, 3); 4];
                     r
                 })

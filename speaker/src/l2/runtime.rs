@@ -125,6 +125,7 @@ pub struct L2Runtime {
 }
 
 const EVENT_QUEUE: usize = 256;
+const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// Big enough for jumbo frames; bigger frames are truncated and then
 /// dropped by the parser.
 const RECV_BUFFER: usize = 9216;
@@ -150,10 +151,18 @@ impl L2Runtime {
     /// the future closes every socket (and so leaves every group).
     pub async fn run(mut self) -> Result<(), L2Error> {
         let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
-        let mut rescan = tokio::time::interval(self.config.rescan_interval);
+        // interval() panics on zero; a floor also stops a busy rescan loop.
+        let period = self.config.rescan_interval.max(MIN_RESCAN_INTERVAL);
+        let mut rescan = tokio::time::interval(period);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shell = Shell::new(self.config, events_tx);
         let mut desired = self.desired.borrow_and_update().clone();
+        // Scan before the first wait so start-up does not depend on which
+        // select branch wins the first round.
+        shell.rescan();
+        shell.reconcile(&desired).await?;
+        shell.publish(&self.status);
+        rescan.reset();
         loop {
             let deadline = shell.announcer.next_deadline();
             let sleep_to = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));

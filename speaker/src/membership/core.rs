@@ -118,7 +118,8 @@ impl Runtime<MemberId> for Effects {
         self.buf.put_slice(&MAGIC);
         self.buf.put_u8(VERSION);
         self.buf.put_slice(data);
-        self.sends.push((to.socket_addr(), self.buf.split().freeze()));
+        self.sends
+            .push((to.socket_addr(), self.buf.split().freeze()));
     }
 
     fn submit_after(&mut self, event: Timer, after: Duration) {
@@ -320,8 +321,8 @@ impl Core {
     pub fn leave(&mut self, now: Instant) {
         let members = self.swim.num_members();
         let mut config = self.config.clone();
-        config.num_indirect_probes = std::num::NonZeroUsize::new(members.max(1))
-            .unwrap_or(std::num::NonZeroUsize::MIN);
+        config.num_indirect_probes =
+            std::num::NonZeroUsize::new(members.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
         // Each message carries the update while it has transmissions left.
         config.max_transmissions = std::num::NonZeroU8::MAX;
         if let Err(err) = self.swim.set_config(config) {
@@ -388,8 +389,8 @@ impl Core {
         // very peers we need. Start afresh under a renewed identity; the
         // others see it replace our old one. Nothing is lost: we had no
         // active member anyway.
-        let forgotten_peers = self.swim.num_members() == 0
-            && self.swim.iter_membership_state().next().is_some();
+        let forgotten_peers =
+            self.swim.num_members() == 0 && self.swim.iter_membership_state().next().is_some();
         if (self.defunct || forgotten_peers) && !self.seeds.is_empty() {
             self.restart_fresh(now);
         }
@@ -556,9 +557,13 @@ mod tests {
             token: 0,
         };
         let late = foca::Timer::PeriodicGossip(0);
-        for (seq, (at, timer)) in [(t0, probe), (t0, indirect), (t0 - Duration::from_millis(1), late)]
-            .into_iter()
-            .enumerate()
+        for (seq, (at, timer)) in [
+            (t0, probe),
+            (t0, indirect),
+            (t0 - Duration::from_millis(1), late),
+        ]
+        .into_iter()
+        .enumerate()
         {
             heap.push(Reverse(Scheduled {
                 at,

@@ -35,6 +35,11 @@ fn lab_node() {
         .split(',')
         .map(|s| s.trim().parse().expect("FLB_MEM_SEEDS"))
         .collect();
+    // RUST_LOG=ferrolb_speaker::membership=debug,foca=debug shows the protocol.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,6 +74,10 @@ fn lab_node() {
         println!("LEAVING {asked} {node}");
         let stats = membership.stats();
         membership.leave().await;
-        println!("LEFT {} {node} took_us={} stats={stats:?}", micros(), micros() - asked);
+        println!(
+            "LEFT {} {node} took_us={} stats={stats:?}",
+            micros(),
+            micros() - asked
+        );
     });
 }

@@ -49,7 +49,7 @@ now_us() { date +%s%6N; }
 start_node() { # i
     local i=$1
     ip netns exec "t-mem-$i" env FLB_MEM_NODE="node-$i" FLB_MEM_BIND="198.18.210.$i:$PORT" \
-        FLB_MEM_SEEDS="$SEEDS" RUST_BACKTRACE=1 \
+        FLB_MEM_SEEDS="$SEEDS" RUST_BACKTRACE=1 RUST_LOG="${RUST_LOG:-warn}" \
         "$BIN" membership::lab::lab_node --ignored --exact --nocapture --test-threads=1 \
         >>"$OUT/node-$i.log" 2>&1 &
     PID[$i]=$!
@@ -62,7 +62,7 @@ wait_converged() {
         local ok=1
         for i in 1 2 3; do
             local last
-            last=$(grep '^LIVE ' "$OUT/node-$i.log" 2>/dev/null | tail -1 | awk '{print $4}')
+            last=$(awk '$1=="LIVE" {l=$4} END {print l}' "$OUT/node-$i.log" 2>/dev/null || true)
             [ "$last" = "node-1,node-2,node-3" ] || ok=0
         done
         [ $ok = 1 ] && return 0
@@ -103,6 +103,7 @@ for fault in kill link leave; do
         # Random phase relative to the probe cycle.
         sleep "0.$((RANDOM % 900 + 100))"
         t=$(now_us)
+        echo "FAULT $t $fault node-$v" >>"$OUT/faults.log"
         case $fault in
         kill) kill -9 "${PID[$v]}" ;;
         link) ip -n "$SW" link set "p$v" down ;;
@@ -119,6 +120,7 @@ for fault in kill link leave; do
             ;;
         link)
             h=$(now_us)
+            echo "RESTORE $h link node-$v" >>"$OUT/faults.log"
             ip -n "$SW" link set "p$v" up
             ;;
         esac

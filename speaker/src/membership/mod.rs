@@ -47,6 +47,8 @@ pub const DEFAULT_PORT: u16 = 7946;
 pub const JOIN_GRACE: Duration = Duration::from_secs(1);
 /// After the first peer answers, how long to let the other seeds answer too.
 pub const JOIN_SETTLE: Duration = Duration::from_millis(50);
+/// Receive buffer asked for the membership socket.
+pub const RECV_BUFFER: usize = 1 << 20;
 /// Upper bound on [`Membership::leave`].
 pub const LEAVE_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -79,9 +81,8 @@ impl Membership {
             !bind.ip().is_unspecified() && bind.port() != 0,
             "membership must bind the node's own address and a fixed port, not {bind}"
         );
-        let socket = std::net::UdpSocket::bind(bind)
-            .with_context(|| format!("binding membership socket on {bind}"))?;
-        socket.set_nonblocking(true)?;
+        let socket =
+            bind_socket(bind).with_context(|| format!("binding membership socket on {bind}"))?;
         let rng = StdRng::try_from_rng(&mut SysRng).context("seeding membership rng")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -142,6 +143,21 @@ impl Membership {
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
+}
+
+fn bind_socket(bind: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    // A joiner announces to every seed at once and gets one member list
+    // (up to 1400 bytes) back from each: room for a few hundred. Best
+    // effort: the kernel caps it at net.core.rmem_max, and a lost list only
+    // delays learning a few members until the next gossip.
+    if let Err(err) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        info!(error = %err, "could not enlarge the membership receive buffer");
+    }
+    socket.bind(&bind.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 async fn wait_for_first_peer(live: &mut watch::Receiver<BTreeSet<String>>) {

@@ -81,9 +81,12 @@ fn exact_bytes() {
 #[test]
 fn validation() {
     let good = packet().encode();
-    assert_eq!(ControlPacket::decode(&good[..23]), Err(PacketError::Truncated));
+    assert_eq!(
+        ControlPacket::decode(&good[..23]),
+        Err(PacketError::Truncated)
+    );
     let mut b = good;
-    b[0] = (2 << 5) | 0;
+    b[0] = 2 << 5;
     assert_eq!(ControlPacket::decode(&b), Err(PacketError::BadVersion(2)));
     let mut b = good;
     b[3] = 23;
@@ -119,7 +122,10 @@ fn validation() {
     b[1] |= 0x04;
     b[3] = 27;
     b.extend_from_slice(&[1, 3, 1]);
-    assert_eq!(ControlPacket::decode(&b), Err(PacketError::AuthNotSupported));
+    assert_eq!(
+        ControlPacket::decode(&b),
+        Err(PacketError::AuthNotSupported)
+    );
     let mut b = good;
     b[1] |= 0x04;
     assert_eq!(ControlPacket::decode(&b), Err(PacketError::BadLength(24)));
@@ -129,7 +135,10 @@ fn validation() {
 fn session_level_checks() {
     let mut s = BfdSession::new(cfg(1));
     let p = packet();
-    assert_eq!(s.receive(&p.encode(), Some(254)), Err(PacketError::BadTtl(Some(254))));
+    assert_eq!(
+        s.receive(&p.encode(), Some(254)),
+        Err(PacketError::BadTtl(Some(254)))
+    );
     assert_eq!(s.receive(&p.encode(), None), Err(PacketError::BadTtl(None)));
     let mut wrong = packet();
     wrong.your_discriminator = 99;
@@ -159,7 +168,7 @@ fn three_way_handshake_between_two_sessions() {
     assert_eq!(changes(&r), vec![(BfdState::Up, 0)]);
     let pb = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))
         .into_iter()
-        .last()
+        .next_back()
         .unwrap();
     let r = deliver(&mut a, pb);
     assert_eq!(changes(&r), vec![(BfdState::Up, 0)]);
@@ -224,8 +233,14 @@ fn becoming_up_starts_a_poll_sequence() {
     assert_eq!(polls.len(), 1);
     assert!(polls[0].poll && polls[0].state == BfdState::Up);
     assert_eq!(polls[0].desired_min_tx, 300_000);
-    // Decreasing the transmit interval takes effect at once.
+    // Decreasing the transmit interval takes effect at once, including the packet already
+    // scheduled at the slow-start rate.
     assert_eq!(s.tx_interval(), ms(300));
+    let rescheduled = r.iter().find_map(|a| match a {
+        BfdAction::SetTimer(BfdTimer::Transmit, d) => Some(*d),
+        _ => None,
+    });
+    assert!(rescheduled.is_some_and(|d| d <= ms(300)), "{r:?}");
     // Periodic packets keep the P bit until the Final arrives.
     let periodic = sent(&s.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
     assert!(periodic.poll);
@@ -305,12 +320,18 @@ fn jitter_bounds() {
 fn detection_timeout_brings_the_session_down() {
     let (mut a, _b) = up_pair();
     let r = a.handle(BfdEvent::TimerFired(BfdTimer::Detect));
-    assert_eq!(changes(&r), vec![(BfdState::Down, diag::CONTROL_DETECTION_TIME_EXPIRED)]);
+    assert_eq!(
+        changes(&r),
+        vec![(BfdState::Down, diag::CONTROL_DETECTION_TIME_EXPIRED)]
+    );
     assert_eq!(a.remote_discriminator(), 0);
     // Back to slow start.
     assert_eq!(a.tx_interval(), ms(1000));
     let p = sent(&a.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
-    assert_eq!((p.state, p.diag, p.your_discriminator), (BfdState::Down, 1, 0));
+    assert_eq!(
+        (p.state, p.diag, p.your_discriminator),
+        (BfdState::Down, 1, 0)
+    );
     // In Down, a detection timeout changes nothing.
     assert!(changes(&a.handle(BfdEvent::TimerFired(BfdTimer::Detect))).is_empty());
 }
@@ -320,7 +341,10 @@ fn received_packet_rearms_detection() {
     let (mut a, mut b) = up_pair();
     let p = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
     let r = deliver(&mut a, p);
-    assert_eq!(r.last(), Some(&BfdAction::SetTimer(BfdTimer::Detect, ms(900))));
+    assert_eq!(
+        r.last(),
+        Some(&BfdAction::SetTimer(BfdTimer::Detect, ms(900)))
+    );
 }
 
 #[test]
@@ -331,7 +355,10 @@ fn neighbor_signals_down() {
         p.state = remote;
         p.your_discriminator = 1;
         let r = deliver(&mut a, p);
-        assert_eq!(changes(&r), vec![(BfdState::Down, diag::NEIGHBOR_SIGNALED_DOWN)]);
+        assert_eq!(
+            changes(&r),
+            vec![(BfdState::Down, diag::NEIGHBOR_SIGNALED_DOWN)]
+        );
     }
     // AdminDown from the peer while we are Down: stay Down, no Init.
     let mut s = BfdSession::new(cfg(1));
@@ -345,7 +372,10 @@ fn neighbor_signals_down() {
 fn local_admin_down_and_up() {
     let (mut a, mut b) = up_pair();
     let r = a.handle(BfdEvent::AdminDown);
-    assert_eq!(changes(&r), vec![(BfdState::AdminDown, diag::ADMINISTRATIVELY_DOWN)]);
+    assert_eq!(
+        changes(&r),
+        vec![(BfdState::AdminDown, diag::ADMINISTRATIVELY_DOWN)]
+    );
     let p = sent(&a.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
     assert_eq!((p.state, p.diag), (BfdState::AdminDown, 7));
     // The peer goes Down with "neighbor signaled down" (RFC 5882: not a path failure).
@@ -377,11 +407,15 @@ fn passive_waits_for_the_peer() {
     c.passive = true;
     let mut s = BfdSession::new(c);
     assert!(s.start().is_empty());
-    assert!(s.handle(BfdEvent::TimerFired(BfdTimer::Transmit)).is_empty());
+    assert!(
+        s.handle(BfdEvent::TimerFired(BfdTimer::Transmit))
+            .is_empty()
+    );
     let r = deliver(&mut s, packet());
-    assert!(r
-        .iter()
-        .any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _))));
+    assert!(
+        r.iter()
+            .any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _)))
+    );
     let p = sent(&s.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
     assert_eq!((p.state, p.your_discriminator), (BfdState::Init, 7));
 }
@@ -392,7 +426,10 @@ fn zero_remote_min_rx_stops_periodic_transmission() {
     let mut p = packet();
     p.required_min_rx = 0;
     deliver(&mut s, p);
-    assert!(s.handle(BfdEvent::TimerFired(BfdTimer::Transmit)).is_empty());
+    assert!(
+        s.handle(BfdEvent::TimerFired(BfdTimer::Transmit))
+            .is_empty()
+    );
 }
 
 fn arb_packet() -> impl Strategy<Value = ControlPacket> {

@@ -29,7 +29,11 @@ fn msg(ty: u8, body: &[u8]) -> Vec<u8> {
 
 fn decode_err(bytes: &[u8]) -> (u8, u8, Vec<u8>) {
     let e = Message::decode(bytes, &V4).expect_err("must be rejected");
-    (e.notification.code, e.notification.subcode, e.notification.data)
+    (
+        e.notification.code,
+        e.notification.subcode,
+        e.notification.data,
+    )
 }
 
 fn decode_update(bytes: &[u8]) -> Update {
@@ -86,10 +90,16 @@ fn sample_open() -> Open {
 }
 
 fn sample_routes() -> Vec<Route> {
-    let mut a = Route::new(pfx("198.18.0.10"), NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)));
+    let mut a = Route::new(
+        pfx("198.18.0.10"),
+        NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)),
+    );
     a.communities = vec![0xfde8_0064];
     a.large_communities = vec![(64512, 1, 2)];
-    let b = Route::new(pfx("198.18.1.0/24"), NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)));
+    let b = Route::new(
+        pfx("198.18.1.0/24"),
+        NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)),
+    );
     let mut c = Route::new(
         pfx("fd00::10"),
         NextHop::V6 {
@@ -171,10 +181,7 @@ fn open_uses_as_trans_for_four_octet_asn() {
     assert_eq!(small.my_as, 65000);
     assert_eq!(small.asn(), 65000);
     assert_eq!(small.families(), vec![Family::Ipv4Unicast]);
-    assert_eq!(
-        o.families(),
-        vec![Family::Ipv4Unicast, Family::Ipv6Unicast]
-    );
+    assert_eq!(o.families(), vec![Family::Ipv4Unicast, Family::Ipv6Unicast]);
     assert!(o.supports_route_refresh());
     let gr = o.graceful_restart().unwrap();
     assert!(gr.restart_state);
@@ -207,7 +214,10 @@ fn keepalive_and_notification_bytes() {
 
 #[test]
 fn ipv4_update_exact_bytes() {
-    let mut r = Route::new(pfx("198.18.0.10"), NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)));
+    let mut r = Route::new(
+        pfx("198.18.0.10"),
+        NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)),
+    );
     r.communities = vec![0x0001_0002];
     r.large_communities = vec![(1, 2, 3)];
     let ctx = UpdateContext {
@@ -413,10 +423,7 @@ fn open_rfc9072_extended_parameters() {
     );
     let bytes = Message::Open(big.clone()).encode(&V4).unwrap();
     assert_eq!(&bytes[28..30], &[255, 255]);
-    assert_eq!(
-        Message::decode(&bytes, &V4).unwrap(),
-        Message::Open(big)
-    );
+    assert_eq!(Message::decode(&bytes, &V4).unwrap(), Message::Open(big));
 }
 
 // ---- UPDATE errors ----------------------------------------------------------------------------
@@ -495,7 +502,9 @@ fn update_recoverable_errors_follow_rfc7606() {
         &[0x40, 2, 4, 2, 2, 0, 0],
     ] {
         let attrs = [&ORIGIN_IGP[..], bad, &NEXT_HOP].concat();
-        assert!(soft_errors(&attrs, &NLRI_ONE).contains(&(TreatAsWithdraw, err::MALFORMED_AS_PATH)));
+        assert!(
+            soft_errors(&attrs, &NLRI_ONE).contains(&(TreatAsWithdraw, err::MALFORMED_AS_PATH))
+        );
     }
     // COMMUNITIES and LARGE_COMMUNITIES of the wrong size.
     assert_eq!(
@@ -516,7 +525,10 @@ fn update_recoverable_errors_follow_rfc7606() {
         vec![(AttributeDiscard, err::ATTRIBUTE_LENGTH)]
     );
     // Duplicate ORIGIN: keep the first.
-    let u = decode_update(&msg(2, &update_body(&[], &with(&[0x40, 1, 1, 2]), &NLRI_ONE)));
+    let u = decode_update(&msg(
+        2,
+        &update_body(&[], &with(&[0x40, 1, 1, 2]), &NLRI_ONE),
+    ));
     assert_eq!(u.errors[0].action, AttributeDiscard);
     assert_eq!(u.attributes[0], PathAttribute::Origin(Origin::Igp));
     assert!(!u.treat_as_withdraw());
@@ -688,7 +700,9 @@ mod oracle {
                 continue;
             }
             let dbg = check(&m.encode(&V4).unwrap(), true);
-            let Message::Update(u) = &m else { unreachable!() };
+            let Message::Update(u) = &m else {
+                unreachable!()
+            };
             for p in u.nlri.iter().chain(&u.withdrawn) {
                 assert!(dbg.contains(&p.to_string()), "{p} missing in {dbg}");
             }
@@ -759,9 +773,8 @@ mod oracle {
 
 fn arb_prefix_v4() -> impl Strategy<Value = Prefix> {
     // Unicast space only: the oracle refuses multicast NLRI in the unicast family.
-    (1u32..0xe000_0000, 0u8..=32).prop_map(|(a, l)| {
-        Prefix::new(IpAddr::V4(Ipv4Addr::from(a)), l.max(1)).unwrap()
-    })
+    (1u32..0xe000_0000, 0u8..=32)
+        .prop_map(|(a, l)| Prefix::new(IpAddr::V4(Ipv4Addr::from(a)), l.max(1)).unwrap())
 }
 
 fn arb_prefix_v6() -> impl Strategy<Value = Prefix> {
@@ -852,7 +865,11 @@ fn arb_open() -> impl Strategy<Value = Open> {
 }
 
 fn arb_segment(four: bool) -> impl Strategy<Value = AsPathSegment> {
-    let asn = if four { any::<u32>().boxed() } else { (0u32..=65535).boxed() };
+    let asn = if four {
+        any::<u32>().boxed()
+    } else {
+        (0u32..=65535).boxed()
+    };
     (1u8..=4, proptest::collection::vec(asn, 1..8)).prop_map(|(k, a)| match k {
         1 => AsPathSegment::Set(a),
         2 => AsPathSegment::Sequence(a),
@@ -863,58 +880,70 @@ fn arb_segment(four: bool) -> impl Strategy<Value = AsPathSegment> {
 
 /// One attribute per type code, in a canonical order, so decoding reproduces the input.
 fn arb_attributes(four: bool) -> impl Strategy<Value = Vec<PathAttribute>> {
-    let asn = if four { any::<u32>().boxed() } else { (0u32..=65535).boxed() };
+    let asn = if four {
+        any::<u32>().boxed()
+    } else {
+        (0u32..=65535).boxed()
+    };
     (
-        (proptest::option::of(prop_oneof![
-            Just(Origin::Igp),
-            Just(Origin::Egp),
-            Just(Origin::Incomplete)
-        ]),
-        proptest::option::of(proptest::collection::vec(arb_segment(four), 0..3)),
-        proptest::option::of(any::<u32>()),
-        proptest::option::of(any::<u32>()),
-        proptest::option::of(any::<u32>()),
-        any::<bool>()),
-        (proptest::option::of((asn, any::<u32>())),
-        proptest::option::of(proptest::collection::vec(any::<u32>(), 1..70)),
-        proptest::option::of(prop_oneof![
-            (
-                any::<u32>().prop_map(|a| vec![IpAddr::V4(Ipv4Addr::from(a))]),
-                proptest::collection::vec(arb_prefix_v4(), 0..10)
-            )
-                .prop_map(|(next_hop, nlri)| PathAttribute::MpReach {
-                    family: Family::Ipv4Unicast,
-                    next_hop,
-                    nlri
-                }),
-            (
-                proptest::collection::vec(any::<u128>().prop_map(|a| IpAddr::V6(a.into())), 1..=2),
-                proptest::collection::vec(arb_prefix_v6(), 0..10)
-            )
-                .prop_map(|(next_hop, nlri)| PathAttribute::MpReach {
-                    family: Family::Ipv6Unicast,
-                    next_hop,
-                    nlri
-                }),
-        ]),
-        proptest::option::of(
-            proptest::collection::vec(arb_prefix_v6(), 0..10).prop_map(|withdrawn| {
-                PathAttribute::MpUnreach {
+        (
+            proptest::option::of(prop_oneof![
+                Just(Origin::Igp),
+                Just(Origin::Egp),
+                Just(Origin::Incomplete)
+            ]),
+            proptest::option::of(proptest::collection::vec(arb_segment(four), 0..3)),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
+            any::<bool>(),
+        ),
+        (
+            proptest::option::of((asn, any::<u32>())),
+            proptest::option::of(proptest::collection::vec(any::<u32>(), 1..70)),
+            proptest::option::of(prop_oneof![
+                (
+                    any::<u32>().prop_map(|a| vec![IpAddr::V4(Ipv4Addr::from(a))]),
+                    proptest::collection::vec(arb_prefix_v4(), 0..10)
+                )
+                    .prop_map(|(next_hop, nlri)| PathAttribute::MpReach {
+                        family: Family::Ipv4Unicast,
+                        next_hop,
+                        nlri
+                    }),
+                (
+                    proptest::collection::vec(
+                        any::<u128>().prop_map(|a| IpAddr::V6(a.into())),
+                        1..=2
+                    ),
+                    proptest::collection::vec(arb_prefix_v6(), 0..10)
+                )
+                    .prop_map(|(next_hop, nlri)| PathAttribute::MpReach {
+                        family: Family::Ipv6Unicast,
+                        next_hop,
+                        nlri
+                    }),
+            ]),
+            proptest::option::of(proptest::collection::vec(arb_prefix_v6(), 0..10).prop_map(
+                |withdrawn| PathAttribute::MpUnreach {
                     family: Family::Ipv6Unicast,
                     withdrawn,
-                }
-            })
+                },
+            )),
+            proptest::option::of(proptest::collection::vec(arb_segment(true), 0..3)),
+            proptest::option::of(proptest::collection::vec(any::<(u32, u32, u32)>(), 1..30)),
+            proptest::option::of((
+                prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)],
+                100u8..=255,
+                proptest::collection::vec(any::<u8>(), 0..300),
+            )),
         ),
-        proptest::option::of(proptest::collection::vec(arb_segment(true), 0..3)),
-        proptest::option::of(proptest::collection::vec(any::<(u32, u32, u32)>(), 1..30)),
-        proptest::option::of((
-            prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)],
-            100u8..=255,
-            proptest::collection::vec(any::<u8>(), 0..300)
-        ))),
     )
         .prop_map(
-            |((origin, path, nh, med, lp, atomic), (aggr, comm, reach, unreach, as4, large, other))| {
+            |(
+                (origin, path, nh, med, lp, atomic),
+                (aggr, comm, reach, unreach, as4, large, other),
+            )| {
                 let mut v = Vec::new();
                 v.extend(origin.map(PathAttribute::Origin));
                 v.extend(path.map(PathAttribute::AsPath));
@@ -960,9 +989,10 @@ fn arb_update(four: bool) -> impl Strategy<Value = Update> {
             let mut u2 = u.clone();
             u2.errors.clear();
             let has = |t| u.attributes.iter().any(|a| attr_type(a) == t);
-            let mp = u.attributes.iter().any(
-                |a| matches!(a, PathAttribute::MpReach { nlri, .. } if !nlri.is_empty()),
-            );
+            let mp = u
+                .attributes
+                .iter()
+                .any(|a| matches!(a, PathAttribute::MpReach { nlri, .. } if !nlri.is_empty()));
             let needs_nh = !u.nlri.is_empty();
             !(needs_nh || mp) || (has(1) && has(2) && (!needs_nh || has(3)))
         })
@@ -972,7 +1002,11 @@ fn arb_message(four: bool) -> impl Strategy<Value = Message> {
     prop_oneof![
         arb_open().prop_map(Message::Open),
         arb_update(four).prop_map(Message::Update),
-        (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..64))
+        (
+            any::<u8>(),
+            any::<u8>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
             .prop_map(|(code, subcode, data)| Message::Notification(Notification {
                 code,
                 subcode,

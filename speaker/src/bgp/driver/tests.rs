@@ -16,14 +16,16 @@ struct FakePeer {
 impl FakePeer {
     async fn recv(&mut self) -> Message {
         loop {
-            if let Some((m, n)) = codec::decode_frame(&self.buf, &CodecOptions::default()).unwrap() {
+            if let Some((m, n)) = codec::decode_frame(&self.buf, &CodecOptions::default()).unwrap()
+            {
                 self.buf.advance(n);
                 return m;
             }
-            let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("peer timed out waiting for a message")
-                .unwrap();
+            let n =
+                tokio::time::timeout(Duration::from_secs(5), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .expect("peer timed out waiting for a message")
+                    .unwrap();
             assert!(n > 0, "speaker closed the connection");
         }
     }
@@ -110,21 +112,23 @@ async fn handshake(listener: &TcpListener, hold: u16) -> FakePeer {
         codec::Capability::Multiprotocol { afi: 2, safi: 1 },
         codec::Capability::FourOctetAs(64513),
     ];
-    p.send(Message::Open(Open::new(64513, hold, Ipv4Addr::new(198, 18, 0, 2), caps)))
-        .await;
+    p.send(Message::Open(Open::new(
+        64513,
+        hold,
+        Ipv4Addr::new(198, 18, 0, 2),
+        caps,
+    )))
+    .await;
     p.send(Message::Keepalive).await;
     assert_eq!(p.recv().await, Message::Keepalive);
     p
 }
 
 async fn wait_state(status: &mut watch::Receiver<SessionStatus>, want: State) -> SessionStatus {
-    let s = tokio::time::timeout(
-        Duration::from_secs(5),
-        status.wait_for(|s| s.state == want),
-    )
-    .await
-    .expect("state not reached")
-    .unwrap();
+    let s = tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.state == want))
+        .await
+        .expect("state not reached")
+        .unwrap();
     s.clone()
 }
 
@@ -132,20 +136,29 @@ async fn wait_state(status: &mut watch::Receiver<SessionStatus>, want: State) ->
 async fn session_against_fake_peer() {
     let (listener, cfg) = setup(30).await;
     let (routes_tx, routes_rx) = watch::channel(
-        [route("198.18.0.10"), route("fd00::10")].into_iter().collect(),
+        [route("198.18.0.10"), route("fd00::10")]
+            .into_iter()
+            .collect(),
     );
     let handle = spawn(cfg, routes_rx, None);
     let mut status = handle.status();
     let mut peer = handshake(&listener, 30).await;
     let mut table = peer.initial_table().await;
     table.sort();
-    assert_eq!(table, vec!["198.18.0.10".parse().unwrap(), "fd00::10".parse().unwrap()]);
+    assert_eq!(
+        table,
+        vec!["198.18.0.10".parse().unwrap(), "fd00::10".parse().unwrap()]
+    );
     let s = wait_state(&mut status, State::Established).await;
     assert_eq!(s.prefixes_sent, 2);
     assert_eq!(s.established_count, 1);
 
     // Diff: withdraw the IPv4 route, add another.
-    routes_tx.send_replace([route("198.18.0.11"), route("fd00::10")].into_iter().collect());
+    routes_tx.send_replace(
+        [route("198.18.0.11"), route("fd00::10")]
+            .into_iter()
+            .collect(),
+    );
     let mut wd = Vec::new();
     let mut an = Vec::new();
     while wd.is_empty() || an.is_empty() {
@@ -222,7 +235,10 @@ async fn malformed_input_gets_the_right_notification() {
     let mut peer = handshake(&listener, 30).await;
     peer.initial_table().await;
     // A KEEPALIVE with a bad marker.
-    let mut bad = Message::Keepalive.encode(&CodecOptions::default()).unwrap().to_vec();
+    let mut bad = Message::Keepalive
+        .encode(&CodecOptions::default())
+        .unwrap()
+        .to_vec();
     bad[0] = 0;
     peer.stream.write_all(&bad).await.unwrap();
     loop {
@@ -274,7 +290,11 @@ async fn unreachable_peer_backs_off() {
     let mut status = handle.status();
     let s = tokio::time::timeout(
         Duration::from_secs(5),
-        status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.starts_with("connect"))),
+        status.wait_for(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("connect"))
+        }),
     )
     .await
     .unwrap()
@@ -282,4 +302,96 @@ async fn unreachable_peer_backs_off() {
     .clone();
     assert!(matches!(s.state, State::Active | State::Connect));
     handle.shutdown(StopReason::Shutdown).await;
+}
+
+#[tokio::test]
+async fn bfd_sessions_come_up_and_signal_down() {
+    use crate::bgp::bfd::{BfdConfig, BfdState};
+    let a_ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let b_ip: IpAddr = "127.0.0.2".parse().unwrap();
+    let mut ca = BfdConfig::new(0x1111);
+    ca.desired_min_tx = Duration::from_millis(50);
+    ca.required_min_rx = Duration::from_millis(50);
+    let mut cb = BfdConfig::new(0x2222);
+    cb.desired_min_tx = Duration::from_millis(50);
+    cb.required_min_rx = Duration::from_millis(50);
+    cb.passive = true;
+    let (Ok(a), Ok(b)) = (spawn_bfd(a_ip, b_ip, ca), spawn_bfd(b_ip, a_ip, cb)) else {
+        // Port 3784 may be in use on a shared machine; the lab test covers BFD too.
+        return;
+    };
+    let mut up_a = a.up();
+    let mut up_b = b.up();
+    for up in [&mut up_a, &mut up_b] {
+        tokio::time::timeout(Duration::from_secs(5), up.wait_for(|u| *u))
+            .await
+            .expect("BFD up")
+            .unwrap();
+    }
+    assert_eq!(b.status().borrow().remote_discriminator, 0x1111);
+    // Stopping A sends AdminDown: B goes Down with "neighbor signaled session down", but that
+    // is not a path failure, so BGP is not told (RFC 5882 §3.2).
+    a.shutdown().await;
+    let mut st = b.status();
+    let s = *tokio::time::timeout(
+        Duration::from_secs(5),
+        st.wait_for(|s| s.state == BfdState::Down),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.diag, crate::bgp::bfd::diag::NEIGHBOR_SIGNALED_DOWN);
+    assert!(*up_b.borrow_and_update());
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn bfd_detects_a_silent_peer() {
+    use crate::bgp::bfd::{BfdConfig, BfdState};
+    let a_ip: IpAddr = "127.0.0.4".parse().unwrap();
+    let b_ip: IpAddr = "127.0.0.5".parse().unwrap();
+    let fast = |d| {
+        let mut c = BfdConfig::new(d);
+        c.desired_min_tx = Duration::from_millis(50);
+        c.required_min_rx = Duration::from_millis(50);
+        c
+    };
+    let (Ok(a), Ok(b)) = (
+        spawn_bfd(a_ip, b_ip, fast(7)),
+        spawn_bfd(b_ip, a_ip, fast(8)),
+    ) else {
+        return;
+    };
+    let mut up_a = a.up();
+    let mut up_b = b.up();
+    for up in [&mut up_a, &mut up_b] {
+        tokio::time::timeout(Duration::from_secs(5), up.wait_for(|u| *u))
+            .await
+            .expect("BFD up")
+            .unwrap();
+    }
+    // Let the Poll sequences that end slow start complete (a few 50 ms packets).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A vanishes without a word (crash, cable cut): B's detection timer fires.
+    a.task.abort();
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), up_b.wait_for(|u| !*u))
+        .await
+        .expect("failure detected")
+        .unwrap();
+    let s = *b.status().borrow();
+    assert_eq!(
+        (s.state, s.diag),
+        (
+            BfdState::Down,
+            crate::bgp::bfd::diag::CONTROL_DETECTION_TIME_EXPIRED
+        )
+    );
+    // 3 × 50 ms (plus the Poll sequence settling), far below any BGP hold time.
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    b.shutdown().await;
 }

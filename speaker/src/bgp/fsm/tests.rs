@@ -1,9 +1,9 @@
 use super::*;
 use crate::bgp::codec::{PathAttribute, RouteRefresh, Update};
 use crate::bgp::route::NextHop;
-use proptest::prelude::*;
 use State::*;
 use TimerKind::*;
+use proptest::prelude::*;
 
 const LOCAL: u32 = 64512;
 const PEER: u32 = 64513;
@@ -110,7 +110,10 @@ fn all_events() -> Vec<(&'static str, Event)> {
         ("Hold", Event::TimerFired(Hold)),
         ("KeepaliveTimer", Event::TimerFired(Keepalive)),
         ("BfdDown", Event::BfdDown),
-        ("RoutesChanged", Event::RoutesChanged(routes(&["198.18.5.1"]))),
+        (
+            "RoutesChanged",
+            Event::RoutesChanged(routes(&["198.18.5.1"])),
+        ),
     ]
 }
 
@@ -153,7 +156,10 @@ fn check_invariants(from: State, actions: &[Action]) {
     let sends = actions.iter().any(|a| matches!(a, Action::Send(_)));
     if sends {
         assert!(
-            matches!(from, OpenSent | OpenConfirm | Established | Connect | Active),
+            matches!(
+                from,
+                OpenSent | OpenConfirm | Established | Connect | Active
+            ),
             "sent from {from:?}: {actions:?}"
         );
     }
@@ -217,18 +223,32 @@ fn backoff_resets_after_established() {
     s.handle(Event::TcpFailed);
     s.handle(Event::TimerFired(ConnectRetry));
     s.handle(Event::TcpConnected);
-    s.handle(Event::Message(Message::Open(peer_open(PEER, 9, &Family::ALL))));
+    s.handle(Event::Message(Message::Open(peer_open(
+        PEER,
+        9,
+        &Family::ALL,
+    ))));
     s.handle(Event::Message(Message::Keepalive));
     assert_eq!(s.state(), Established);
     let a = s.handle(Event::TcpClosed);
-    assert!(a.contains(&Action::SetTimer(ConnectRetry, secs(1))), "{a:?}");
-    assert_eq!(s.handle(Event::TimerFired(ConnectRetry))[0], Action::Connect);
+    assert!(
+        a.contains(&Action::SetTimer(ConnectRetry, secs(1))),
+        "{a:?}"
+    );
+    assert_eq!(
+        s.handle(Event::TimerFired(ConnectRetry))[0],
+        Action::Connect
+    );
 }
 
 #[test]
 fn open_exchange_negotiates_timers() {
     let mut s = session_in(OpenSent, cfg());
-    let a = s.handle(Event::Message(Message::Open(peer_open(PEER, 30, &Family::ALL))));
+    let a = s.handle(Event::Message(Message::Open(peer_open(
+        PEER,
+        30,
+        &Family::ALL,
+    ))));
     assert_eq!(
         a,
         vec![
@@ -262,9 +282,17 @@ fn hold_time_negotiation_table() {
         c.hold_time = ours;
         c.keepalive = ka;
         let mut s = session_in(OpenSent, c);
-        let a = s.handle(Event::Message(Message::Open(peer_open(PEER, theirs, &Family::ALL))));
+        let a = s.handle(Event::Message(Message::Open(peer_open(
+            PEER,
+            theirs,
+            &Family::ALL,
+        ))));
         let n = s.negotiated().unwrap();
-        assert_eq!((n.hold_time, n.keepalive), (hold, keepalive), "{ours} {theirs} {ka:?}");
+        assert_eq!(
+            (n.hold_time, n.keepalive),
+            (hold, keepalive),
+            "{ours} {theirs} {ka:?}"
+        );
         if hold == 0 {
             assert_eq!(
                 a,
@@ -340,15 +368,23 @@ fn sent_updates(a: &[Action]) -> Vec<Update> {
 #[test]
 fn routes_changed_sends_only_the_diff() {
     let mut s = session_in(Established, cfg());
-    let a = s.handle(Event::RoutesChanged(routes(&["198.18.5.1", "198.18.5.2", "fd00::1:1"])));
+    let a = s.handle(Event::RoutesChanged(routes(&[
+        "198.18.5.1",
+        "198.18.5.2",
+        "fd00::1:1",
+    ])));
     let u = sent_updates(&a);
     assert_eq!(u.len(), 2, "one IPv4 group and one IPv6 group");
     assert_eq!(a.last(), Some(&Action::SetTimer(Keepalive, secs(3))));
 
     // Same set again: nothing to do.
     assert!(
-        s.handle(Event::RoutesChanged(routes(&["198.18.5.1", "198.18.5.2", "fd00::1:1"])))
-            .is_empty()
+        s.handle(Event::RoutesChanged(routes(&[
+            "198.18.5.1",
+            "198.18.5.2",
+            "fd00::1:1"
+        ])))
+        .is_empty()
     );
 
     // Remove .1, change .2's attributes, add .3, remove the IPv6 route.
@@ -359,16 +395,17 @@ fn routes_changed_sends_only_the_diff() {
     let u = sent_updates(&s.handle(Event::RoutesChanged(next)));
     assert_eq!(u.len(), 4, "{u:?}");
     assert_eq!(u[0].withdrawn, vec!["198.18.5.1".parse().unwrap()]);
-    assert!(matches!(&u[1].attributes[..], [PathAttribute::MpUnreach { withdrawn, .. }] if withdrawn.len() == 1));
+    assert!(
+        matches!(&u[1].attributes[..], [PathAttribute::MpUnreach { withdrawn, .. }] if withdrawn.len() == 1)
+    );
     let announced: Vec<Prefix> = u[2..].iter().flat_map(|x| x.nlri.clone()).collect();
     assert_eq!(announced.len(), 2);
     assert!(announced.contains(&"198.18.5.2".parse().unwrap()));
     assert!(announced.contains(&"198.18.5.3".parse().unwrap()));
-    assert!(
-        u[2..]
-            .iter()
-            .any(|x| x.attributes.contains(&PathAttribute::Communities(vec![0xfde8_0001])))
-    );
+    assert!(u[2..].iter().any(|x| {
+        x.attributes
+            .contains(&PathAttribute::Communities(vec![0xfde8_0001]))
+    }));
     // Nothing announced was also withdrawn (that would remove the changed route).
     assert!(!u[0].withdrawn.contains(&"198.18.5.2".parse().unwrap()));
 
@@ -456,7 +493,11 @@ fn hold_timer_expiry_notifies_and_restarts() {
             Action::CancelTimer(Hold),
             Action::CancelTimer(Keepalive),
             Action::SetTimer(ConnectRetry, secs(1)),
-            Action::Down(DownReason::NotificationSent(Notification::new(4, 0, vec![]))),
+            Action::Down(DownReason::NotificationSent(Notification::new(
+                4,
+                0,
+                vec![]
+            ))),
         ]
     );
     assert_eq!(s.state(), Idle);
@@ -507,8 +548,14 @@ fn notification_received_goes_idle() {
     let n = Notification::cease(2);
     let a = s.handle(Event::Message(Message::Notification(n.clone())));
     assert_eq!(a[0], Action::CloseTcp);
-    assert_eq!(a.last(), Some(&Action::Down(DownReason::NotificationReceived(n))));
-    assert!(!a.iter().any(|x| matches!(x, Action::Send(_))), "never answer a NOTIFICATION");
+    assert_eq!(
+        a.last(),
+        Some(&Action::Down(DownReason::NotificationReceived(n)))
+    );
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Send(_))),
+        "never answer a NOTIFICATION"
+    );
 }
 
 #[test]
@@ -569,7 +616,11 @@ fn peer_asn_checks() {
         let mut c = cfg();
         c.peer_asn = cfg_asn;
         let mut s = session_in(OpenSent, c);
-        let a = s.handle(Event::Message(Message::Open(peer_open(open_asn, 9, &Family::ALL))));
+        let a = s.handle(Event::Message(Message::Open(peer_open(
+            open_asn,
+            9,
+            &Family::ALL,
+        ))));
         if ok {
             assert_eq!(s.state(), OpenConfirm, "{cfg_asn:?} {open_asn}");
             assert_eq!(s.negotiated().unwrap().peer_asn, open_asn);
@@ -583,7 +634,12 @@ fn peer_asn_checks() {
     }
     // A 2-octet-only peer whose ASN comes from the My AS field.
     let mut s = session_in(OpenSent, cfg());
-    s.handle(Event::Message(Message::Open(Open::new(PEER, 9, id(2), vec![]))));
+    s.handle(Event::Message(Message::Open(Open::new(
+        PEER,
+        9,
+        id(2),
+        vec![],
+    ))));
     assert_eq!(s.state(), OpenConfirm);
 }
 
@@ -606,7 +662,11 @@ fn ibgp_updates_carry_local_pref_and_empty_path() {
     let mut c = cfg();
     c.peer_asn = PeerAsn::Internal;
     let mut s = session_in(OpenSent, c);
-    s.handle(Event::Message(Message::Open(peer_open(LOCAL, 9, &Family::ALL))));
+    s.handle(Event::Message(Message::Open(peer_open(
+        LOCAL,
+        9,
+        &Family::ALL,
+    ))));
     s.handle(Event::Message(Message::Keepalive));
     let u = sent_updates(&s.handle(Event::RoutesChanged(routes(&["198.18.5.1"]))));
     assert!(u[0].attributes.contains(&PathAttribute::LocalPref(100)));
@@ -636,7 +696,12 @@ fn open_carries_capabilities() {
     assert_eq!(gr.families.len(), 2);
     assert!(gr.families.iter().all(|f| f.forwarding_state));
     // Without graceful restart configured, no capability.
-    assert!(Session::new(cfg()).open_message().graceful_restart().is_none());
+    assert!(
+        Session::new(cfg())
+            .open_message()
+            .graceful_restart()
+            .is_none()
+    );
 }
 
 #[test]
@@ -674,7 +739,10 @@ fn tcp_closed_in_open_sent_goes_active() {
     let a = s.handle(Event::TcpClosed);
     assert_eq!(s.state(), Active);
     assert!(a.contains(&Action::SetTimer(ConnectRetry, secs(2))));
-    assert_eq!(s.handle(Event::TimerFired(ConnectRetry))[0], Action::Connect);
+    assert_eq!(
+        s.handle(Event::TimerFired(ConnectRetry))[0],
+        Action::Connect
+    );
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {

@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use tokio::time::Instant;
 
 const NS_SPK: &str = "t-bgp-spk";
 const NS_FRR: &str = "t-bgp-frr";
@@ -84,20 +85,47 @@ fn setup() -> Lab {
         lab.namespaces.push(ns);
         sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         for k in ["all", "default"] {
-            sh(&[
-                "ip", "netns", "exec", ns, "sysctl", "-qw",
-                &format!("net.ipv6.conf.{k}.accept_dad=0"),
-            ]);
+            // No DAD (addresses usable at once); keep IPv6 addresses across link flaps.
+            for opt in ["accept_dad=0", "keep_addr_on_down=1"] {
+                sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{k}.{opt}"),
+                ]);
+            }
         }
     }
-    for (ns, a, b, n) in [(NS_FRR, "vfrr0", "vfrr1", 1), (NS_BIRD, "vbird0", "vbird1", 2)] {
+    for (ns, a, b, n) in [
+        (NS_FRR, "vfrr0", "vfrr1", 1),
+        (NS_BIRD, "vbird0", "vbird1", 2),
+    ] {
         sh(&[
             "ip", "-n", NS_SPK, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns,
         ]);
         for (side, dev, host) in [(NS_SPK, a, 1), (ns, b, 2)] {
-            sh(&["ip", "-n", side, "addr", "add", &format!("198.18.{n}.{host}/24"), "dev", dev]);
             sh(&[
-                "ip", "-n", side, "addr", "add", &format!("fd00:{n}::{host}/64"), "dev", dev,
+                "ip",
+                "-n",
+                side,
+                "addr",
+                "add",
+                &format!("198.18.{n}.{host}/24"),
+                "dev",
+                dev,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                side,
+                "addr",
+                "add",
+                &format!("fd00:{n}::{host}/64"),
+                "dev",
+                dev,
                 "nodad",
             ]);
             sh(&["ip", "-n", side, "link", "set", dev, "up"]);
@@ -164,6 +192,10 @@ protocol bgp spk4 {{
   password "{MD5}";
   ipv4 {{ import all; export none; }};
 }}
+protocol bfd bfd1 {{
+  interface "vbird1" {{ interval 100 ms; multiplier 3; }};
+  neighbor 198.18.2.1 dev "vbird1" local 198.18.2.2;
+}}
 protocol bgp spk6 {{
   local fd00:2::2 as 64514;
   neighbor fd00:2::1 as 64512;
@@ -221,7 +253,11 @@ fn enter_netns(name: &str) {
 }
 
 fn session(local: IpAddr, peer: IpAddr, peer_asn: u32, md5: bool) -> SessionConfig {
-    let mut p = PeerConfig::new(64512, PeerAsn::Fixed(peer_asn), Ipv4Addr::new(198, 18, 0, 1));
+    let mut p = PeerConfig::new(
+        64512,
+        PeerAsn::Fixed(peer_asn),
+        Ipv4Addr::new(198, 18, 0, 1),
+    );
     p.hold_time = 9;
     p.connect_time = Duration::from_millis(500);
     p.connect_time_max = Duration::from_secs(2);
@@ -263,6 +299,15 @@ async fn wait_all(handles: &[(&str, SessionHandle)], want: State) {
     }
 }
 
+async fn wait_up(handles: &[(&str, SessionHandle)], bfd: &BfdHandle) -> String {
+    wait_all(handles, State::Established).await;
+    let mut up = bfd.up();
+    let ok = tokio::time::timeout(Duration::from_secs(20), up.wait_for(|u| *u))
+        .await
+        .is_ok();
+    format!("BFD to BIRD up={ok}: {:?}", *bfd.status().borrow())
+}
+
 #[test]
 #[ignore = "needs root, FRR and BIRD; run by hand"]
 fn frr_and_bird() {
@@ -272,7 +317,7 @@ fn frr_and_bird() {
 
     // The speaker runs on a thread that lives in the speaker namespace: sockets belong to the
     // namespace of the thread that creates them.
-    let (to_main, from_speaker) = std::sync::mpsc::channel::<&'static str>();
+    let (to_main, from_speaker) = std::sync::mpsc::channel::<String>();
     let (to_speaker, speaker_rx) = std::sync::mpsc::channel::<&'static str>();
     let speaker = std::thread::spawn(move || {
         enter_netns(NS_SPK);
@@ -280,39 +325,101 @@ fn frr_and_bird() {
             .enable_all()
             .build()
             .unwrap();
-        let to_main2 = to_main.clone();
         rt.block_on(async move {
             let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            let mut bfd_cfg = crate::bgp::bfd::BfdConfig::new(0xf10b);
+            bfd_cfg.desired_min_tx = Duration::from_millis(100);
+            bfd_cfg.required_min_rx = Duration::from_millis(100);
+            let bfd = spawn_bfd(ip("198.18.2.1"), ip("198.18.2.2"), bfd_cfg).expect("BFD sockets");
             let handles = vec![
-                ("frr-v4", spawn(session(ip("198.18.1.1"), ip("198.18.1.2"), 64513, true), frr_rx.clone(), None)),
-                ("frr-v6", spawn(session(ip("fd00:1::1"), ip("fd00:1::2"), 64513, false), frr_rx, None)),
-                ("bird-v4", spawn(session(ip("198.18.2.1"), ip("198.18.2.2"), 64514, true), bird_rx.clone(), None)),
-                ("bird-v6", spawn(session(ip("fd00:2::1"), ip("fd00:2::2"), 64514, false), bird_rx, None)),
+                (
+                    "frr-v4",
+                    spawn(
+                        session(ip("198.18.1.1"), ip("198.18.1.2"), 64513, true),
+                        frr_rx.clone(),
+                        None,
+                    ),
+                ),
+                (
+                    "frr-v6",
+                    spawn(
+                        session(ip("fd00:1::1"), ip("fd00:1::2"), 64513, false),
+                        frr_rx,
+                        None,
+                    ),
+                ),
+                (
+                    "bird-v4",
+                    spawn(
+                        session(ip("198.18.2.1"), ip("198.18.2.2"), 64514, true),
+                        bird_rx.clone(),
+                        Some(bfd.up()),
+                    ),
+                ),
+                (
+                    "bird-v6",
+                    spawn(
+                        session(ip("fd00:2::1"), ip("fd00:2::2"), 64514, false),
+                        bird_rx,
+                        None,
+                    ),
+                ),
             ];
-            wait_all(&handles, State::Established).await;
-            to_main2.send("established").unwrap();
-            // Wait for the main thread's go-ahead to shut down, without blocking the runtime.
+            to_main.send(wait_up(&handles, &bfd).await).unwrap();
+            // Commands from the main thread, polled without blocking the runtime.
             loop {
-                if let Ok(msg) = speaker_rx.try_recv() {
-                    assert_eq!(msg, "stop");
-                    break;
+                let Ok(cmd) = speaker_rx.try_recv() else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                match cmd {
+                    "link-failure" => {
+                        let start = Instant::now();
+                        let mut st = handles[2].1.status();
+                        let r = tokio::time::timeout(
+                            Duration::from_secs(8),
+                            st.wait_for(|s| s.state != State::Established),
+                        )
+                        .await
+                        .map(|_| ());
+                        let s = st.borrow().clone();
+                        to_main
+                            .send(format!(
+                                "bird-v4 left Established after {:?} (ok={}): {s:?}; BFD: {:?}",
+                                start.elapsed(),
+                                r.is_ok(),
+                                *bfd.status().borrow()
+                            ))
+                            .unwrap();
+                    }
+                    "wait-reestablished" => to_main.send(wait_up(&handles, &bfd).await).unwrap(),
+                    _ => break,
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            let mut report = String::new();
             for (name, h) in handles {
                 let st = h.status();
                 h.shutdown(StopReason::Shutdown).await;
-                println!("{name} after shutdown: {:?}", *st.borrow());
+                report += &format!("{name} after shutdown: {:?}\n", *st.borrow());
             }
+            bfd.shutdown().await;
+            to_main.send(report).unwrap();
         });
-        to_main.send("stopped").unwrap();
     });
 
-    let established = from_speaker.recv_timeout(Duration::from_secs(40));
-    if established.is_err() {
-        println!("--- bgpd.log\n{}", fs::read_to_string(lab.dir.join("frr/bgpd.log")).unwrap_or_default());
-        println!("--- bird.log\n{}", fs::read_to_string(lab.dir.join("bird.log")).unwrap_or_default());
-        panic!("sessions did not establish");
+    match from_speaker.recv_timeout(Duration::from_secs(40)) {
+        Ok(r) => println!("{r}"),
+        Err(_) => {
+            println!(
+                "--- bgpd.log\n{}",
+                fs::read_to_string(lab.dir.join("frr/bgpd.log")).unwrap_or_default()
+            );
+            println!(
+                "--- bird.log\n{}",
+                fs::read_to_string(lab.dir.join("bird.log")).unwrap_or_default()
+            );
+            panic!("sessions did not establish");
+        }
     }
     std::thread::sleep(Duration::from_secs(1));
 
@@ -325,26 +432,64 @@ fn frr_and_bird() {
     assert!(frr6.contains("fd00:100::10/128"), "FRR lacks the /128");
     assert!(bird.contains("198.19.0.10/32"), "BIRD lacks the /32");
     assert!(bird.contains("fd00:100::10/128"), "BIRD lacks the /128");
-    assert!(bird.contains("(64512, 1, 2)"), "BIRD lacks the large community");
+    assert!(
+        bird.contains("(64512, 1, 2)"),
+        "BIRD lacks the large community"
+    );
     let frr_detail = vtysh(&lab, "show bgp ipv4 unicast 198.19.0.10/32");
     println!("=== FRR: show bgp ipv4 unicast 198.19.0.10/32\n{frr_detail}");
     assert!(frr_detail.contains("64512:100"), "FRR lacks the community");
 
     // Withdraw the /32 only.
     for tx in [&routes_frr, &routes_bird] {
-        tx.send_modify(|set| set.retain(|r| r.prefix.family() != crate::bgp::codec::Family::Ipv4Unicast));
+        tx.send_modify(|set| {
+            set.retain(|r| r.prefix.family() != crate::bgp::codec::Family::Ipv4Unicast)
+        });
     }
     std::thread::sleep(Duration::from_secs(1));
     let frr4 = vtysh(&lab, "show bgp ipv4 unicast");
     let bird = birdc(&lab, "show route");
     println!("=== after withdrawing the /32\n--- FRR ipv4\n{frr4}\n--- BIRD\n{bird}");
-    assert!(!frr4.contains("198.19.0.10/32"), "FRR kept the withdrawn /32");
-    assert!(!bird.contains("198.19.0.10/32"), "BIRD kept the withdrawn /32");
+    assert!(
+        !frr4.contains("198.19.0.10/32"),
+        "FRR kept the withdrawn /32"
+    );
+    assert!(
+        !bird.contains("198.19.0.10/32"),
+        "BIRD kept the withdrawn /32"
+    );
     assert!(bird.contains("fd00:100::10/128"));
+
+    // BFD: BIRD sees the session Up; a dead link tears BGP down long before the 9 s hold time.
+    let bird_log = fs::read_to_string(lab.dir.join("bird.log")).unwrap_or_default();
+    println!("=== BIRD log so far (bfd1/spk4)");
+    for l in bird_log
+        .lines()
+        .filter(|l| l.contains("bfd1") || l.contains("spk4"))
+    {
+        println!("{l}");
+    }
+    let bfd_sessions = birdc(&lab, "show bfd sessions");
+    println!("=== BIRD: show bfd sessions\n{bfd_sessions}");
+    assert!(bfd_sessions.contains("Up"), "BIRD BFD session not Up");
+    sh(&["ip", "-n", NS_BIRD, "link", "set", "vbird1", "down"]);
+    to_speaker.send("link-failure").unwrap();
+    let report = from_speaker.recv_timeout(Duration::from_secs(20)).unwrap();
+    println!("=== link down on the BIRD side\n{report}");
+    assert!(
+        report.contains("BFD session down"),
+        "BGP not torn down by BFD"
+    );
+    sh(&["ip", "-n", NS_BIRD, "link", "set", "vbird1", "up"]);
+    to_speaker.send("wait-reestablished").unwrap();
+    let report = from_speaker.recv_timeout(Duration::from_secs(60)).unwrap();
+    println!("=== link up again\n{report}");
+    assert!(report.contains("up=true"));
 
     // Administrative shutdown: Cease.
     to_speaker.send("stop").unwrap();
-    assert_eq!(from_speaker.recv_timeout(Duration::from_secs(20)), Ok("stopped"));
+    let report = from_speaker.recv_timeout(Duration::from_secs(20)).unwrap();
+    println!("{report}");
     speaker.join().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let frr_nbr = vtysh(&lab, "show bgp neighbors 198.18.1.1");
@@ -353,11 +498,22 @@ fn frr_and_bird() {
     let bird = birdc(&lab, "show route");
     let frr_reset: Vec<&str> = frr_nbr
         .lines()
-        .filter(|l| l.contains("Last reset") || l.contains("Notification") || l.contains("BGP state"))
+        .filter(|l| {
+            l.contains("Last reset") || l.contains("Notification") || l.contains("BGP state")
+        })
         .collect();
-    println!("=== after shutdown\n--- FRR neighbor 198.18.1.1\n{}\n--- FRR ipv6\n{frr6}\n--- BIRD spk4\n{bird_p}\n--- BIRD routes\n{bird}", frr_reset.join("\n"));
-    assert!(frr_nbr.contains("Administrative Shutdown"), "FRR did not see the Cease");
-    assert!(bird_p.contains("Administrative shutdown"), "BIRD did not see the Cease");
+    println!(
+        "=== after shutdown\n--- FRR neighbor 198.18.1.1\n{}\n--- FRR ipv6\n{frr6}\n--- BIRD spk4\n{bird_p}\n--- BIRD routes\n{bird}",
+        frr_reset.join("\n")
+    );
+    assert!(
+        frr_nbr.contains("Administrative Shutdown"),
+        "FRR did not see the Cease"
+    );
+    assert!(
+        bird_p.contains("Administrative shutdown"),
+        "BIRD did not see the Cease"
+    );
     assert!(!frr6.contains("fd00:100::10/128"));
     assert!(!bird.contains("fd00:100::10/128"));
     drop(lab);
