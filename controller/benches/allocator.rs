@@ -22,7 +22,7 @@ fn range(s: &str) -> AddressRange {
 fn pools() -> Vec<Pool> {
     vec![Pool::new(
         "bench",
-        vec![range("10.0.0.0/16"), range("fd00:10::/64")],
+        vec![range("198.18.0.0/16"), range("fd00:10::/64")],
     )]
 }
 

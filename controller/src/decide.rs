@@ -9,7 +9,9 @@ use ferrolb_crds::annotations;
 use ferrolb_crds::validate::ValidPool;
 use k8s_openapi::api::core::v1::Service;
 
-use crate::allocator::{AllocError, Allocation, Allocator, Pool, PoolAllocationRule, PoolStats, Request, ServiceKey};
+use crate::allocator::{
+    AllocError, Allocation, Allocator, Pool, PoolAllocationRule, PoolStats, Request, ServiceKey,
+};
 use crate::intent;
 
 /// What a Service is judged with, besides the allocator's state.
@@ -36,16 +38,21 @@ fn reason_of(e: &AllocError) -> &'static str {
         AllocError::Exhausted { .. } => "PoolExhausted",
         AllocError::RequestedIpOutsidePools { .. } => "RequestedIPOutsidePools",
         AllocError::IpInUse { .. } => "IPInUse",
-        AllocError::NoPoolForFamily { .. } | AllocError::NoDualStackPool | AllocError::PoolLacksFamily { .. } => {
-            "NoPoolForFamily"
+        AllocError::NoPoolForFamily { .. }
+        | AllocError::NoDualStackPool
+        | AllocError::PoolLacksFamily { .. } => "NoPoolForFamily",
+        AllocError::PinnedPoolUnknown { .. } | AllocError::PinnedPoolNotForService { .. } => {
+            "PoolNotUsable"
         }
-        AllocError::PinnedPoolUnknown { .. } | AllocError::PinnedPoolNotForService { .. } => "PoolNotUsable",
         _ => "InvalidRequest",
     }
 }
 
 fn list(ips: &[IpAddr]) -> String {
-    ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The allocator, fed from validated pools and Services.
@@ -62,7 +69,13 @@ fn pools(valid: &[ValidPool]) -> Vec<Pool> {
             ranges: p.ranges.clone(),
             auto_assign: p.spec.auto_assign,
             avoid_buggy_ips: p.spec.avoid_buggy_ips,
-            allocation: p.spec.service_allocation.as_ref().map(|sa| PoolAllocationRule { priority: sa.priority }),
+            allocation: p
+                .spec
+                .service_allocation
+                .as_ref()
+                .map(|sa| PoolAllocationRule {
+                    priority: sa.priority,
+                }),
         })
         .collect()
 }
@@ -85,7 +98,12 @@ impl Decider {
     }
 
     /// Claims the addresses a Service shows, before any new allocation.
-    pub fn restore(&mut self, _key: &str, ips: &[IpAddr], ctx: Context<'_>) -> Result<(), AllocError> {
+    pub fn restore(
+        &mut self,
+        _key: &str,
+        ips: &[IpAddr],
+        ctx: Context<'_>,
+    ) -> Result<(), AllocError> {
         // A Service whose annotations are wrong still owns what it shows: restore with the
         // families of its addresses so nobody else can take them.
         let req = intent::request(ctx.service, ctx.matching_pools).unwrap_or_else(|_| {
@@ -219,7 +237,11 @@ mod tests {
         };
         s.metadata.namespace = Some("ns".into());
         s.metadata.name = Some(name.into());
-        s.metadata.annotations = Some(ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        s.metadata.annotations = Some(
+            ann.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         s
     }
 
@@ -262,6 +284,10 @@ mod tests {
         assert!(!second.ok);
         assert_eq!(second.reason, "InvalidRequest");
         assert_eq!(second.ips, first.ips);
-        assert!(second.message.contains("keeping 198.18.10.0"), "{}", second.message);
+        assert!(
+            second.message.contains("keeping 198.18.10.0"),
+            "{}",
+            second.message
+        );
     }
 }

@@ -11,7 +11,11 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 /// Serves until the process ends. `ready` flips to true once caches are synced.
-pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let app = Router::new()
         .route(
             "/metrics",
@@ -22,11 +26,16 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<AtomicB
                     match prometheus_client::encoding::text::encode(&mut out, &registry) {
                         Ok(()) => (
                             StatusCode::OK,
-                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
                             out,
                         )
                             .into_response(),
-                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
                     }
                 }
             }),

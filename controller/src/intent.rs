@@ -75,11 +75,17 @@ pub fn request(svc: &Service, matching_pools: BTreeSet<String>) -> Result<Reques
         .unwrap_or_default();
 
     let annotated = annotations::get(ann, annotations::LOAD_BALANCER_IPS);
-    let legacy = spec.load_balancer_ip.as_deref().filter(|s| !s.trim().is_empty());
+    let legacy = spec
+        .load_balancer_ip
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
     let (raw, from): (Vec<&str>, String) = match (annotated, legacy) {
         (Some((_, key)), Some(_)) => return Err(IntentError::BothRequested { annotation: key }),
         (Some((v, key)), None) => (
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
             key,
         ),
         (None, Some(v)) => (vec![v.trim()], "spec.loadBalancerIP".to_string()),
@@ -177,7 +183,11 @@ mod tests {
         };
         s.metadata.namespace = Some("ns".into());
         s.metadata.name = Some("web".into());
-        s.metadata.annotations = Some(ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        s.metadata.annotations = Some(
+            ann.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         s
     }
 
@@ -190,36 +200,61 @@ mod tests {
         let s = svc(&[], |_| {});
         assert!(is_ours(&s, None));
         assert!(!is_ours(&s, Some("ferrolb.io/lb")));
-        let c = svc(&[], |s| s.load_balancer_class = Some("ferrolb.io/lb".into()));
+        let c = svc(&[], |s| {
+            s.load_balancer_class = Some("ferrolb.io/lb".into())
+        });
         assert!(is_ours(&c, Some("ferrolb.io/lb")));
         assert!(!is_ours(&c, None));
-        assert!(!is_ours(&svc(&[], |s| s.type_ = Some("ClusterIP".into())), None));
+        assert!(!is_ours(
+            &svc(&[], |s| s.type_ = Some("ClusterIP".into())),
+            None
+        ));
     }
 
     #[test]
     fn requested_addresses() {
-        let i = req(&svc(&[("ferrolb.io/loadBalancerIPs", "198.18.0.5, fd00::5")], |s| {
-            s.ip_families = Some(vec!["IPv6".into(), "IPv4".into()]);
-            s.ip_family_policy = Some("RequireDualStack".into());
-        }))
+        let i = req(&svc(
+            &[("ferrolb.io/loadBalancerIPs", "198.18.0.5, fd00::5")],
+            |s| {
+                s.ip_families = Some(vec!["IPv6".into(), "IPv4".into()]);
+                s.ip_family_policy = Some("RequireDualStack".into());
+            },
+        ))
         .unwrap();
         assert_eq!(i.key, ServiceKey::new("ns", "web"));
         assert_eq!(i.requested_ips.len(), 2);
         assert_eq!(i.families, [Family::V6, Family::V4]);
         assert_eq!(i.policy, FamilyPolicy::RequireDualStack);
 
-        let legacy = req(&svc(&[], |s| s.load_balancer_ip = Some("198.18.0.7".into()))).unwrap();
-        assert_eq!(legacy.requested_ips, ["198.18.0.7".parse::<IpAddr>().unwrap()]);
+        let legacy = req(&svc(&[], |s| {
+            s.load_balancer_ip = Some("198.18.0.7".into())
+        }))
+        .unwrap();
+        assert_eq!(
+            legacy.requested_ips,
+            ["198.18.0.7".parse::<IpAddr>().unwrap()]
+        );
 
-        let metallb = req(&svc(&[("metallb.universe.tf/loadBalancerIPs", "198.18.0.8")], |_| {})).unwrap();
-        assert_eq!(metallb.requested_ips, ["198.18.0.8".parse::<IpAddr>().unwrap()]);
+        let metallb = req(&svc(
+            &[("metallb.universe.tf/loadBalancerIPs", "198.18.0.8")],
+            |_| {},
+        ))
+        .unwrap();
+        assert_eq!(
+            metallb.requested_ips,
+            ["198.18.0.8".parse::<IpAddr>().unwrap()]
+        );
 
         let both = req(&svc(&[("ferrolb.io/loadBalancerIPs", "198.18.0.5")], |s| {
             s.load_balancer_ip = Some("198.18.0.6".into())
         }));
         assert!(matches!(both, Err(IntentError::BothRequested { .. })));
         let bad = req(&svc(&[("ferrolb.io/loadBalancerIPs", "nope")], |_| {}));
-        assert!(bad.unwrap_err().to_string().contains("'nope' is not an IP address"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("'nope' is not an IP address")
+        );
         let dual = req(&svc(&[], |s| {
             s.ip_families = None;
             s.cluster_ips = Some(vec!["fd00::1".into(), "198.19.0.1".into()]);
@@ -231,7 +266,10 @@ mod tests {
     #[test]
     fn sharing_pool_ports_policy() {
         let i = req(&svc(
-            &[("metallb.io/allow-shared-ip", "k"), ("ferrolb.io/address-pool", " p ")],
+            &[
+                ("metallb.io/allow-shared-ip", "k"),
+                ("ferrolb.io/address-pool", " p "),
+            ],
             |s| {
                 s.external_traffic_policy = Some("Local".into());
                 s.selector = Some([("app".to_string(), "x".to_string())].into());
@@ -251,7 +289,9 @@ mod tests {
         .unwrap();
         assert_eq!(i.sharing_key.as_deref(), Some("k"));
         assert_eq!(i.pool.as_deref(), Some("p"));
-        assert!(matches!(i.traffic, TrafficPolicy::Local { ref selector } if selector["app"] == "x"));
+        assert!(
+            matches!(i.traffic, TrafficPolicy::Local { ref selector } if selector["app"] == "x")
+        );
         assert_eq!(i.ports, [Port::udp(53), Port::tcp(53)]);
         let bad = req(&svc(&[], |s| {
             s.ports = Some(vec![ServicePort {
@@ -283,19 +323,39 @@ mod tests {
         };
         let pools = vec![
             pool("plain", None),
-            pool("by-ns", Some(ServiceAllocation { namespaces: vec!["prod".into()], ..Default::default() })),
+            pool(
+                "by-ns",
+                Some(ServiceAllocation {
+                    namespaces: vec!["prod".into()],
+                    ..Default::default()
+                }),
+            ),
             pool(
                 "by-ns-label",
-                Some(ServiceAllocation { namespace_selectors: vec![sel("env", "prod")], ..Default::default() }),
+                Some(ServiceAllocation {
+                    namespace_selectors: vec![sel("env", "prod")],
+                    ..Default::default()
+                }),
             ),
             pool(
                 "by-svc",
-                Some(ServiceAllocation { service_selectors: vec![sel("tier", "edge")], ..Default::default() }),
+                Some(ServiceAllocation {
+                    service_selectors: vec![sel("tier", "edge")],
+                    ..Default::default()
+                }),
             ),
         ];
         let m = matching_pools(&pools, "prod", &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(m, BTreeSet::from(["by-ns".to_string()]));
-        let m = matching_pools(&pools, "dev", &labels("env", "prod"), &labels("tier", "edge"));
-        assert_eq!(m, BTreeSet::from(["by-ns-label".to_string(), "by-svc".to_string()]));
+        let m = matching_pools(
+            &pools,
+            "dev",
+            &labels("env", "prod"),
+            &labels("tier", "edge"),
+        );
+        assert_eq!(
+            m,
+            BTreeSet::from(["by-ns-label".to_string(), "by-svc".to_string()])
+        );
     }
 }

@@ -13,7 +13,9 @@ const GRACE: u64 = 3;
 pub struct Election {
     /// Reads true while this replica leads.
     pub leading: watch::Receiver<bool>,
-    task: Option<tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>>,
+    task: Option<
+        tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+    >,
     _always: Option<watch::Sender<bool>>,
 }
 

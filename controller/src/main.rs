@@ -53,9 +53,20 @@ async fn main() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(http::serve(args.metrics_addr, Arc::new(registry), ready.clone()));
+    tokio::spawn(http::serve(
+        args.metrics_addr,
+        Arc::new(registry),
+        ready.clone(),
+    ));
 
-    let election = leader::elect(client.clone(), &args.namespace, &args.lease_name, &identity, args.leader_election).await?;
+    let election = leader::elect(
+        client.clone(),
+        &args.namespace,
+        &args.lease_name,
+        &identity,
+        args.leader_election,
+    )
+    .await?;
     let settings = runtime::Settings {
         namespace: args.namespace,
         lb_class: args.lb_class,

@@ -56,20 +56,36 @@ impl Metrics {
             "Addresses of each pool held by Services",
             m.addresses_in_use.clone(),
         );
-        r.register("allocator_allocations", "Addresses handed to Services", m.allocations.clone());
+        r.register(
+            "allocator_allocations",
+            "Addresses handed to Services",
+            m.allocations.clone(),
+        );
         r.register(
             "allocator_failures",
             "Services that could not get an address, by reason",
             m.failures.clone(),
         );
-        r.register("controller_services", "LoadBalancer Services handled", m.services.clone());
-        r.register("controller_leader", "1 while this replica is the leader", m.leader.clone());
+        r.register(
+            "controller_services",
+            "LoadBalancer Services handled",
+            m.services.clone(),
+        );
+        r.register(
+            "controller_leader",
+            "1 while this replica is the leader",
+            m.leader.clone(),
+        );
         r.register(
             "controller_reconcile_seconds",
             "Time to decide one Service (allocator work, not API writes)",
             m.reconcile_seconds.clone(),
         );
-        r.register("controller_api_writes", "Writes to the API server", m.api_writes.clone());
+        r.register(
+            "controller_api_writes",
+            "Writes to the API server",
+            m.api_writes.clone(),
+        );
         r.register(
             "controller_api_write_errors",
             "Failed writes to the API server (retried)",

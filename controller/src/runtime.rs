@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ferrolb_crds::status::{VALID, condition, set_condition};
 use ferrolb_crds::validate::{self, Report, Snapshot, Verdict};
-use ferrolb_crds::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, annotations};
+use ferrolb_crds::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, annotations,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -27,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::decide::{Decision, Decider};
+use crate::decide::{Decider, Decision};
 use crate::intent;
 use crate::metrics::{Metrics, PoolLabels, ReasonLabels, gauge_value};
 
@@ -41,7 +43,10 @@ pub const MANAGER: &str = "ferrolb-controller";
 pub fn manager_for(class: Option<&str>) -> String {
     match class {
         None => MANAGER.to_string(),
-        Some(c) => format!("{MANAGER}-{}", c.replace('/', "-")).chars().take(128).collect(),
+        Some(c) => format!("{MANAGER}-{}", c.replace('/', "-"))
+            .chars()
+            .take(128)
+            .collect(),
     }
 }
 
@@ -129,7 +134,9 @@ where
                         return;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)")
+                }
             }
         }
     });
@@ -149,14 +156,28 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let ns = settings.namespace.as_str();
     let stores = Stores {
-        services: reflect(Api::all(client.clone()), tx.clone(), |s| Msg::Service(key_of(s))),
+        services: reflect(Api::all(client.clone()), tx.clone(), |s| {
+            Msg::Service(key_of(s))
+        }),
         namespaces: reflect(Api::all(client.clone()), tx.clone(), |_| Msg::Namespaces),
-        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
-        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
-        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
-        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
-        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
-        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config),
+        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
+        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
+        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
+        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
+        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
+        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
+            Msg::Config
+        }),
     };
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
@@ -270,7 +291,10 @@ impl Controller {
         let started = Instant::now();
         // A fresh list (not the cache): the previous leader may have written moments ago.
         let services = loop {
-            match Api::<Service>::all(client.clone()).list(&ListParams::default()).await {
+            match Api::<Service>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+            {
                 Ok(l) => break l.items,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing Services to restore allocations; retrying");
@@ -299,10 +323,16 @@ impl Controller {
             tracing::debug!(service = key_of(svc), ?ips, "restoring");
             match decider.restore(&key_of(svc), &ips, ctx) {
                 Ok(()) => restored += 1,
-                Err(e) => tracing::warn!(service = key_of(svc), error = %e, "cannot restore addresses; will re-allocate"),
+                Err(e) => {
+                    tracing::warn!(service = key_of(svc), error = %e, "cannot restore addresses; will re-allocate")
+                }
             }
         }
-        tracing::info!(restored, elapsed_ms = started.elapsed().as_millis() as u64, "leading: allocations restored");
+        tracing::info!(
+            restored,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "leading: allocations restored"
+        );
         self.leading = Some(Leading { decider, report });
         self.metrics.leader.set(1);
         self.process(Batch {
@@ -322,7 +352,12 @@ impl Controller {
             .unwrap_or_default();
         crate::decide::Context {
             service: svc,
-            matching_pools: intent::matching_pools(&report.valid_pools, &ns, &ns_labels, svc.labels()),
+            matching_pools: intent::matching_pools(
+                &report.valid_pools,
+                &ns,
+                &ns_labels,
+                svc.labels(),
+            ),
         }
     }
 
@@ -341,7 +376,13 @@ impl Controller {
             batch.everything = true;
         }
         let keys: Vec<String> = if batch.everything {
-            let mut all: BTreeSet<String> = self.stores.services.state().iter().map(|s| key_of(s)).collect();
+            let mut all: BTreeSet<String> = self
+                .stores
+                .services
+                .state()
+                .iter()
+                .map(|s| key_of(s))
+                .collect();
             all.extend(batch.services);
             // Forget Services that disappeared while we were not looking.
             if let Some(l) = &mut self.leading {
@@ -361,10 +402,17 @@ impl Controller {
             .map(|k| {
                 let (ns, name) = k.split_once('/').unwrap_or(("", &k));
                 let svc = self.stores.services.get(&ObjectRef::new(name).within(ns));
-                (svc.as_ref().and_then(|s| s.metadata.creation_timestamp.clone()), k, svc)
+                (
+                    svc.as_ref()
+                        .and_then(|s| s.metadata.creation_timestamp.clone()),
+                    k,
+                    svc,
+                )
             })
             .collect();
-        svcs.sort_by(|a, b| (a.0.as_ref().map(|t| t.0), &a.1).cmp(&(b.0.as_ref().map(|t| t.0), &b.1)));
+        svcs.sort_by(|a, b| {
+            (a.0.as_ref().map(|t| t.0), &a.1).cmp(&(b.0.as_ref().map(|t| t.0), &b.1))
+        });
         for (_, key, svc) in svcs {
             self.reconcile(&key, svc);
         }
@@ -384,7 +432,9 @@ impl Controller {
     }
 
     fn reconcile(&mut self, key: &str, svc: Option<Arc<Service>>) {
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.leading.as_mut() else {
+            return;
+        };
         let svc = match svc {
             Some(s) if intent::is_ours(&s, self.settings.lb_class.as_deref()) => s,
             other => {
@@ -392,7 +442,9 @@ impl Controller {
                 self.freed |= leading.decider.release(key);
                 // Give back what we wrote on a Service that is no longer ours (type or class changed).
                 let manager = &self.writer.manager;
-                if let Some(s) = other.filter(|s| wrote_status(s, manager) && s.metadata.deletion_timestamp.is_none()) {
+                if let Some(s) = other
+                    .filter(|s| wrote_status(s, manager) && s.metadata.deletion_timestamp.is_none())
+                {
                     self.write(key, WriteJob::Clear(s));
                 }
                 return;
@@ -408,10 +460,17 @@ impl Controller {
             .unwrap_or_default();
         let ctx = crate::decide::Context {
             service: &svc,
-            matching_pools: intent::matching_pools(&leading.report.valid_pools, &ns, &ns_labels, svc.labels()),
+            matching_pools: intent::matching_pools(
+                &leading.report.valid_pools,
+                &ns,
+                &ns_labels,
+                svc.labels(),
+            ),
         };
         let decision = leading.decider.decide(key, ctx);
-        self.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .reconcile_seconds
+            .observe(started.elapsed().as_secs_f64());
         if decision.ok {
             self.pending.remove(key);
         } else {
@@ -446,22 +505,45 @@ impl Controller {
     fn apply_config(&mut self) {
         let snapshot = self.stores.snapshot();
         let report = validate::validate(&snapshot);
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.leading.as_mut() else {
+            return;
+        };
         leading.decider.set_pools(&report.valid_pools);
         let ns = self.settings.namespace.clone();
         let c = &self.writer.client;
-        self.writer.verdicts::<L2Advertisement>(Api::namespaced(c.clone(), &ns), &snapshot.l2_advertisements, &report.l2_advertisements);
-        self.writer.verdicts::<BGPAdvertisement>(Api::namespaced(c.clone(), &ns), &snapshot.bgp_advertisements, &report.bgp_advertisements);
-        self.writer.verdicts::<BGPPeer>(Api::namespaced(c.clone(), &ns), &snapshot.bgp_peers, &report.bgp_peers);
-        self.writer.verdicts::<BFDProfile>(Api::namespaced(c.clone(), &ns), &snapshot.bfd_profiles, &report.bfd_profiles);
-        self.writer.verdicts::<Community>(Api::namespaced(c.clone(), &ns), &snapshot.communities, &report.communities);
+        self.writer.verdicts::<L2Advertisement>(
+            Api::namespaced(c.clone(), &ns),
+            &snapshot.l2_advertisements,
+            &report.l2_advertisements,
+        );
+        self.writer.verdicts::<BGPAdvertisement>(
+            Api::namespaced(c.clone(), &ns),
+            &snapshot.bgp_advertisements,
+            &report.bgp_advertisements,
+        );
+        self.writer.verdicts::<BGPPeer>(
+            Api::namespaced(c.clone(), &ns),
+            &snapshot.bgp_peers,
+            &report.bgp_peers,
+        );
+        self.writer.verdicts::<BFDProfile>(
+            Api::namespaced(c.clone(), &ns),
+            &snapshot.bfd_profiles,
+            &report.bfd_profiles,
+        );
+        self.writer.verdicts::<Community>(
+            Api::namespaced(c.clone(), &ns),
+            &snapshot.communities,
+            &report.communities,
+        );
         leading.report = report;
     }
 
     /// Writes each pool's counts and `Valid` condition when they changed.
     fn write_pool_status(&mut self) {
         let Some(leading) = &self.leading else { return };
-        let api: Api<IPAddressPool> = Api::namespaced(self.writer.client.clone(), &self.settings.namespace);
+        let api: Api<IPAddressPool> =
+            Api::namespaced(self.writer.client.clone(), &self.settings.namespace);
         for pool in self.stores.pools.state() {
             let name = pool.name_any();
             let verdict = leading.report.pools.get(&name).cloned().unwrap_or(Verdict {
@@ -478,8 +560,14 @@ impl Controller {
                     pool: name.clone(),
                     family: family.into(),
                 };
-                self.metrics.addresses_total.get_or_create(&labels).set(gauge_value(used.saturating_add(free)));
-                self.metrics.addresses_in_use.get_or_create(&labels).set(gauge_value(used));
+                self.metrics
+                    .addresses_total
+                    .get_or_create(&labels)
+                    .set(gauge_value(used.saturating_add(free)));
+                self.metrics
+                    .addresses_in_use
+                    .get_or_create(&labels)
+                    .set(gauge_value(used));
             }
             let old = pool.status.clone().unwrap_or_default();
             let mut new = ferrolb_crds::IPAddressPoolStatus {
@@ -489,11 +577,18 @@ impl Controller {
                 available_ipv6: gauge_value(stats.available_ipv6),
                 conditions: old.conditions.clone(),
             };
-            let changed = set_condition(&mut new.conditions, verdict_condition(&verdict, pool.metadata.generation));
-            if changed || new.assigned_ipv4 != old.assigned_ipv4 || new.assigned_ipv6 != old.assigned_ipv6
-                || new.available_ipv4 != old.available_ipv4 || new.available_ipv6 != old.available_ipv6
+            let changed = set_condition(
+                &mut new.conditions,
+                verdict_condition(&verdict, pool.metadata.generation),
+            );
+            if changed
+                || new.assigned_ipv4 != old.assigned_ipv4
+                || new.assigned_ipv6 != old.assigned_ipv6
+                || new.available_ipv4 != old.available_ipv4
+                || new.available_ipv6 != old.available_ipv6
             {
-                self.writer.patch_status(api.clone(), name, json!({ "status": new }));
+                self.writer
+                    .patch_status(api.clone(), name, json!({ "status": new }));
             }
         }
     }
@@ -521,7 +616,9 @@ fn wrote_status(svc: &Service, manager: &str) -> bool {
     svc.metadata.managed_fields.iter().flatten().any(|m| {
         m.manager.as_deref() == Some(manager)
             && m.subresource.as_deref() == Some("status")
-            && m.fields_v1.as_ref().is_some_and(|f| f.0.as_object().is_some_and(|o| !o.is_empty()))
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.as_object().is_some_and(|o| !o.is_empty()))
     })
 }
 
@@ -529,7 +626,9 @@ fn wrote_status(svc: &Service, manager: &str) -> bool {
 fn up_to_date(svc: &Service, d: &Decision) -> bool {
     let pool = svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL);
     let cond_same = our_condition(svc).is_some_and(|c| {
-        c.status == if d.ok { "True" } else { "False" } && c.reason == d.reason && c.message == d.message
+        c.status == if d.ok { "True" } else { "False" }
+            && c.reason == d.reason
+            && c.message == d.message
     });
     ingress_ips(svc) == d.ips && pool == d.pool.as_ref() && cond_same
 }
@@ -584,7 +683,11 @@ impl Writer {
         let name = svc.name_any();
         let status = match decision {
             Some(d) => {
-                let ingress: Vec<_> = d.ips.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" })).collect();
+                let ingress: Vec<_> = d
+                    .ips
+                    .iter()
+                    .map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" }))
+                    .collect();
                 let mut lb = json!({});
                 if !ingress.is_empty() {
                     lb = json!({ "ingress": ingress });
@@ -608,13 +711,19 @@ impl Writer {
             None => json!({}),
         };
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name, "namespace": ns }, "status": status });
-        api.patch_status(&name, &PatchParams::apply(&self.manager).force(), &Patch::Apply(&body)).await?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(&self.manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
         self.metrics.api_writes.inc();
         // The pool annotation after the status: the address is what clients wait for.
         let pool = decision.and_then(|d| d.pool.clone());
         if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
             let patch = json!({ "metadata": { "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool } } });
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
             self.metrics.api_writes.inc();
         }
 
@@ -626,7 +735,9 @@ impl Writer {
         };
         if changed {
             let (type_, reason, note) = match decision {
-                Some(d) if d.ok && d.reason == "IPAllocated" => (EventType::Normal, d.reason, d.message.clone()),
+                Some(d) if d.ok && d.reason == "IPAllocated" => {
+                    (EventType::Normal, d.reason, d.message.clone())
+                }
                 Some(d) => (EventType::Warning, d.reason, d.message.clone()),
                 None => (
                     EventType::Normal,
@@ -655,7 +766,10 @@ impl Writer {
     {
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
                 Ok(_) => {
                     metrics.api_writes.inc();
                 }
@@ -674,10 +788,16 @@ impl Writer {
         K: HasConditions,
     {
         for o in objs {
-            let Some(v) = verdicts.get(&o.name_any()) else { continue };
+            let Some(v) = verdicts.get(&o.name_any()) else {
+                continue;
+            };
             let mut conds = o.conditions().to_vec();
             if set_condition(&mut conds, verdict_condition(v, o.meta().generation)) {
-                self.patch_status(api.clone(), o.name_any(), json!({ "status": { "conditions": conds } }));
+                self.patch_status(
+                    api.clone(),
+                    o.name_any(),
+                    json!({ "status": { "conditions": conds } }),
+                );
             }
         }
     }
@@ -701,4 +821,10 @@ macro_rules! has_conditions {
         }
     )*};
 }
-has_conditions!(L2Advertisement, BGPAdvertisement, BGPPeer, BFDProfile, Community);
+has_conditions!(
+    L2Advertisement,
+    BGPAdvertisement,
+    BGPPeer,
+    BFDProfile,
+    Community
+);

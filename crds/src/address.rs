@@ -250,7 +250,15 @@ mod tests {
             "198.18.0.1-fd00::1".parse::<AddressRange>(),
             Err(AddressError::MixedFamilies(_))
         ));
-        for bad in ["", "nope", "198.18.0.0/33", "fd00::/129", "1.2.3.4", "a-b", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "nope",
+            "198.18.0.0/33",
+            "fd00::/129",
+            "1.2.3.4",
+            "a-b",
+            "1.2.3.4/x",
+        ] {
             assert!(bad.parse::<AddressRange>().is_err(), "{bad}");
         }
         let all = parse_blocks(&["198.18.0.0/24", "x", "y"]).unwrap_err();

@@ -34,12 +34,18 @@ mod tests {
     #[test]
     fn own_spelling_wins_then_metallb() {
         let mut a = BTreeMap::new();
-        a.insert("metallb.universe.tf/address-pool".to_string(), "old".to_string());
+        a.insert(
+            "metallb.universe.tf/address-pool".to_string(),
+            "old".to_string(),
+        );
         assert_eq!(get(&a, ADDRESS_POOL).unwrap().0, "old");
         a.insert("metallb.io/address-pool".to_string(), "mid".to_string());
         assert_eq!(get(&a, ADDRESS_POOL).unwrap().0, "mid");
         a.insert(ADDRESS_POOL.to_string(), "new".to_string());
-        assert_eq!(get(&a, ADDRESS_POOL).unwrap(), ("new", ADDRESS_POOL.to_string()));
+        assert_eq!(
+            get(&a, ADDRESS_POOL).unwrap(),
+            ("new", ADDRESS_POOL.to_string())
+        );
         assert!(get(&a, ALLOW_SHARED_IP).is_none());
     }
 }

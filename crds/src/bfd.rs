@@ -18,10 +18,26 @@ use crate::status::ConditionsStatus;
     shortname = "bfdp",
     category = "ferrolb",
     printcolumn(name = "Passive", type_ = "boolean", json_path = ".spec.passiveMode"),
-    printcolumn(name = "Transmit", type_ = "integer", json_path = ".spec.transmitInterval"),
-    printcolumn(name = "Receive", type_ = "integer", json_path = ".spec.receiveInterval"),
-    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Transmit",
+        type_ = "integer",
+        json_path = ".spec.transmitInterval"
+    ),
+    printcolumn(
+        name = "Receive",
+        type_ = "integer",
+        json_path = ".spec.receiveInterval"
+    ),
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BFDProfileSpec {

@@ -19,12 +19,34 @@ use crate::status::ConditionsStatus;
     status = "ConditionsStatus",
     shortname = "bgpadv",
     category = "ferrolb",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "Pool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors", priority = 1),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(
+        name = "Pool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors",
+        priority = 1
+    ),
     printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
-    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 1),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPAdvertisementSpec {
@@ -34,7 +56,11 @@ pub struct BGPAdvertisementSpec {
     #[schemars(range(min = 0, max = 32))]
     pub aggregation_length: Option<i32>,
     /// Prefix length announced for each IPv6 address (default 128).
-    #[serde(rename = "aggregationLengthV6", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "aggregationLengthV6",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 0, max = 128))]
     pub aggregation_length_v6: Option<i32>,
     /// LOCAL_PREF attribute, sent to iBGP peers only.
@@ -47,10 +73,18 @@ pub struct BGPAdvertisementSpec {
     #[schemars(length(max = 64))]
     pub communities: Vec<CommunityRef>,
     /// Pools to announce, by name. With neither this nor `ipAddressPoolSelectors`, every pool.
-    #[serde(default, rename = "ipAddressPools", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPools",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pools: Vec<String>,
     /// Pools to announce, by label.
-    #[serde(default, rename = "ipAddressPoolSelectors", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPoolSelectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
     /// Nodes that announce. Empty: every node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -65,6 +99,7 @@ impl BGPAdvertisementSpec {
         self.aggregation_length.map_or(32, |v| v.clamp(0, 32) as u8)
     }
     pub fn aggregation_v6(&self) -> u8 {
-        self.aggregation_length_v6.map_or(128, |v| v.clamp(0, 128) as u8)
+        self.aggregation_length_v6
+            .map_or(128, |v| v.clamp(0, 128) as u8)
     }
 }

@@ -26,10 +26,27 @@ fn default_port() -> u16 {
     printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
     printcolumn(name = "My ASN", type_ = "string", json_path = ".spec.myASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(name = "Multi Hop", type_ = "boolean", json_path = ".spec.ebgpMultiHop", priority = 1),
-    printcolumn(name = "Established", type_ = "string", json_path = ".status.establishedSummary"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Multi Hop",
+        type_ = "boolean",
+        json_path = ".spec.ebgpMultiHop",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Established",
+        type_ = "string",
+        json_path = ".status.establishedSummary"
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("set exactly one of peerASN and dynamicASN"),
@@ -52,7 +69,11 @@ pub struct BGPPeerSpec {
     pub peer_asn: Option<u32>,
     /// Accept whatever ASN the peer announces, provided it is our own (`internal`) or not
     /// (`external`). Set this or `peerASN`.
-    #[serde(rename = "dynamicASN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dynamicASN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<DynamicAsn>,
     /// The router's address.
     pub peer_address: IpAddress,

@@ -17,8 +17,16 @@ use crate::status::ConditionsStatus;
     doc = "A Community defines named aliases for BGP community values.",
     status = "ConditionsStatus",
     category = "ferrolb",
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct CommunitySpec {
     /// The aliases; names are unique (the API server rejects duplicates).
@@ -31,7 +39,10 @@ pub struct CommunitySpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct CommunityAlias {
     /// Alias name, as used in `BGPAdvertisement.communities`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-zA-Z][-a-zA-Z0-9_.]*$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z][-a-zA-Z0-9_.]*$")
+    )]
     pub name: String,
     /// The value: `65000:100` or `large:65000:1:2`.
     pub value: CommunityValue,

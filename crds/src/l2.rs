@@ -19,20 +19,50 @@ use crate::status::ConditionsStatus;
     status = "ConditionsStatus",
     shortname = "l2adv",
     category = "ferrolb",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "Pool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors", priority = 1),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(
+        name = "Pool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors",
+        priority = 1
+    ),
     printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces"),
-    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 1),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {
     /// Pools to announce, by name. With neither this nor `ipAddressPoolSelectors`, every pool.
-    #[serde(default, rename = "ipAddressPools", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPools",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pools: Vec<String>,
     /// Pools to announce, by label.
-    #[serde(default, rename = "ipAddressPoolSelectors", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPoolSelectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
     /// Nodes that may announce. Empty: every node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,6 +2,10 @@
 //! same name, so a MetalLB config ports by changing `apiVersion`), the annotations FerroLB reads
 //! and writes, address parsing, and cross-object validation shared by controller and speaker.
 
+// kube's `printcolumn(name = …, type_ = …)` lists repeat keys by design; clippy reads them as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod address;
 pub mod annotations;
 pub mod bfd;

@@ -22,7 +22,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ];
     for crd in &mut crds {
         for v in &mut crd.spec.versions {
-            if let Some(s) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            if let Some(s) = v
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
                 drop_unknown_formats(s);
             }
         }
@@ -33,7 +37,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 /// schemars marks unsigned integers with formats (`uint32`) that the API server does not know
 /// and warns about on every apply; the ranges already carry the meaning.
 fn drop_unknown_formats(s: &mut JSONSchemaProps) {
-    if matches!(s.format.as_deref(), Some("uint8" | "uint16" | "uint32" | "uint64" | "uint")) {
+    if matches!(
+        s.format.as_deref(),
+        Some("uint8" | "uint16" | "uint32" | "uint64" | "uint")
+    ) {
         s.format = None;
     }
     let children = s

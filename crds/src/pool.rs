@@ -23,13 +23,41 @@ fn default_true() -> bool {
     shortname = "ippool",
     category = "ferrolb",
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Assigned IPv4", type_ = "integer", json_path = ".status.assignedIPv4"),
-    printcolumn(name = "Available IPv4", type_ = "integer", json_path = ".status.availableIPv4"),
-    printcolumn(name = "Assigned IPv6", type_ = "integer", json_path = ".status.assignedIPv6"),
-    printcolumn(name = "Available IPv6", type_ = "integer", json_path = ".status.availableIPv6"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Assigned IPv4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Available IPv4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    ),
+    printcolumn(
+        name = "Assigned IPv6",
+        type_ = "integer",
+        json_path = ".status.assignedIPv6"
+    ),
+    printcolumn(
+        name = "Available IPv6",
+        type_ = "integer",
+        json_path = ".status.availableIPv6"
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {

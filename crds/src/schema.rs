@@ -205,10 +205,22 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90s"), Some(std::time::Duration::from_secs(90)));
-        assert_eq!(parse_duration("1m30s"), Some(std::time::Duration::from_secs(90)));
-        assert_eq!(parse_duration("300ms"), Some(std::time::Duration::from_millis(300)));
-        assert_eq!(parse_duration("1.5s"), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("90s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("1m30s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("300ms"),
+            Some(std::time::Duration::from_millis(300))
+        );
+        assert_eq!(
+            parse_duration("1.5s"),
+            Some(std::time::Duration::from_millis(1500))
+        );
         for bad in ["", "s", "10", "10x", "1..2s", "99999999999999h"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
@@ -216,9 +228,22 @@ mod tests {
 
     #[test]
     fn communities() {
-        assert_eq!(Community::parse("65000:100"), Some(Community::Standard(65000 << 16 | 100)));
-        assert_eq!(Community::parse("large:1:2:3"), Some(Community::Large(1, 2, 3)));
-        for bad in ["65536:1", "1:2:3", "large:1:2", "large:1:2:3:4", "x", "vpn-only"] {
+        assert_eq!(
+            Community::parse("65000:100"),
+            Some(Community::Standard(65000 << 16 | 100))
+        );
+        assert_eq!(
+            Community::parse("large:1:2:3"),
+            Some(Community::Large(1, 2, 3))
+        );
+        for bad in [
+            "65536:1",
+            "1:2:3",
+            "large:1:2",
+            "large:1:2:3:4",
+            "x",
+            "vpn-only",
+        ] {
             assert_eq!(Community::parse(bad), None, "{bad}");
         }
         for ok in ["0:0", "65535:65535", "large:4294967295:0:1"] {

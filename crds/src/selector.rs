@@ -22,7 +22,10 @@ pub fn check(sel: &LabelSelector) -> Result<(), SelectorError> {
         let n = e.values.as_ref().map_or(0, Vec::len);
         match e.operator.as_str() {
             "In" | "NotIn" if n == 0 => {
-                return Err(SelectorError::NeedsValues(e.operator.clone(), e.key.clone()));
+                return Err(SelectorError::NeedsValues(
+                    e.operator.clone(),
+                    e.key.clone(),
+                ));
             }
             "Exists" | "DoesNotExist" if n > 0 => {
                 return Err(SelectorError::NoValues(e.operator.clone(), e.key.clone()));
@@ -69,14 +72,17 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelector {
         LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: key.into(),
                 operator: op.into(),
-                values: (!values.is_empty()).then(|| values.iter().map(|s| s.to_string()).collect()),
+                values: (!values.is_empty())
+                    .then(|| values.iter().map(|s| s.to_string()).collect()),
             }]),
             match_labels: None,
         }
@@ -103,7 +109,11 @@ mod tests {
     #[test]
     fn malformed_selectors_match_nothing_and_explain() {
         let l = labels(&[("zone", "a")]);
-        for bad in [expr("zone", "Equals", &["a"]), expr("zone", "In", &[]), expr("zone", "Exists", &["a"])] {
+        for bad in [
+            expr("zone", "Equals", &["a"]),
+            expr("zone", "In", &[]),
+            expr("zone", "Exists", &["a"]),
+        ] {
             assert!(!matches(&bad, &l));
             assert!(check(&bad).is_err());
         }

@@ -13,7 +13,9 @@ use kube::ResourceExt;
 
 use crate::address::{AddressRange, Family, parse_blocks};
 use crate::schema::Community as CommunityValue;
-use crate::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, selector};
+use crate::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, selector,
+};
 
 /// Everything validation looks at: FerroLB's objects in its namespace.
 #[derive(Clone, Debug, Default)]
@@ -147,8 +149,13 @@ fn validate_pools(s: &Snapshot, r: &mut Report) {
                 }
             }
             if let Some(sa) = &pool.spec.service_allocation {
-                let p = selectors_problem("serviceAllocation.namespaceSelectors", &sa.namespace_selectors)
-                    .or_else(|| selectors_problem("serviceAllocation.serviceSelectors", &sa.service_selectors));
+                let p = selectors_problem(
+                    "serviceAllocation.namespaceSelectors",
+                    &sa.namespace_selectors,
+                )
+                .or_else(|| {
+                    selectors_problem("serviceAllocation.serviceSelectors", &sa.service_selectors)
+                });
                 if let Some(p) = p {
                     return Err(Verdict::invalid("InvalidSelector", p));
                 }
@@ -158,7 +165,11 @@ fn validate_pools(s: &Snapshot, r: &mut Report) {
         match verdict {
             Ok(ranges) => {
                 taken.extend(ranges.iter().map(|rg| (name.clone(), *rg)));
-                let v4: u128 = ranges.iter().filter(|x| x.family() == Family::V4).map(|x| x.size()).sum();
+                let v4: u128 = ranges
+                    .iter()
+                    .filter(|x| x.family() == Family::V4)
+                    .map(|x| x.size())
+                    .sum();
                 let v6 = ranges
                     .iter()
                     .filter(|x| x.family() == Family::V6)
@@ -197,12 +208,18 @@ fn validate_communities(s: &Snapshot, r: &mut Report) {
                     }
                     _ => parsed.push((alias.name.clone(), v)),
                 },
-                None => clash = Some(format!("alias {} has an invalid value {}", alias.name, alias.value)),
+                None => {
+                    clash = Some(format!(
+                        "alias {} has an invalid value {}",
+                        alias.name, alias.value
+                    ))
+                }
             }
         }
         match clash {
             Some(msg) => {
-                r.communities.insert(c.name_any(), Verdict::invalid("AliasConflict", msg));
+                r.communities
+                    .insert(c.name_any(), Verdict::invalid("AliasConflict", msg));
             }
             None => {
                 r.community_aliases.extend(parsed);
@@ -214,7 +231,11 @@ fn validate_communities(s: &Snapshot, r: &mut Report) {
 
 /// Names in `wanted` that are not among `known`.
 fn missing<'a>(wanted: &'a [String], known: &BTreeSet<String>) -> Vec<&'a str> {
-    wanted.iter().filter(|w| !known.contains(*w)).map(String::as_str).collect()
+    wanted
+        .iter()
+        .filter(|w| !known.contains(*w))
+        .map(String::as_str)
+        .collect()
 }
 
 fn all_pool_names(s: &Snapshot) -> BTreeSet<String> {
@@ -225,8 +246,9 @@ fn validate_l2(s: &Snapshot, r: &mut Report) {
     let pools = all_pool_names(s);
     for adv in &s.l2_advertisements {
         let spec = &adv.spec;
-        let v = if let Some(p) = selectors_problem("ipAddressPoolSelectors", &spec.ip_address_pool_selectors)
-            .or_else(|| selectors_problem("nodeSelectors", &spec.node_selectors))
+        let v = if let Some(p) =
+            selectors_problem("ipAddressPoolSelectors", &spec.ip_address_pool_selectors)
+                .or_else(|| selectors_problem("nodeSelectors", &spec.node_selectors))
         {
             Verdict::invalid("InvalidSelector", p)
         } else {
@@ -268,20 +290,29 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
     for adv in by_age(&s.bgp_advertisements) {
         let spec = &adv.spec;
         let v = (|| {
-            if let Some(p) = selectors_problem("ipAddressPoolSelectors", &spec.ip_address_pool_selectors)
-                .or_else(|| selectors_problem("nodeSelectors", &spec.node_selectors))
+            if let Some(p) =
+                selectors_problem("ipAddressPoolSelectors", &spec.ip_address_pool_selectors)
+                    .or_else(|| selectors_problem("nodeSelectors", &spec.node_selectors))
             {
                 return Verdict::invalid("InvalidSelector", p);
             }
             for c in &spec.communities {
-                if CommunityValue::parse(c.as_str()).is_none() && !r.community_aliases.contains_key(c.as_str()) {
+                if CommunityValue::parse(c.as_str()).is_none()
+                    && !r.community_aliases.contains_key(c.as_str())
+                {
                     return Verdict::invalid(
                         "UnknownCommunity",
-                        format!("community {c} is neither a value nor an alias defined in a Community object"),
+                        format!(
+                            "community {c} is neither a value nor an alias defined in a Community object"
+                        ),
                     );
                 }
             }
-            let selected = selected_pools(&spec.ip_address_pools, &spec.ip_address_pool_selectors, &r.valid_pools);
+            let selected = selected_pools(
+                &spec.ip_address_pools,
+                &spec.ip_address_pool_selectors,
+                &r.valid_pools,
+            );
             for pool in &selected {
                 for range in &pool.ranges {
                     let agg = match range.family() {
@@ -302,9 +333,13 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
             }
             for old in &accepted {
                 let shared_pool = selected.iter().any(|p| {
-                    selected_pools(&old.spec.ip_address_pools, &old.spec.ip_address_pool_selectors, &r.valid_pools)
-                        .iter()
-                        .any(|q| q.name == p.name)
+                    selected_pools(
+                        &old.spec.ip_address_pools,
+                        &old.spec.ip_address_pool_selectors,
+                        &r.valid_pools,
+                    )
+                    .iter()
+                    .any(|q| q.name == p.name)
                 });
                 let peers_meet = spec.peers.is_empty()
                     || old.spec.peers.is_empty()
@@ -312,7 +347,8 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
                 let nodes_meet = spec.node_selectors.is_empty()
                     || old.spec.node_selectors.is_empty()
                     || spec.node_selectors == old.spec.node_selectors;
-                let differ = matches!((spec.local_pref, old.spec.local_pref), (Some(a), Some(b)) if a != b);
+                let differ =
+                    matches!((spec.local_pref, old.spec.local_pref), (Some(a), Some(b)) if a != b);
                 if shared_pool && peers_meet && nodes_meet && differ {
                     return Verdict::invalid(
                         "Conflict",
@@ -389,7 +425,10 @@ fn validate_peers(s: &Snapshot, r: &mut Report) {
 mod tests {
     use super::*;
     use crate::schema::{AddressBlock, CommunityRef, IpAddress};
-    use crate::{BGPAdvertisementSpec, BGPPeerSpec, CommunitySpec, IPAddressPoolSpec, community::CommunityAlias};
+    use crate::{
+        BGPAdvertisementSpec, BGPPeerSpec, CommunitySpec, IPAddressPoolSpec,
+        community::CommunityAlias,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
@@ -426,7 +465,11 @@ mod tests {
         assert!(r.pools["a-old"].ok);
         assert!(!r.pools["b-new"].ok);
         assert_eq!(r.pools["b-new"].reason, "OverlapsPool");
-        assert!(r.pools["b-new"].message.contains("a-old"), "{}", r.pools["b-new"].message);
+        assert!(
+            r.pools["b-new"].message.contains("a-old"),
+            "{}",
+            r.pools["b-new"].message
+        );
         assert!(r.pools["c"].ok);
         let names: Vec<_> = r.valid_pools.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a-old", "c"]);
@@ -446,10 +489,19 @@ mod tests {
         assert_eq!(r.pools["rev"].reason, "InvalidAddresses");
         assert!(r.pools["rev"].message.contains("reversed"));
         assert_eq!(r.pools["inner"].reason, "OverlappingAddresses");
-        assert!(r.pools["ok"].ok, "an invalid pool must not take valid ones down");
+        assert!(
+            r.pools["ok"].ok,
+            "an invalid pool must not take valid ones down"
+        );
     }
 
-    fn adv(name: &str, pools: &[&str], local_pref: Option<u32>, agg: Option<i32>, t: i64) -> BGPAdvertisement {
+    fn adv(
+        name: &str,
+        pools: &[&str],
+        local_pref: Option<u32>,
+        agg: Option<i32>,
+        t: i64,
+    ) -> BGPAdvertisement {
         at(
             BGPAdvertisement::new(
                 name,
@@ -479,7 +531,10 @@ mod tests {
             ..Default::default()
         };
         let mut c = BGPAdvertisement::new("comm", BGPAdvertisementSpec::default());
-        c.spec.communities = vec![CommunityRef::from("vpn-only"), CommunityRef::from("65000:1")];
+        c.spec.communities = vec![
+            CommunityRef::from("vpn-only"),
+            CommunityRef::from("65000:1"),
+        ];
         s.bgp_advertisements.push(at(c, 7));
         let r = validate(&s);
         let v = &r.bgp_advertisements;
@@ -502,7 +557,10 @@ mod tests {
         ));
         let r = validate(&s);
         assert!(r.bgp_advertisements["comm"].ok);
-        assert_eq!(r.community_aliases["vpn-only"], CommunityValue::Standard(65000 << 16 | 100));
+        assert_eq!(
+            r.community_aliases["vpn-only"],
+            CommunityValue::Standard(65000 << 16 | 100)
+        );
     }
 
     #[test]

@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let reply = announcer.on_frame(IFACE, data);
-    assert_eq!(reply.is_some(), expect_reply, "reply iff we own a requested IP");
+    assert_eq!(
+        reply.is_some(),
+        expect_reply,
+        "reply iff we own a requested IP"
+    );
     let counters = announcer.counters();
     assert_eq!(counters.frames_received, 1);
     assert_eq!(

@@ -5,6 +5,10 @@
 #   pids/supervisor-controller.pid, pids/supervisor-speaker-flb-nodeN.pid
 #   logs/controller.log, logs/speaker-flb-nodeN.log   (appended across restarts)
 #   state/controller.starts, state/speaker-flb-nodeN.starts   number of starts so far
+# By default both use the lab's admin kubeconfig. LAB_RBAC=1 runs them as their pods would run:
+# under the ServiceAccounts and RBAC of deploy/rbac (applied to the lab), each with a kubeconfig
+# holding a token from `kubectl create token` (ferrolb-controller.kubeconfig,
+# ferrolb-speaker.kubeconfig), so a missing permission shows up as 403s and failing tests.
 
 lab_ferrolb_bin_dir() { echo "${FERROLB_BIN_DIR:-$LAB_REPO/target/debug}"; }
 
@@ -21,25 +25,69 @@ lab_ferrolb_supervise() { # NAME -- CMD...
     "$name" "$LAB_PIDS/$name.pid" "$LAB_STATE/$name.starts" -- "$@"
 }
 
+# LAB_RBAC=1: applies deploy/rbac (ServiceAccounts, Roles, bindings) in FerroLB's namespace and
+# writes LAB_DIR/ferrolb-COMPONENT.kubeconfig with a token of ServiceAccount ferrolb-COMPONENT.
+lab_ferrolb_rbac_setup() {
+  local sa token file
+  LAB_BIN=${LAB_BIN:-$(lab_bin)}
+  lab_kubectl kustomize "$LAB_REPO/deploy/rbac" |
+    sed "s/^\( *namespace:\) ferrolb-system\$/\1 $LAB_FERROLB_NAMESPACE/" |
+    lab_kubectl apply --server-side --force-conflicts -f - >/dev/null ||
+    lab_die "could not apply deploy/rbac"
+  for sa in controller speaker; do
+    # A year: the lab never lives that long, and every (re)start writes fresh tokens.
+    token=$(lab_kubectl create token "ferrolb-$sa" -n "$LAB_FERROLB_NAMESPACE" --duration 8760h) ||
+      lab_die "could not get a token of ServiceAccount ferrolb-$sa"
+    file="$LAB_DIR/ferrolb-$sa.kubeconfig"
+    cat >"$file.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ferrolb-lab
+  cluster:
+    server: $LAB_SERVER
+    certificate-authority-data: $(base64 -w0 <"$LAB_PKI/ca.crt")
+users:
+- name: ferrolb-$sa
+  user:
+    token: $token
+contexts:
+- name: ferrolb-lab
+  context:
+    cluster: ferrolb-lab
+    user: ferrolb-$sa
+current-context: ferrolb-lab
+EOF
+    chmod 600 "$file.tmp"
+    mv "$file.tmp" "$file"
+  done
+}
+
 lab_ferrolb_start() {
   local bindir n
   bindir=$(lab_ferrolb_bin_dir)
   local -a cargs sargs
   read -r -a cargs <<<"${FERROLB_CONTROLLER_ARGS:-}"
   read -r -a sargs <<<"${FERROLB_SPEAKER_ARGS:-}"
-  local -a env=(env "KUBECONFIG=$LAB_KUBECONFIG" "POD_NAMESPACE=$LAB_FERROLB_NAMESPACE"
-    "RUST_BACKTRACE=${RUST_BACKTRACE:-1}")
+  local ckube=$LAB_KUBECONFIG skube=$LAB_KUBECONFIG
+  if [ "${LAB_RBAC:-0}" = 1 ]; then
+    lab_ferrolb_rbac_setup
+    ckube="$LAB_DIR/ferrolb-controller.kubeconfig"
+    skube="$LAB_DIR/ferrolb-speaker.kubeconfig"
+    lab_log "LAB_RBAC=1: the controller and speakers run as ServiceAccounts ferrolb-controller and ferrolb-speaker"
+  fi
+  local -a env=(env "POD_NAMESPACE=$LAB_FERROLB_NAMESPACE" "RUST_BACKTRACE=${RUST_BACKTRACE:-1}")
   if [ -x "$bindir/ferrolb-controller" ]; then
     # A stable identity, like a pod name: a restarted controller finds the lease its own and
     # leads at once instead of waiting for the lease to expire.
-    lab_ferrolb_supervise controller -- "${env[@]}" POD_NAME=ferrolb-controller-lab "$bindir/ferrolb-controller" \
-      --namespace "$LAB_FERROLB_NAMESPACE" "${cargs[@]}"
+    lab_ferrolb_supervise controller -- "${env[@]}" "KUBECONFIG=$ckube" POD_NAME=ferrolb-controller-lab \
+      "$bindir/ferrolb-controller" --namespace "$LAB_FERROLB_NAMESPACE" "${cargs[@]}"
   else
     lab_log "note: $bindir/ferrolb-controller not built: controller not started"
   fi
   if [ -x "$bindir/ferrolb-speaker" ]; then
     for n in "${LAB_NODES[@]}"; do
-      lab_ferrolb_supervise "speaker-$n" -- ip netns exec "$n" "${env[@]}" "NODE_NAME=$n" \
+      lab_ferrolb_supervise "speaker-$n" -- ip netns exec "$n" "${env[@]}" "KUBECONFIG=$skube" "NODE_NAME=$n" \
         "$bindir/ferrolb-speaker" "${sargs[@]}"
     done
   else

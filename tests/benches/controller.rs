@@ -24,7 +24,10 @@ use tokio::sync::Mutex;
 const NS: &str = "ferrolb-bench";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn service(name: &str) -> Service {
@@ -55,11 +58,16 @@ async fn ip_watch(client: Client) -> Arc<Mutex<BTreeMap<String, Instant>>> {
     let s = seen.clone();
     let api: Api<Service> = Api::namespaced(client, NS);
     tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
         futures::pin_mut!(stream);
         while let Some(Ok(svc)) = stream.next().await {
             if has_ip(&svc) {
-                s.lock().await.entry(svc.name_any()).or_insert_with(Instant::now);
+                s.lock()
+                    .await
+                    .entry(svc.name_any())
+                    .or_insert_with(Instant::now);
             }
         }
     });
@@ -70,7 +78,11 @@ async fn create_many(api: &Api<Service>, names: Vec<String>) -> Result<()> {
     futures::stream::iter(names)
         .map(|n| {
             let api = api.clone();
-            async move { api.create(&PostParams::default(), &service(&n)).await.map(|_| ()) }
+            async move {
+                api.create(&PostParams::default(), &service(&n))
+                    .await
+                    .map(|_| ())
+            }
         })
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
@@ -78,10 +90,18 @@ async fn create_many(api: &Api<Service>, names: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-async fn wait_count(seen: &Mutex<BTreeMap<String, Instant>>, n: usize, timeout: Duration) -> Result<()> {
+async fn wait_count(
+    seen: &Mutex<BTreeMap<String, Instant>>,
+    n: usize,
+    timeout: Duration,
+) -> Result<()> {
     let start = Instant::now();
     while seen.lock().await.len() < n {
-        anyhow::ensure!(start.elapsed() < timeout, "only {} of {n} services got IPs", seen.lock().await.len());
+        anyhow::ensure!(
+            start.elapsed() < timeout,
+            "only {} of {n} services got IPs",
+            seen.lock().await.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -104,7 +124,9 @@ fn rss_mib(pid: i32) -> Result<f64> {
 
 async fn readyz() -> bool {
     // The lab's controller serves on 127.0.0.1:7472 (root namespace).
-    let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:7472").await else { return false };
+    let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:7472").await else {
+        return false;
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.is_err() {
         return false;
@@ -123,13 +145,23 @@ async fn main() -> Result<()> {
     let client = lab.client().await?;
     // Measure release binaries, as they ship.
     let built = std::process::Command::new("cargo")
-        .args(["build", "--release", "--bin", "ferrolb-controller", "--bin", "ferrolb-speaker"])
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "ferrolb-controller",
+            "--bin",
+            "ferrolb-speaker",
+        ])
         .current_dir(ferrolb_tests::repo())
         .status()?;
     anyhow::ensure!(built.success(), "release build failed");
     let restarted = std::process::Command::new(ferrolb_tests::repo().join("hack/lab"))
         .arg("restart-ferrolb")
-        .env("FERROLB_BIN_DIR", ferrolb_tests::repo().join("target/release"))
+        .env(
+            "FERROLB_BIN_DIR",
+            ferrolb_tests::repo().join("target/release"),
+        )
         .status()?;
     anyhow::ensure!(restarted.success(), "restarting FerroLB failed");
 
@@ -139,8 +171,11 @@ async fn main() -> Result<()> {
     while nss.get_opt(NS).await?.is_some() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    nss.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}}))?)
-        .await?;
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}}))?,
+    )
+    .await?;
     let r = lab.apply(
         "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bench}\n\
          spec: {addresses: [198.18.128.0/17], autoAssign: false}\n",
@@ -149,12 +184,17 @@ async fn main() -> Result<()> {
     let api: Api<Service> = Api::namespaced(client.clone(), NS);
     let seen = ip_watch(client.clone()).await;
 
-    println!("== controller bench: {total} services, latency with {present} present, {samples} samples");
+    println!(
+        "== controller bench: {total} services, latency with {present} present, {samples} samples"
+    );
     // 1. Fill to `present`.
     let t = Instant::now();
     create_many(&api, (0..present).map(|i| format!("s{i}")).collect()).await?;
     wait_count(&seen, present, Duration::from_secs(600)).await?;
-    println!("{present} services created and all given IPs in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "{present} services created and all given IPs in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // 2. Latency, one at a time.
     let mut lat = Vec::new();
@@ -183,24 +223,43 @@ async fn main() -> Result<()> {
     // 3. The rest, in bulk.
     let rest = total.saturating_sub(present + samples);
     let t = Instant::now();
-    create_many(&api, (present..present + rest).map(|i| format!("s{i}")).collect()).await?;
+    create_many(
+        &api,
+        (present..present + rest).map(|i| format!("s{i}")).collect(),
+    )
+    .await?;
     wait_count(&seen, present + samples + rest, Duration::from_secs(900)).await?;
-    println!("{rest} more services all given IPs in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "{rest} more services all given IPs in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let all = present + samples + rest;
     let pid = controller_pid()?;
-    println!("controller RSS with {all} services: {:.1} MiB", rss_mib(pid)?);
+    println!(
+        "controller RSS with {all} services: {:.1} MiB",
+        rss_mib(pid)?
+    );
 
     // 4. Restart: SIGKILL, then time to ready and to the next allocation.
     let t = Instant::now();
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status()?;
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()?;
     while controller_pid().ok() == Some(pid) || !readyz().await {
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "controller not ready again");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "controller not ready again"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready = t.elapsed();
-    api.create(&PostParams::default(), &service("after-restart")).await?;
+    api.create(&PostParams::default(), &service("after-restart"))
+        .await?;
     while !seen.lock().await.contains_key("after-restart") {
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "no allocation after restart");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "no allocation after restart"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     println!(
@@ -209,13 +268,25 @@ async fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     if let Ok(p) = controller_pid() {
-        println!("controller RSS after restart: {:.1} MiB", rss_mib(p).unwrap_or(0.0));
+        println!(
+            "controller RSS after restart: {:.1} MiB",
+            rss_mib(p).unwrap_or(0.0)
+        );
     }
 
-    let _ = std::process::Command::new(ferrolb_tests::repo().join("hack/lab")).arg("restart-ferrolb").status();
+    let _ = std::process::Command::new(ferrolb_tests::repo().join("hack/lab"))
+        .arg("restart-ferrolb")
+        .status();
     if std::env::var("FERROLB_BENCH_KEEP").is_err() {
         let _ = nss.delete(NS, &DeleteParams::default()).await;
-        let _ = lab.kubectl(&["delete", "ipaddresspool", "-n", ferrolb_crds::DEFAULT_NAMESPACE, "bench", "--wait=false"]);
+        let _ = lab.kubectl(&[
+            "delete",
+            "ipaddresspool",
+            "-n",
+            ferrolb_crds::DEFAULT_NAMESPACE,
+            "bench",
+            "--wait=false",
+        ]);
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod l2;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -81,7 +83,10 @@ impl Lab {
 
     /// Applies YAML in FerroLB's namespace; returns what the API server said.
     pub fn apply(&self, yaml: &str) -> Ran {
-        self.kubectl_in(&["apply", "-n", ferrolb_crds::DEFAULT_NAMESPACE, "-f", "-"], yaml)
+        self.kubectl_in(
+            &["apply", "-n", ferrolb_crds::DEFAULT_NAMESPACE, "-f", "-"],
+            yaml,
+        )
     }
 
     /// Runs a command inside a lab host (network namespace).
@@ -129,14 +134,24 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Path of a FerroLB binary built by `cargo build` (hack/test builds them before the tests).
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
     let p = target.join("debug").join(name);
-    assert!(p.exists(), "{} missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -173,7 +188,9 @@ impl ControllerProc {
 
     fn spawn(args: Vec<String>) -> ControllerProc {
         let metrics_port = free_port();
-        let log = repo().join(".lab/logs").join(format!("test-controller-{metrics_port}.log"));
+        let log = repo()
+            .join(".lab/logs")
+            .join(format!("test-controller-{metrics_port}.log"));
         let _ = std::fs::create_dir_all(log.parent().unwrap());
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary("ferrolb-controller"))
@@ -187,7 +204,12 @@ impl ControllerProc {
             .stderr(out)
             .spawn()
             .expect("controller starts");
-        ControllerProc { child, metrics_port, args, log }
+        ControllerProc {
+            child,
+            metrics_port,
+            args,
+            log,
+        }
     }
 
     /// SIGKILL, then start again with the same arguments.
@@ -255,7 +277,11 @@ pub const NODES: [&str; 3] = ["flb-node1", "flb-node2", "flb-node3"];
 
 /// The lab's deterministic MAC of a node's interface on segment `seg` (hack/lib/network.sh).
 pub fn node_mac(node: &str, seg: u8) -> String {
-    let id: u8 = node.trim_start_matches("flb-node").parse::<u8>().map(|n| 10 + n).unwrap_or(0);
+    let id: u8 = node
+        .trim_start_matches("flb-node")
+        .parse::<u8>()
+        .map(|n| 10 + n)
+        .unwrap_or(0);
     format!("02:18:00:{seg:02x}:00:{id:02x}")
 }
 
@@ -272,7 +298,17 @@ impl Responders {
         let prefix = if vip.contains(':') { "128" } else { "32" };
         let mut pids = Vec::new();
         for n in NODES {
-            let r = lab().exec(n, &["ip", "addr", "replace", &format!("{vip}/{prefix}"), "dev", "lo"]);
+            let r = lab().exec(
+                n,
+                &[
+                    "ip",
+                    "addr",
+                    "replace",
+                    &format!("{vip}/{prefix}"),
+                    "dev",
+                    "lo",
+                ],
+            );
             assert!(r.ok, "{n}: {}", r.stderr);
             let listen = if vip.contains(':') {
                 format!("TCP6-LISTEN:80,bind=[{vip}],fork,reuseaddr")
@@ -280,7 +316,14 @@ impl Responders {
                 format!("TCP4-LISTEN:80,bind={vip},fork,reuseaddr")
             };
             let child = Command::new("ip")
-                .args(["netns", "exec", n, "socat", &listen, &format!("SYSTEM:echo {n}")])
+                .args([
+                    "netns",
+                    "exec",
+                    n,
+                    "socat",
+                    &listen,
+                    &format!("SYSTEM:echo {n}"),
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -289,7 +332,10 @@ impl Responders {
             pids.push((n.to_string(), child.id()));
         }
         std::thread::sleep(Duration::from_millis(150));
-        Responders { vip: vip.to_string(), pids }
+        Responders {
+            vip: vip.to_string(),
+            pids,
+        }
     }
 }
 
@@ -298,15 +344,32 @@ impl Drop for Responders {
         for (n, pid) in &self.pids {
             let _ = Command::new("kill").arg(pid.to_string()).status();
             let prefix = if self.vip.contains(':') { "128" } else { "32" };
-            let _ = lab().exec(n, &["ip", "addr", "del", &format!("{}/{prefix}", self.vip), "dev", "lo"]);
+            let _ = lab().exec(
+                n,
+                &[
+                    "ip",
+                    "addr",
+                    "del",
+                    &format!("{}/{prefix}", self.vip),
+                    "dev",
+                    "lo",
+                ],
+            );
         }
     }
 }
 
 /// From the client host: which node answers a TCP connection to `vip`:80 (None: no answer).
 pub fn who_answers(vip: &str) -> Option<String> {
-    let target = if vip.contains(':') { format!("TCP6:[{vip}]:80,connect-timeout=1") } else { format!("TCP4:{vip}:80,connect-timeout=1") };
-    let r = lab().exec("flb-client", &["timeout", "2", "socat", "-T1", "-", &target]);
+    let target = if vip.contains(':') {
+        format!("TCP6:[{vip}]:80,connect-timeout=1")
+    } else {
+        format!("TCP4:{vip}:80,connect-timeout=1")
+    };
+    let r = lab().exec(
+        "flb-client",
+        &["timeout", "2", "socat", "-T1", "-", &target],
+    );
     let out = r.stdout.trim().to_string();
     (r.ok && out.starts_with("flb-node")).then_some(out)
 }
@@ -314,7 +377,10 @@ pub fn who_answers(vip: &str) -> Option<String> {
 /// From the client host: the MAC that answers ARP (IPv4) or NDP (IPv6) for `vip` on `iface`.
 pub fn neighbour_mac(vip: &str, iface: &str) -> Option<String> {
     let r = if vip.contains(':') {
-        lab().exec("flb-client", &["ndisc6", "-q", "-1", "-r1", "-w500", vip, iface])
+        lab().exec(
+            "flb-client",
+            &["ndisc6", "-q", "-1", "-r1", "-w500", vip, iface],
+        )
     } else {
         lab().exec("flb-client", &["arping", "-c1", "-w1", "-I", iface, vip])
     };

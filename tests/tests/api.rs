@@ -15,7 +15,11 @@ fn assert_rejected(kind: &str, spec: &str, expected: &[&str]) {
     let r = apply_named(kind, spec);
     assert!(!r.ok, "{kind} {spec} was accepted: {}", r.stdout);
     for e in expected {
-        assert!(r.stderr.contains(e), "{kind}: expected {e:?} in:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(e),
+            "{kind}: expected {e:?} in:\n{}",
+            r.stderr
+        );
     }
 }
 
@@ -24,9 +28,18 @@ fn the_six_kinds_are_served() {
     let r = lab().kubectl(&["api-resources", "--api-group=ferrolb.io", "-o", "name"]);
     assert!(r.ok, "{}", r.stderr);
     for plural in [
-        "ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "bfdprofiles", "communities",
+        "ipaddresspools",
+        "l2advertisements",
+        "bgpadvertisements",
+        "bgppeers",
+        "bfdprofiles",
+        "communities",
     ] {
-        assert!(r.stdout.contains(&format!("{plural}.ferrolb.io")), "{plural} missing:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("{plural}.ferrolb.io")),
+            "{plural} missing:\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -51,7 +64,11 @@ fn invalid_pools_are_rejected() {
             "spec.addresses[2]",
         ],
     );
-    assert_rejected("IPAddressPool", "{addresses: []}", &["spec.addresses", "should have at least 1 items"]);
+    assert_rejected(
+        "IPAddressPool",
+        "{addresses: []}",
+        &["spec.addresses", "should have at least 1 items"],
+    );
     assert_rejected(
         "IPAddressPool",
         "{addresses: [198.18.10.0/24], serviceAllocation: {priority: -1}}",
@@ -76,7 +93,10 @@ fn invalid_peers_are_rejected() {
     assert_rejected(
         "BGPPeer",
         r#"{myASN: 64600, peerASN: 64600, peerAddress: 198.18.0.2, ebgpMultiHop: true, keepaliveTime: 100s}"#,
-        &["ebgpMultiHop applies to eBGP only", "keepaliveTime must be shorter than holdTime"],
+        &[
+            "ebgpMultiHop applies to eBGP only",
+            "keepaliveTime must be shorter than holdTime",
+        ],
     );
     assert_rejected(
         "BGPPeer",
@@ -86,7 +106,10 @@ fn invalid_peers_are_rejected() {
     assert_rejected(
         "BGPPeer",
         r#"{myASN: 0, peerASN: 64512, peerAddress: "198.18.0.2", sourceAddress: "fd00::1"}"#,
-        &["spec.myASN", "sourceAddress and peerAddress must be of one family"],
+        &[
+            "spec.myASN",
+            "sourceAddress and peerAddress must be of one family",
+        ],
     );
 }
 
@@ -114,11 +137,19 @@ fn invalid_bfd_profiles_and_communities_are_rejected() {
     assert_rejected(
         "BFDProfile",
         "{receiveInterval: 5, detectMultiplier: 1, minimumTtl: 255}",
-        &["spec.receiveInterval", "spec.detectMultiplier", "spec.minimumTtl"],
+        &[
+            "spec.receiveInterval",
+            "spec.detectMultiplier",
+            "spec.minimumTtl",
+        ],
     );
     assert_rejected(
         "Community",
         r#"{communities: [{name: a, value: "70000:1"}, {name: a, value: "large:1:2"}]}"#,
-        &["Duplicate value", "'70000:1' is not a community", "'large:1:2' is not a community"],
+        &[
+            "Duplicate value",
+            "'70000:1' is not a community",
+            "'large:1:2' is not a community",
+        ],
     );
 }

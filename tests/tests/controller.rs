@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::IPAddressPool;
-use ferrolb_tests::{ControllerProc, TestNamespace, lab, unique};
+use ferrolb_tests::{ControllerProc, TestNamespace, lab};
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, ResourceExt};
 
@@ -25,7 +25,13 @@ impl Env {
         let class = format!("test.ferrolb.io/{}", svc_ns.name);
         let ctl = ControllerProc::start(&cfg_ns.name, &class, &[]);
         let client = lab().client().await.expect("client");
-        Env { svc_ns, cfg_ns, class, ctl, client }
+        Env {
+            svc_ns,
+            cfg_ns,
+            class,
+            ctl,
+            client,
+        }
     }
 
     fn pool(&self, name: &str, spec: &str) {
@@ -49,7 +55,11 @@ impl Env {
             "spec:\n  type: LoadBalancer\n  loadBalancerClass: {}\n  allocateLoadBalancerNodePorts: false\n  selector: {{app: {name}}}\n",
             self.class
         );
-        yaml += if extra.is_empty() { "  ports: [{port: 80}]\n" } else { extra };
+        yaml += if extra.is_empty() {
+            "  ports: [{port: 80}]\n"
+        } else {
+            extra
+        };
         let r = self.svc_ns.apply(&yaml);
         assert!(r.ok, "service {name}: {}\n{yaml}", r.stderr);
     }
@@ -95,15 +105,25 @@ impl Env {
     fn events(&self, name: &str) -> String {
         lab()
             .kubectl(&[
-                "get", "events", "-n", &self.svc_ns.name, "--field-selector",
-                &format!("involvedObject.name={name}"), "-o", "custom-columns=TYPE:.type,REASON:.reason,MSG:.message",
+                "get",
+                "events",
+                "-n",
+                &self.svc_ns.name,
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+                "-o",
+                "custom-columns=TYPE:.type,REASON:.reason,MSG:.message",
             ])
             .stdout
     }
 
     async fn pool_status(&self, name: &str) -> ferrolb_crds::IPAddressPoolStatus {
         let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.cfg_ns.name);
-        api.get(name).await.expect("pool").status.unwrap_or_default()
+        api.get(name)
+            .await
+            .expect("pool")
+            .status
+            .unwrap_or_default()
     }
 }
 
@@ -128,7 +148,10 @@ fn cond(s: &Service) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::C
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
     let start = Instant::now();
     while !f().await {
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -145,19 +168,45 @@ async fn allocates_explains_exhaustion_and_frees() {
         got.extend(e.wait_ips(n).await);
     }
     let want: BTreeSet<IpAddr> = (0..4).map(|i| ip(&format!("198.18.20.{i}"))).collect();
-    assert_eq!(got, want, "four services, four distinct addresses, lowest first");
+    assert_eq!(
+        got, want,
+        "four services, four distinct addresses, lowest first"
+    );
 
     let a = e.wait_condition("a", "True", "IPAllocated").await;
     let lb = a.status.as_ref().unwrap().load_balancer.as_ref().unwrap();
-    assert_eq!(lb.ingress.as_ref().unwrap()[0].ip_mode.as_deref(), Some("VIP"));
-    assert_eq!(a.annotations().get("ferrolb.io/ip-allocated-from-pool").map(String::as_str), Some("p"));
-    assert!(cond(&a).unwrap().message.starts_with("allocated 198.18.20."));
+    assert_eq!(
+        lb.ingress.as_ref().unwrap()[0].ip_mode.as_deref(),
+        Some("VIP")
+    );
+    assert_eq!(
+        a.annotations()
+            .get("ferrolb.io/ip-allocated-from-pool")
+            .map(String::as_str),
+        Some("p")
+    );
+    assert!(
+        cond(&a)
+            .unwrap()
+            .message
+            .starts_with("allocated 198.18.20.")
+    );
 
     let pending = e.wait_condition("e", "False", "PoolExhausted").await;
     assert!(ips(&pending).is_empty());
-    assert!(cond(&pending).unwrap().message.contains("pool 'p' has no free IPv4 address"), "{:?}", cond(&pending));
+    assert!(
+        cond(&pending)
+            .unwrap()
+            .message
+            .contains("pool 'p' has no free IPv4 address"),
+        "{:?}",
+        cond(&pending)
+    );
     let ev = e.events("e");
-    assert!(ev.contains("Warning") && ev.contains("PoolExhausted"), "events: {ev}");
+    assert!(
+        ev.contains("Warning") && ev.contains("PoolExhausted"),
+        "events: {ev}"
+    );
     assert!(e.events("a").contains("IPAllocated"));
     wait_until("pool status 4/0", || async {
         let s = e.pool_status("p").await;
@@ -176,32 +225,77 @@ async fn allocates_explains_exhaustion_and_frees() {
 async fn requested_addresses_and_clear_refusals() {
     let e = Env::new("req").await;
     e.pool("p", "{addresses: [198.18.21.0/24]}");
-    e.service("want7", &[("ferrolb.io/loadBalancerIPs", "198.18.21.7")], "");
+    e.service(
+        "want7",
+        &[("ferrolb.io/loadBalancerIPs", "198.18.21.7")],
+        "",
+    );
     assert_eq!(e.wait_ips("want7").await, vec![ip("198.18.21.7")]);
-    e.service("legacy", &[], "  ports: [{port: 80}]\n  loadBalancerIP: 198.18.21.9\n");
+    e.service(
+        "legacy",
+        &[],
+        "  ports: [{port: 80}]\n  loadBalancerIP: 198.18.21.9\n",
+    );
     assert_eq!(e.wait_ips("legacy").await, vec![ip("198.18.21.9")]);
-    e.service("metallb", &[("metallb.universe.tf/loadBalancerIPs", "198.18.21.11")], "");
+    e.service(
+        "metallb",
+        &[("metallb.universe.tf/loadBalancerIPs", "198.18.21.11")],
+        "",
+    );
     assert_eq!(e.wait_ips("metallb").await, vec![ip("198.18.21.11")]);
 
-    e.service("outside", &[("ferrolb.io/loadBalancerIPs", "198.18.99.1")], "");
-    let s = e.wait_condition("outside", "False", "RequestedIPOutsidePools").await;
+    e.service(
+        "outside",
+        &[("ferrolb.io/loadBalancerIPs", "198.18.99.1")],
+        "",
+    );
+    let s = e
+        .wait_condition("outside", "False", "RequestedIPOutsidePools")
+        .await;
     assert!(cond(&s).unwrap().message.contains("198.18.99.1"));
 
-    e.service("taken", &[("ferrolb.io/loadBalancerIPs", "198.18.21.7")], "");
+    e.service(
+        "taken",
+        &[("ferrolb.io/loadBalancerIPs", "198.18.21.7")],
+        "",
+    );
     let s = e.wait_condition("taken", "False", "IPInUse").await;
     let msg = cond(&s).unwrap().message;
-    assert!(msg.contains(&format!("{}/want7", e.svc_ns.name)), "names the holder: {msg}");
+    assert!(
+        msg.contains(&format!("{}/want7", e.svc_ns.name)),
+        "names the holder: {msg}"
+    );
 
-    e.service("both", &[("ferrolb.io/loadBalancerIPs", "198.18.21.20")], "  ports: [{port: 80}]\n  loadBalancerIP: 198.18.21.21\n");
+    e.service(
+        "both",
+        &[("ferrolb.io/loadBalancerIPs", "198.18.21.20")],
+        "  ports: [{port: 80}]\n  loadBalancerIP: 198.18.21.21\n",
+    );
     let s = e.wait_condition("both", "False", "InvalidRequest").await;
-    assert!(cond(&s).unwrap().message.contains("keep only the annotation"));
+    assert!(
+        cond(&s)
+            .unwrap()
+            .message
+            .contains("keep only the annotation")
+    );
 
     // Changing the request moves the Service; a bad new request keeps the old address.
-    e.service("want7", &[("ferrolb.io/loadBalancerIPs", "198.18.21.8")], "");
-    e.wait("want7", "moved to .8", |s| ips(s) == vec![ip("198.18.21.8")]).await;
+    e.service(
+        "want7",
+        &[("ferrolb.io/loadBalancerIPs", "198.18.21.8")],
+        "",
+    );
+    e.wait("want7", "moved to .8", |s| {
+        ips(s) == vec![ip("198.18.21.8")]
+    })
+    .await;
     e.service("want7", &[("ferrolb.io/loadBalancerIPs", "not-an-ip")], "");
     let s = e.wait_condition("want7", "False", "InvalidRequest").await;
-    assert_eq!(ips(&s), vec![ip("198.18.21.8")], "a typo must not lose the address");
+    assert_eq!(
+        ips(&s),
+        vec![ip("198.18.21.8")],
+        "a typo must not lose the address"
+    );
 }
 
 #[tokio::test]
@@ -217,10 +311,18 @@ async fn pool_choice_follows_pins_and_service_allocation() {
         "{addresses: [198.18.26.0/24], serviceAllocation: {priority: 1, serviceSelectors: [{matchLabels: {tier: edge}}]}}",
     );
     e.service("plain", &[], "");
-    assert_eq!(e.wait_ips("plain").await, vec![ip("198.18.24.0")], "matching serviceAllocation by priority");
+    assert_eq!(
+        e.wait_ips("plain").await,
+        vec![ip("198.18.24.0")],
+        "matching serviceAllocation by priority"
+    );
     e.service("pinned", &[("ferrolb.io/address-pool", "manual")], "");
     assert_eq!(e.wait_ips("pinned").await, vec![ip("198.18.23.0")]);
-    e.service("pinned-metallb", &[("metallb.universe.tf/address-pool", "manual")], "");
+    e.service(
+        "pinned-metallb",
+        &[("metallb.universe.tf/address-pool", "manual")],
+        "",
+    );
     assert_eq!(e.wait_ips("pinned-metallb").await, vec![ip("198.18.23.1")]);
     e.service("ghost", &[("ferrolb.io/address-pool", "nope")], "");
     let s = e.wait_condition("ghost", "False", "PoolNotUsable").await;
@@ -233,7 +335,11 @@ async fn pool_choice_follows_pins_and_service_allocation() {
         e.class
     ));
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(e.wait_ips("labelled").await, vec![ip("198.18.26.0")], "edge < first by name");
+    assert_eq!(
+        e.wait_ips("labelled").await,
+        vec![ip("198.18.26.0")],
+        "edge < first by name"
+    );
 }
 
 #[tokio::test]
@@ -241,13 +347,33 @@ async fn dual_stack_follows_family_policy() {
     let e = Env::new("dual").await;
     e.pool("both", "{addresses: [198.18.27.0/24, 'fd00:27::/64']}");
     e.pool("v4only", "{addresses: [198.18.28.0/24], autoAssign: false}");
-    e.service("req", &[], "  ports: [{port: 80}]\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n");
-    assert_eq!(e.wait_ips("req").await, vec![ip("fd00:27::"), ip("198.18.27.0")], "family order follows ipFamilies");
+    e.service(
+        "req",
+        &[],
+        "  ports: [{port: 80}]\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n",
+    );
+    assert_eq!(
+        e.wait_ips("req").await,
+        vec![ip("fd00:27::"), ip("198.18.27.0")],
+        "family order follows ipFamilies"
+    );
     e.service("v6", &[], "  ports: [{port: 80}]\n  ipFamilies: [IPv6]\n");
     assert_eq!(e.wait_ips("v6").await, vec![ip("fd00:27::1")]);
-    e.service("prefer", &[("ferrolb.io/address-pool", "v4only")], "  ports: [{port: 80}]\n  ipFamilyPolicy: PreferDualStack\n");
-    assert_eq!(e.wait_ips("prefer").await, vec![ip("198.18.28.0")], "PreferDualStack falls back to one family");
-    e.service("need", &[("ferrolb.io/address-pool", "v4only")], "  ports: [{port: 80}]\n  ipFamilyPolicy: RequireDualStack\n");
+    e.service(
+        "prefer",
+        &[("ferrolb.io/address-pool", "v4only")],
+        "  ports: [{port: 80}]\n  ipFamilyPolicy: PreferDualStack\n",
+    );
+    assert_eq!(
+        e.wait_ips("prefer").await,
+        vec![ip("198.18.28.0")],
+        "PreferDualStack falls back to one family"
+    );
+    e.service(
+        "need",
+        &[("ferrolb.io/address-pool", "v4only")],
+        "  ports: [{port: 80}]\n  ipFamilyPolicy: RequireDualStack\n",
+    );
     e.wait_condition("need", "False", "NoPoolForFamily").await;
 }
 
@@ -259,23 +385,56 @@ async fn sharing_needs_key_disjoint_ports_and_same_policy() {
     e.service("dns-udp", &key, "  ports: [{port: 53, protocol: UDP}]\n");
     let shared = e.wait_ips("dns-udp").await;
     let want = shared[0].to_string();
-    let req = [("ferrolb.io/allow-shared-ip", "k1"), ("ferrolb.io/loadBalancerIPs", want.as_str())];
+    let req = [
+        ("ferrolb.io/allow-shared-ip", "k1"),
+        ("ferrolb.io/loadBalancerIPs", want.as_str()),
+    ];
     e.service("dns-tcp", &req, "  ports: [{port: 53, protocol: TCP}]\n");
-    assert_eq!(e.wait_ips("dns-tcp").await, shared, "TCP/53 and UDP/53 share");
-    e.service("web", &[("metallb.io/allow-shared-ip", "k1")], "  ports: [{port: 80}]\n");
-    assert_eq!(e.wait_ips("web").await, shared, "same key, no collision: prefers the shared address");
+    assert_eq!(
+        e.wait_ips("dns-tcp").await,
+        shared,
+        "TCP/53 and UDP/53 share"
+    );
+    e.service(
+        "web",
+        &[("metallb.io/allow-shared-ip", "k1")],
+        "  ports: [{port: 80}]\n",
+    );
+    assert_eq!(
+        e.wait_ips("web").await,
+        shared,
+        "same key, no collision: prefers the shared address"
+    );
 
     e.service("clash", &req, "  ports: [{port: 80}]\n");
     let s = e.wait_condition("clash", "False", "IPInUse").await;
-    assert!(cond(&s).unwrap().message.contains("TCP/80"), "{:?}", cond(&s));
-    let other = [("ferrolb.io/allow-shared-ip", "k2"), ("ferrolb.io/loadBalancerIPs", want.as_str())];
+    assert!(
+        cond(&s).unwrap().message.contains("TCP/80"),
+        "{:?}",
+        cond(&s)
+    );
+    let other = [
+        ("ferrolb.io/allow-shared-ip", "k2"),
+        ("ferrolb.io/loadBalancerIPs", want.as_str()),
+    ];
     e.service("other-key", &other, "  ports: [{port: 8080}]\n");
     e.wait_condition("other-key", "False", "IPInUse").await;
-    let local = [("ferrolb.io/allow-shared-ip", "k1"), ("ferrolb.io/loadBalancerIPs", want.as_str())];
-    e.service("local", &local, "  ports: [{port: 9090}]\n  externalTrafficPolicy: Local\n");
+    let local = [
+        ("ferrolb.io/allow-shared-ip", "k1"),
+        ("ferrolb.io/loadBalancerIPs", want.as_str()),
+    ];
+    e.service(
+        "local",
+        &local,
+        "  ports: [{port: 9090}]\n  externalTrafficPolicy: Local\n",
+    );
     e.wait_condition("local", "False", "IPInUse").await;
     e.service("nokey", &[], "  ports: [{port: 7070}]\n");
-    assert_ne!(e.wait_ips("nokey").await, shared, "without a key an address is never shared");
+    assert_ne!(
+        e.wait_ips("nokey").await,
+        shared,
+        "without a key an address is never shared"
+    );
 }
 
 #[tokio::test]
@@ -291,7 +450,14 @@ async fn class_type_changes_and_deletion_release() {
     e.service("a", &[], "");
     let a_ip = e.wait_ips("a").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(e.get("foreign").await.status.and_then(|s| s.conditions).is_none(), "foreign class untouched");
+    assert!(
+        e.get("foreign")
+            .await
+            .status
+            .and_then(|s| s.conditions)
+            .is_none(),
+        "foreign class untouched"
+    );
 
     // Type changes away from LoadBalancer: status cleared, address free for the next Service.
     let r = lab().kubectl(&[
@@ -299,7 +465,10 @@ async fn class_type_changes_and_deletion_release() {
         r#"{"spec":{"type":"ClusterIP","loadBalancerClass":null,"allocateLoadBalancerNodePorts":null}}"#,
     ]);
     assert!(r.ok, "{}", r.stderr);
-    e.wait("a", "cleared status", |s| ips(s).is_empty() && cond(s).is_none()).await;
+    e.wait("a", "cleared status", |s| {
+        ips(s).is_empty() && cond(s).is_none()
+    })
+    .await;
     e.service("b", &[], "");
     e.service("c", &[], "");
     let mut got = e.wait_ips("b").await;
@@ -331,7 +500,12 @@ async fn editing_pools_never_renumbers() {
     for n in ["a", "b", "c"] {
         let s = e.wait_condition(n, "True", "IPOutsidePools").await;
         assert_eq!(ips(&s), before[n]);
-        assert!(cond(&s).unwrap().message.contains("no longer inside any IPAddressPool"));
+        assert!(
+            cond(&s)
+                .unwrap()
+                .message
+                .contains("no longer inside any IPAddressPool")
+        );
     }
     assert!(e.events("a").contains("IPOutsidePools"));
 }
@@ -341,18 +515,32 @@ async fn an_invalid_pool_does_not_take_valid_ones_down() {
     let e = Env::new("badpool").await;
     e.pool("good", "{addresses: [198.18.32.0/24]}");
     tokio::time::sleep(Duration::from_millis(1100)).await; // creation timestamps have 1 s resolution
-    e.pool("overlap", "{addresses: [198.18.32.128/25], autoAssign: false}");
+    e.pool(
+        "overlap",
+        "{addresses: [198.18.32.128/25], autoAssign: false}",
+    );
     e.service("s", &[], "");
     assert_eq!(e.wait_ips("s").await, vec![ip("198.18.32.0")]);
     wait_until("overlap marked invalid", || async {
         let st = e.pool_status("overlap").await;
-        st.conditions.iter().any(|c| c.type_ == "Valid" && c.status == "False" && c.reason == "OverlapsPool")
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Valid" && c.status == "False" && c.reason == "OverlapsPool")
     })
     .await;
     let good = e.pool_status("good").await;
-    assert!(good.conditions.iter().any(|c| c.type_ == "Valid" && c.status == "True"));
-    let out = lab().kubectl(&["get", "ipaddresspools", "-n", &e.cfg_ns.name]).stdout;
-    assert!(out.contains("ASSIGNED IPV4") && out.contains("AVAILABLE IPV4"), "{out}");
+    assert!(
+        good.conditions
+            .iter()
+            .any(|c| c.type_ == "Valid" && c.status == "True")
+    );
+    let out = lab()
+        .kubectl(&["get", "ipaddresspools", "-n", &e.cfg_ns.name])
+        .stdout;
+    assert!(
+        out.contains("ASSIGNED IPV4") && out.contains("AVAILABLE IPV4"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -382,16 +570,21 @@ async fn watch_addresses(
 ) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>> {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
-    let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>> = Default::default();
+    let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>> =
+        Default::default();
     let s = seen.clone();
     tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
         futures::pin_mut!(stream);
         while let Some(Ok(svc)) = stream.next().await {
             let got = ips(&svc);
             if !got.is_empty() {
                 let mut m = s.lock().unwrap();
-                let e = m.entry(svc.uid().unwrap_or_default()).or_insert_with(|| (svc.name_any(), BTreeSet::new()));
+                let e = m
+                    .entry(svc.uid().unwrap_or_default())
+                    .or_insert_with(|| (svc.name_any(), BTreeSet::new()));
                 e.1.insert(got);
             }
         }
@@ -458,14 +651,25 @@ async fn two_replicas_leader_killed_no_duplicates() {
     }
     // Kill whichever replica holds the lease.
     let lease = lab()
-        .kubectl(&["get", "lease", "-n", &e.cfg_ns.name, &format!("ferrolb-controller-{}", e.cfg_ns.name), "-o", "jsonpath={.spec.holderIdentity}"])
+        .kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            &e.cfg_ns.name,
+            &format!("ferrolb-controller-{}", e.cfg_ns.name),
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
         .stdout;
     let mut first = e.ctl;
     let killed_first = lease.ends_with(&format!("-{}", first.child.id()));
     if killed_first {
         first.kill();
     } else {
-        assert!(lease.ends_with(&format!("-{}", second.child.id())), "holder {lease}");
+        assert!(
+            lease.ends_with(&format!("-{}", second.child.id())),
+            "holder {lease}"
+        );
         second.kill();
     }
     let t = Instant::now();
@@ -485,11 +689,17 @@ async fn two_replicas_leader_killed_no_duplicates() {
         let name = format!("after{i}");
         let start = Instant::now();
         while ips(&api.get(&name).await.unwrap()).is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(30), "{name}: standby never took over");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name}: standby never took over"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    println!("standby took over and allocated 10 Services in {:?}", t.elapsed());
+    println!(
+        "standby took over and allocated 10 Services in {:?}",
+        t.elapsed()
+    );
     assert_no_duplicates(&api).await;
     drop(first);
     drop(second);

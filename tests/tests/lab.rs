@@ -22,7 +22,15 @@ fn load_balancer_service_gets_a_node_port() {
         ),
     );
     assert!(r.ok, "{}", r.stderr);
-    let port = lab().kubectl(&["get", "svc", "-n", "default", &name, "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    let port = lab().kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        "default",
+        &name,
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
     let n: u16 = port.stdout.trim().parse().expect("nodePort is a number");
     assert!((30000..=32767).contains(&n), "nodePort {n}");
     lab().kubectl(&["delete", "svc", "-n", "default", &name, "--wait=false"]);
@@ -30,7 +38,11 @@ fn load_balancer_service_gets_a_node_port() {
 
 #[test]
 fn node_hosts_reach_each_other_on_the_segment() {
-    for (from, to) in [("flb-node1", "198.18.0.12"), ("flb-node2", "198.18.0.13"), ("flb-node3", "fd00:18::11")] {
+    for (from, to) in [
+        ("flb-node1", "198.18.0.12"),
+        ("flb-node2", "198.18.0.13"),
+        ("flb-node3", "fd00:18::11"),
+    ] {
         let r = lab().exec(from, &["ping", "-c1", "-W2", to]);
         assert!(r.ok, "{from} -> {to}: {}{}", r.stdout, r.stderr);
     }
@@ -57,5 +69,8 @@ fn routers_run() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&bird.stdout);
-    assert!(bird.status.success() && text.contains("Daemon is up and running"), "{text}");
+    assert!(
+        bird.status.success() && text.contains("Daemon is up and running"),
+        "{text}"
+    );
 }

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
         }
         Some("--check") => {
             if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
-                eprintln!("crdgen: {} is stale: run `cargo run -p ferrolb-crds --bin crdgen -- --write`", path.display());
+                eprintln!(
+                    "crdgen: {} is stale: run `cargo run -p ferrolb-crds --bin crdgen -- --write`",
+                    path.display()
+                );
                 return ExitCode::FAILURE;
             }
         }

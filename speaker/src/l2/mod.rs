@@ -12,3 +12,7 @@ pub mod election;
 pub mod frame;
 pub mod runtime;
 pub mod socket;
+
+pub use announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
+pub use election::{elect, is_announcer};
+pub use runtime::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};

@@ -4,7 +4,7 @@
 //!
 //! foca declares a member `Suspect` at the end of the probe period in which
 //! neither it nor the `num_indirect_probes` helpers got an answer, and `Down`
-//! after [`suspect_to_down_after`] more, unless the member refutes. Other
+//! after `suspect_to_down_after` more, unless the member refutes. Other
 //! members learn `Down` by gossip (or declare it themselves). So, from the
 //! moment a speaker dies:
 //!
@@ -15,28 +15,40 @@
 //!           + dissemination                   (~0 to a few GOSSIP_EVERY)
 //! ```
 //!
-//! With `PROBE_PERIOD` = 100 ms, suspicion 150 ms (up to 10 members) and
-//! gossip every 50 ms, a 3-member cluster detects in ~300 ms typically and
-//! <= ~500 ms at p99 (measured: see `mod.rs`). A clean leave skips all of it:
-//! the leaver tells every member directly.
+//! With `PROBE_PERIOD` = 80 ms, suspicion 120 ms (up to 10 members) and
+//! gossip every 50 ms, a 3-member cluster detects a crash in ~270 ms
+//! typically and ~410 ms at p99 (simulated, 300 trials; the namespace lab
+//! agrees: see `lab.rs`). A clean leave skips all of it: the leaver tells
+//! every member directly (~1-2 ms).
+//!
+//! Bigger clusters wait a little longer: suspicion grows with log10(N) so a
+//! wrongly suspected member has time to hear about it and refute, and a
+//! `Down` needs a few more gossip rounds to reach everyone (simulated, time
+//! for *every* member to drop a crashed one: 50 nodes ~350-400 ms; 100 and
+//! 300 nodes in `sim::large_cluster_figures`).
 //!
 //! # What it costs
 //!
 //! SWIM's load per member does not grow with the cluster: each member sends
 //! one `Ping` per probe period and, on average, receives one and answers it
-//! with an `Ack`. At 100 ms that is ~20 datagrams/s out and ~20 in per
-//! member (~60-150 bytes each, ~3 KB/s), whatever N is; gossip only runs
-//! while there is news, and the periodic announce is one exchange per 10 s.
-//! A 300-node cluster thus carries ~6000 small datagrams/s in total.
+//! with an `Ack`. At 80 ms that is ~25 datagrams/s out and ~25 in per member
+//! (measured 25.2/s at 3 and at 30 members; ~60-150 bytes each depending on
+//! node-name length, so ~3 KB/s), whatever N is. Gossip only runs while
+//! there is news; the periodic announce is one exchange per 10 s. A
+//! 300-node cluster thus carries ~7500 small datagrams/s in total, spread
+//! over all its links. Halving the probe period would halve the wait for a
+//! probe and double this rate.
 //!
 //! # The trade-off
 //!
 //! The price of fast detection is tolerance to stalls: a speaker that does
-//! not answer for ~probe period + suspicion (~250 ms in a small cluster) is
-//! declared down and fails over, then comes back under a renewed identity.
-//! The driver runs on its own thread so that the rest of the speaker cannot
-//! starve it, but a CPU-throttled pod (CFS quota) or a frozen node can still
-//! cause a spurious failover: do not give speakers a tight CPU limit.
+//! not answer for about probe period + suspicion (~200 ms in a small
+//! cluster, minus a gossip round to hear it is suspected) is declared down
+//! and fails over, then comes back under a renewed identity. A 100 ms
+//! freeze is tested to be harmless. The driver runs on its own thread so
+//! that the rest of the speaker cannot starve it, but a CPU-throttled pod
+//! (CFS quota) or a frozen node can still cause a spurious failover: do not
+//! give speakers a tight CPU limit.
 //!
 //! Suspicion and retransmissions scale with log10(cluster size) like
 //! memberlist's (a suspected member needs O(log N) gossip rounds to hear
@@ -49,15 +61,15 @@ use std::time::Duration;
 use foca::{Config, PeriodicParams};
 
 /// How often each member probes one other member (round-robin, shuffled).
-pub const PROBE_PERIOD: Duration = Duration::from_millis(100);
+pub const PROBE_PERIOD: Duration = Duration::from_millis(80);
 /// How long to wait for a direct `Ack` before asking others to probe. LAN
-/// RTTs are well under 1 ms; 40 ms absorbs scheduling hiccups and leaves
-/// 60 ms of the period for the indirect round trip (4 hops).
-pub const PROBE_RTT: Duration = Duration::from_millis(40);
+/// RTTs are well under 1 ms; 30 ms absorbs scheduling hiccups and leaves
+/// 50 ms of the period for the indirect round trip (4 hops).
+pub const PROBE_RTT: Duration = Duration::from_millis(30);
 /// Helpers asked to probe indirectly when the direct probe times out.
 pub const INDIRECT_PROBES: usize = 3;
 /// Suspicion time for clusters of up to 10 members; scaled by log10 above.
-pub const SUSPICION_BASE: Duration = Duration::from_millis(150);
+pub const SUSPICION_BASE: Duration = Duration::from_millis(120);
 /// How often pending updates are pushed to [`GOSSIP_FANOUT`] random members
 /// (nothing is sent when there is no news).
 pub const GOSSIP_EVERY: Duration = Duration::from_millis(50);

@@ -35,6 +35,16 @@ pub const REJOIN_EVERY: Duration = Duration::from_secs(1);
 /// (a node without a speaker, a powered-off node). While we are alone we
 /// keep knocking every [`REJOIN_EVERY`]: healing fast matters more then.
 pub const SEED_BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// After being cut off from every peer and starting afresh, how long (from
+/// the first peer we hear again) we are slow to declare peers down, and how
+/// slow. Seen in the lab: a link flap
+/// makes the kernel flush the ARP cache, and it re-resolves only once a
+/// second, so for up to a second after the link returns we hear our peers
+/// but our own datagrams wait in the neighbour queue. With the usual
+/// suspicion we would declare everyone down again and flap back to "alone"
+/// just when our link works. Peers still detect *us* at the usual speed.
+pub const REJOIN_GRACE: Duration = Duration::from_secs(3);
+pub const REJOIN_GRACE_SUSPICION: Duration = Duration::from_millis(1200);
 
 type Timer = foca::Timer<MemberId>;
 type Swim = Foca<MemberId, PostcardCodec, StdRng, NoCustomBroadcast>;
@@ -184,6 +194,9 @@ pub struct Core {
     live: BTreeSet<String>,
     seeds: BTreeMap<SocketAddr, SeedState>,
     next_rejoin: Instant,
+    /// Set after a fresh restart until we hear a peer, see [`REJOIN_GRACE`].
+    grace_pending: bool,
+    grace_until: Option<Instant>,
     defunct: bool,
     left: bool,
     counters: Arc<Counters>,
@@ -211,6 +224,8 @@ impl Core {
             outbox: Vec::new(),
             seeds: BTreeMap::new(),
             next_rejoin: now + REJOIN_EVERY,
+            grace_pending: false,
+            grace_until: None,
             defunct: false,
             left: false,
             counters,
@@ -291,6 +306,12 @@ impl Core {
             }
             self.apply_effects(now);
         }
+        if let Some(until) = self.grace_until
+            && now >= until
+        {
+            self.grace_until = None;
+            self.resize(now);
+        }
         if now >= self.next_rejoin {
             self.next_rejoin = now + REJOIN_EVERY;
             self.rejoin(now);
@@ -360,8 +381,12 @@ impl Core {
             self.defunct = true;
         }
         if std::mem::take(&mut self.effects.membership_changed) {
+            if self.grace_pending && self.swim.num_members() > 0 {
+                self.grace_pending = false;
+                self.grace_until = Some(now + REJOIN_GRACE);
+            }
             self.refresh_live();
-            self.resize();
+            self.resize(now);
         }
     }
 
@@ -371,9 +396,18 @@ impl Core {
         self.live = live;
     }
 
+    /// The configuration for the current cluster size and grace period.
+    fn wanted_config(&self, now: Instant) -> Config {
+        let mut config = config::for_cluster(self.swim.num_members() + 1, ENVELOPE_LEN);
+        if self.grace_until.is_some_and(|until| now < until) {
+            config.suspect_to_down_after = config.suspect_to_down_after.max(REJOIN_GRACE_SUSPICION);
+        }
+        config
+    }
+
     /// Re-tunes suspicion and retransmissions for the current cluster size.
-    fn resize(&mut self) {
-        let wanted = config::for_cluster(self.swim.num_members() + 1, ENVELOPE_LEN);
+    fn resize(&mut self, now: Instant) {
+        let wanted = self.wanted_config(now);
         if config::differs(&self.config, &wanted) {
             match self.swim.set_config(wanted.clone()) {
                 Ok(()) => self.config = wanted,
@@ -402,7 +436,9 @@ impl Core {
         let id = foca::Identity::renew(&old)
             .unwrap_or_else(|| MemberId::starting_now(old.node(), old.socket_addr()));
         info!(%old, new = %id, "cut off from every peer: rejoining under a new identity");
-        self.config = config::for_cluster(1, ENVELOPE_LEN);
+        self.grace_pending = true;
+        self.grace_until = None;
+        self.config = self.wanted_config(now);
         self.swim = Foca::new(
             id,
             self.config.clone(),

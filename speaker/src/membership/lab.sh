@@ -96,7 +96,7 @@ for i in 1 2 3; do start_node "$i"; done
 wait_converged
 sleep 1
 
-for fault in kill link leave; do
+for fault in ${FAULTS:-kill link leave}; do
     : >"$OUT/$fault.txt"
     for r in $(seq 1 "$ROUNDS"); do
         v=$(((r - 1) % 3 + 1))
@@ -132,5 +132,5 @@ done
 
 echo
 echo "time until both other speakers dropped the victim:"
-for fault in kill link leave; do summary "$OUT/$fault.txt" "$fault"; done
+for fault in ${FAULTS:-kill link leave}; do summary "$OUT/$fault.txt" "$fault"; done
 echo "logs: $OUT"

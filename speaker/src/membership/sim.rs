@@ -71,6 +71,9 @@ struct Sim {
     cut: BTreeSet<usize>,
     /// Partition: nodes on different sides cannot talk.
     side: BTreeMap<usize, u8>,
+    /// Nodes whose outgoing datagrams are held until the given time (the
+    /// kernel queues them behind an ARP resolution after a link flap).
+    held_out: BTreeMap<usize, Instant>,
     /// Nodes frozen until the given time: packets wait, timers wait.
     paused: BTreeMap<usize, Instant>,
     seeds: Vec<SocketAddr>,
@@ -91,6 +94,7 @@ impl Sim {
             seq: 0,
             cut: BTreeSet::new(),
             side: BTreeMap::new(),
+            held_out: BTreeMap::new(),
             paused: BTreeMap::new(),
             seeds: (1..=n).map(addr).collect(),
             changes: Vec::new(),
@@ -186,9 +190,13 @@ impl Sim {
         for (to, data) in out {
             // 50-250 us one way: a switched LAN.
             let latency = Duration::from_micros(self.rng.random_range(50..250));
+            let leaves_at = match self.held_out.get(&i) {
+                Some(until) => self.now.max(*until),
+                None => self.now,
+            };
             self.seq += 1;
             self.net.push(Reverse(InFlight {
-                at: self.now + latency,
+                at: leaves_at + latency,
                 seq: self.seq,
                 from: i,
                 to,
@@ -369,8 +377,12 @@ fn three_members_converge_from_seeds() {
 
 #[test]
 fn crash_is_detected_within_half_a_second() {
+    let trials: u64 = std::env::var("FLB_SIM_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     let mut detections = Vec::new();
-    for seed in 0..40 {
+    for seed in 0..trials {
         let mut sim = Sim::new(3, seed);
         // A random phase of the probe cycles at the time of the crash.
         let warmup = Duration::from_millis(500 + seed * 37 % 1000);
@@ -395,7 +407,11 @@ fn crash_is_detected_within_half_a_second() {
     }
     detections.sort();
     let (p50, p99) = (percentile(&detections, 0.5), percentile(&detections, 0.99));
-    eprintln!("simulated crash detection (3 nodes, both observers): p50 {p50:?} p99 {p99:?}");
+    let max = detections[detections.len() - 1];
+    eprintln!(
+        "simulated crash detection (3 nodes, both observers, {trials} trials): \
+         p50 {p50:?} p99 {p99:?} max {max:?}"
+    );
     assert!(p50 <= Duration::from_millis(400), "p50 {p50:?}");
     assert!(p99 <= Duration::from_millis(550), "p99 {p99:?}");
 }
@@ -601,7 +617,10 @@ fn packet_rate_does_not_grow_with_the_cluster() {
     eprintln!(
         "steady-state datagrams sent per node per second: 3 nodes {small:.1}, 30 nodes {big:.1}"
     );
-    assert!(small <= 25.0 && big <= 25.0, "{small} {big}");
+    // One Ping out and, on average, one Ack for a Ping received, per period.
+    let per_period = 1.0 / super::config::PROBE_PERIOD.as_secs_f64();
+    let bound = 2.0 * per_period * 1.05;
+    assert!(small <= bound && big <= bound, "{small} {big} > {bound}");
 }
 
 #[test]
@@ -689,11 +708,18 @@ fn heal_after_cut_never_flaps_any_view() {
         let mut sim = Sim::new(3, 200 + seed);
         sim.run_for(Duration::from_millis(700 + seed * 7));
         sim.cut.insert(3);
+        let cut_at = sim.now;
         // Cut long enough for both sides to declare the other down, and
         // restored at a random phase of every periodic task.
         sim.run_for(Duration::from_millis(1200 + seed * 97 % 3000));
         sim.cut.remove(&3);
         let healed_at = sim.now;
+        // Seen in the namespace lab: the kernel flushed node-3's ARP cache
+        // on carrier loss and re-resolves only every second, so for up to
+        // a second it can receive but its own datagrams (stale ones
+        // included) wait in the neighbour queue.
+        let arp = Duration::from_millis(100 + seed * 53 % 900);
+        sim.held_out.insert(3, healed_at + arp);
         sim.run_for(Duration::from_secs(6));
         assert!(sim.converged(), "seed {seed}");
         // From the first moment node-3 sees anyone again, no view shrinks.
@@ -703,6 +729,10 @@ fn heal_after_cut_never_flaps_any_view() {
             .find(|c| c.at >= healed_at && c.live.len() > 1)
             .map(|c| c.at)
             .expect("node-3 saw a peer again");
+        eprintln!(
+            "seed {seed}: cut for {:?}, ARP hold {arp:?}",
+            healed_at - cut_at
+        );
         sim.assert_no_drop_since(back);
     }
 }

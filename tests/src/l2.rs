@@ -1,0 +1,182 @@
+//! L2-mode fixtures shared by the tests and the failover benchmark.
+
+use std::time::Duration;
+
+use crate::{NODES, TestNamespace, lab, repo, unique, wait_for, who_answers};
+
+/// A pool of one or two addresses, an L2Advertisement, and a Service in a namespace of its own,
+/// with a hand-made EndpointSlice (the lab has no kubelets).
+pub struct L2Case {
+    pub ns: TestNamespace,
+    pub name: String,
+}
+
+impl L2Case {
+    /// `adv_spec` is the L2Advertisement spec without `ipAddressPools` (None: no advertisement).
+    pub fn new(
+        addresses: &[&str],
+        adv_spec: Option<&str>,
+        svc_extra: &str,
+        endpoint_nodes: &[&str],
+    ) -> L2Case {
+        let ns = TestNamespace::new("l2");
+        let name = unique("l2");
+        let addrs = addresses
+            .iter()
+            .map(|a| format!("'{a}/{}'", if a.contains(':') { 128 } else { 32 }))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let r = lab().apply(&format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}}}\nspec: {{addresses: [{addrs}], autoAssign: false}}\n"
+        ));
+        assert!(r.ok, "{}", r.stderr);
+        if let Some(spec) = adv_spec {
+            let sep = if spec.trim() == "{}" { "" } else { ", " };
+            let spec = spec.trim().trim_start_matches('{').trim_end_matches('}');
+            let r = lab().apply(&format!(
+                "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: {name}}}\nspec: {{ipAddressPools: [{name}]{sep}{spec}}}\n"
+            ));
+            assert!(r.ok, "{}", r.stderr);
+        }
+        let families = if addresses.iter().any(|a| a.contains(':'))
+            && addresses.iter().any(|a| !a.contains(':'))
+        {
+            "  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv4, IPv6]\n"
+        } else if addresses.iter().all(|a| a.contains(':')) {
+            "  ipFamilies: [IPv6]\n"
+        } else {
+            ""
+        };
+        let r = ns.apply(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {{ferrolb.io/address-pool: {name}}}\nspec:\n  \
+             type: LoadBalancer\n  allocateLoadBalancerNodePorts: false\n  ports: [{{port: 80}}]\n{families}{svc_extra}"
+        ));
+        assert!(r.ok, "{}", r.stderr);
+        let c = L2Case { ns, name };
+        c.endpoints(endpoint_nodes);
+        c
+    }
+
+    /// Replaces the Service's endpoints with one ready endpoint on each of `nodes`.
+    pub fn endpoints(&self, nodes: &[&str]) {
+        let eps: String = nodes
+            .iter()
+            .map(|n| {
+                let id: u8 = n.trim_start_matches("flb-node").parse::<u8>().unwrap_or(1) + 10;
+                format!("  - addresses: [198.18.0.{id}]\n    nodeName: {n}\n    conditions: {{ready: true}}\n")
+            })
+            .collect();
+        let body = if eps.is_empty() {
+            "endpoints: []\n".to_string()
+        } else {
+            format!("endpoints:\n{eps}")
+        };
+        let r = self.ns.apply(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  labels: {{kubernetes.io/service-name: web}}\n\
+             addressType: IPv4\n{body}ports: [{{port: 80, protocol: TCP}}]\n"
+        ));
+        assert!(r.ok, "{}", r.stderr);
+    }
+
+    /// The Service's addresses, once allocated.
+    pub fn ips(&self) -> Vec<String> {
+        wait_for("an EXTERNAL-IP", Duration::from_secs(15), || {
+            let r = lab().kubectl(&[
+                "get",
+                "svc",
+                "-n",
+                &self.ns.name,
+                "web",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[*].ip}",
+            ]);
+            let ips: Vec<String> = r.stdout.split_whitespace().map(String::from).collect();
+            (!ips.is_empty()).then_some(ips)
+        })
+        .expect("allocated")
+    }
+
+    /// The node the Service's L2 condition names as announcer of its primary address.
+    pub fn announcer(&self) -> String {
+        wait_for("the L2 condition", Duration::from_secs(15), || {
+            let r = lab().kubectl(&[
+                "get",
+                "svc",
+                "-n",
+                &self.ns.name,
+                "web",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="ferrolb.io/L2Announced")].message}"#,
+            ]);
+            let msg = r.stdout;
+            let node = msg
+                .split("from node ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string();
+            NODES.contains(&node.as_str()).then_some(node)
+        })
+        .expect("announced")
+    }
+}
+
+impl Drop for L2Case {
+    fn drop(&mut self) {
+        for kind in ["l2advertisement", "ipaddresspool"] {
+            let _ = lab().kubectl(&[
+                "delete",
+                kind,
+                "-n",
+                ferrolb_crds::DEFAULT_NAMESPACE,
+                &self.name,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
+}
+
+/// Waits until the client reaches the VIP on a node for which `ok` holds; returns that node.
+pub fn wait_answer(vip: &str, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    wait_for(what, timeout, || who_answers(vip).filter(|n| ok(n))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Keeps a speaker's supervisor from restarting it until dropped (a node that stays down).
+pub struct Hold(std::path::PathBuf);
+
+impl Hold {
+    pub fn speaker(node: &str) -> Hold {
+        let p = repo().join(format!(".lab/pids/speaker-{node}.pid.hold"));
+        std::fs::write(&p, "").expect("hold file");
+        Hold(p)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn signal_speaker(node: &str, sig: &str) {
+    let pid = lab().pid(&format!("speaker-{node}")).expect("speaker pid");
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Waits for the speaker of `node` to run again (after its hold is released).
+pub fn wait_speaker_back(node: &str, old_pid: i32) {
+    wait_for("the speaker to restart", Duration::from_secs(10), || {
+        lab()
+            .pid(&format!("speaker-{node}"))
+            .ok()
+            .filter(|p| *p != old_pid)
+    })
+    .expect("speaker restarted");
+    std::thread::sleep(Duration::from_millis(1500));
+}
