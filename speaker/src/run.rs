@@ -216,7 +216,7 @@ fn show_l2(v: &mut Visibility, cluster: &Cluster, plan: &Plan, last: &Plan, stat
 
 fn show_bgp(v: &mut Visibility, sessions: &Sessions, ns: &str, me: &str, m: &Metrics) {
     let statuses: BTreeMap<String, _> = sessions.statuses();
-    for (peer, rx) in &statuses {
+    for (peer, (rx, bfd)) in &statuses {
         let s = rx.borrow().clone();
         let labels = PeerLabels { peer: peer.clone() };
         let up = s.state == crate::bgp::State::Established;
@@ -229,7 +229,7 @@ fn show_bgp(v: &mut Visibility, sessions: &Sessions, ns: &str, me: &str, m: &Met
             BGPSessionStatus {
                 node: me.to_string(),
                 state: format!("{:?}", s.state),
-                bfd_state: None,
+                bfd_state: bfd.map(|b| format!("{b:?}")),
                 prefixes_sent: i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX),
                 last_error: s.last_error.clone(),
             },

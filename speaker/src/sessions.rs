@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use ferrolb_crds::schema::parse_duration;
 use ferrolb_crds::validate::{Report, Snapshot};
-use ferrolb_crds::{BGPPeer, DynamicAsn, selector};
+use ferrolb_crds::{BFDProfileSpec, BGPPeer, DynamicAsn, selector};
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::ResourceExt;
 use tokio::sync::watch;
 
-use crate::bgp::driver::{self, SessionConfig, SessionHandle, SessionStatus};
+use crate::bgp::bfd::{BfdConfig, BfdState};
+use crate::bgp::driver::{self, BfdHandle, SessionConfig, SessionHandle, SessionStatus, spawn_bfd};
 use crate::bgp::fsm::GracefulRestartConfig;
 use crate::bgp::net::{TransportConfig, bgp_ttl};
 use crate::bgp::{NextHop, PeerAsn, PeerConfig, Prefix, Route, StopReason};
@@ -43,11 +44,28 @@ impl NodeAddrs {
     }
 }
 
+/// BFD for a session: where to run it and with which timers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BfdSettings {
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub profile: BFDProfileSpec,
+    /// Non-zero, stable per peer (derived from its name).
+    pub discriminator: u32,
+}
+
 /// A session this node should run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
     pub config: SessionConfig,
+    pub bfd: Option<BfdSettings>,
     pub routes: BTreeSet<Route>,
+}
+
+/// A stable, non-zero BFD discriminator for a peer name (FNV-1a).
+fn discriminator(name: &str) -> u32 {
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    h.max(1)
 }
 
 fn secs(d: &Option<ferrolb_crds::schema::Duration>) -> Option<Duration> {
@@ -147,6 +165,7 @@ pub fn desired_sessions(
     plan_bgp: &BTreeMap<String, BTreeSet<Advertisement>>,
 ) -> (BTreeMap<String, Desired>, BTreeMap<String, String>) {
     let me = NodeAddrs::of(node);
+    let config_bfd = &config.bfd_profiles;
     let mut out = BTreeMap::new();
     let mut errors = BTreeMap::new();
     for peer in &config.bgp_peers {
@@ -159,7 +178,25 @@ pub fn desired_sessions(
         match session_config(peer, &me, secrets) {
             Ok(config) => {
                 let routes = plan_bgp.get(&name).map(|a| routes(a, &me)).unwrap_or_default();
-                out.insert(name, Desired { config, routes });
+                let peer_ip = config.transport.peer.ip();
+                let local = config.transport.source.or(match peer_ip {
+                    IpAddr::V4(_) => me.v4.map(IpAddr::V4),
+                    IpAddr::V6(_) => me.v6.map(IpAddr::V6),
+                });
+                // A missing profile runs the session without BFD (the peer's condition says so).
+                let bfd = peer
+                    .spec
+                    .bfd_profile
+                    .as_ref()
+                    .and_then(|p| config_bfd.iter().find(|b| b.name_any() == *p))
+                    .zip(local)
+                    .map(|(p, local)| BfdSettings {
+                        local,
+                        peer: peer_ip,
+                        profile: p.spec.clone(),
+                        discriminator: discriminator(&name),
+                    });
+                out.insert(name, Desired { config, bfd, routes });
             }
             Err(e) => {
                 errors.insert(name, e);
@@ -171,8 +208,34 @@ pub fn desired_sessions(
 
 struct Running {
     config: SessionConfig,
+    bfd_settings: Option<BfdSettings>,
     routes: watch::Sender<BTreeSet<Route>>,
     handle: SessionHandle,
+    bfd: Option<BfdHandle>,
+}
+
+impl Running {
+    async fn stop(self, reason: StopReason) {
+        self.handle.shutdown(reason).await;
+        if let Some(b) = self.bfd {
+            b.shutdown().await;
+        }
+    }
+}
+
+fn start_bfd(s: &BfdSettings) -> Option<BfdHandle> {
+    let mut c = BfdConfig::new(s.discriminator);
+    c.desired_min_tx = Duration::from_millis(u64::from(s.profile.transmit_ms()));
+    c.required_min_rx = Duration::from_millis(u64::from(s.profile.receive_ms()));
+    c.detect_mult = s.profile.multiplier();
+    c.passive = s.profile.passive_mode;
+    match spawn_bfd(s.local, s.peer, c) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(peer = %s.peer, error = %e, "BFD not started; the session runs without it");
+            None
+        }
+    }
 }
 
 /// The session tasks of this node.
@@ -189,12 +252,12 @@ impl Sessions {
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 tracing::info!(peer = name, "stopping BGP session");
-                tokio::spawn(r.handle.shutdown(StopReason::Shutdown));
+                tokio::spawn(r.stop(StopReason::Shutdown));
             }
         }
         for (name, d) in desired {
             match self.running.get(&name) {
-                Some(r) if r.config == d.config => {
+                Some(r) if r.config == d.config && r.bfd_settings == d.bfd => {
                     r.routes.send_if_modified(|cur| {
                         let changed = *cur != d.routes;
                         *cur = d.routes.clone();
@@ -204,17 +267,20 @@ impl Sessions {
                 _ => {
                     if let Some(old) = self.running.remove(&name) {
                         tracing::info!(peer = name, "BGP peer settings changed: restarting session");
-                        tokio::spawn(old.handle.shutdown(StopReason::Reset));
+                        tokio::spawn(old.stop(StopReason::Reset));
                     }
-                    tracing::info!(peer = name, addr = %d.config.transport.peer, "starting BGP session");
+                    tracing::info!(peer = name, addr = %d.config.transport.peer, bfd = d.bfd.is_some(), "starting BGP session");
+                    let bfd = d.bfd.as_ref().and_then(start_bfd);
                     let (tx, rx) = watch::channel(d.routes);
-                    let handle = driver::spawn(d.config.clone(), rx, None);
+                    let handle = driver::spawn(d.config.clone(), rx, bfd.as_ref().map(|b| b.up()));
                     self.running.insert(
                         name,
                         Running {
                             config: d.config,
+                            bfd_settings: d.bfd,
                             routes: tx,
                             handle,
+                            bfd,
                         },
                     );
                 }
@@ -223,14 +289,17 @@ impl Sessions {
     }
 
     /// Status of every session, by peer name.
-    pub fn statuses(&self) -> BTreeMap<String, watch::Receiver<SessionStatus>> {
-        self.running.iter().map(|(k, r)| (k.clone(), r.handle.status())).collect()
+    pub fn statuses(&self) -> BTreeMap<String, (watch::Receiver<SessionStatus>, Option<BfdState>)> {
+        self.running
+            .iter()
+            .map(|(k, r)| (k.clone(), (r.handle.status(), r.bfd.as_ref().map(|b| b.status().borrow().state))))
+            .collect()
     }
 
     /// Sends Cease to every peer and waits (bounded) for the sessions to close.
     pub async fn shutdown(&mut self) {
         let all = std::mem::take(&mut self.running);
-        let stops = all.into_values().map(|r| r.handle.shutdown(StopReason::Shutdown));
+        let stops = all.into_values().map(|r| r.stop(StopReason::Shutdown));
         let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(stops)).await;
     }
 }
