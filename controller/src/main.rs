@@ -38,7 +38,9 @@ struct Args {
     log_format: String,
 }
 
-#[tokio::main]
+// One thread: the controller waits on the API server; a single runtime thread keeps its memory
+// (allocator arenas, task stacks) small.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log_format);

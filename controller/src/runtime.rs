@@ -116,13 +116,14 @@ impl Stores {
     }
 }
 
-/// Runs a reflector for `api`, sending `msg(event)` for every change.
-fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Msg>, msg: fn(&K) -> Msg) -> Store<K>
+/// Runs a reflector for `api`, sending `msg(event)` for every change. `slim` trims each object
+/// before it is cached (memory grows with the number of Services).
+fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Msg>, msg: fn(&K) -> Msg, slim: impl Fn(&mut K) + Send + Sync + 'static) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).modify(slim))
         .default_backoff()
         .touched_objects();
     tokio::spawn(async move {
@@ -155,35 +156,35 @@ pub async fn run(
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let ns = settings.namespace.as_str();
+    let manager = manager_for(settings.lb_class.as_deref());
+    let ours = manager.clone();
     let stores = Stores {
-        services: reflect(Api::all(client.clone()), tx.clone(), |s| {
-            Msg::Service(key_of(s))
-        }),
-        namespaces: reflect(Api::all(client.clone()), tx.clone(), |_| Msg::Namespaces),
-        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
-        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
-        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
-        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
-        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
-        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| {
-            Msg::Config
-        }),
+        services: reflect(
+            Api::all(client.clone()),
+            tx.clone(),
+            |s| Msg::Service(key_of(s)),
+            move |s: &mut Service| slim_service(s, &ours),
+        ),
+        namespaces: reflect(
+            Api::all(client.clone()),
+            tx.clone(),
+            |_| Msg::Namespaces,
+            |n: &mut Namespace| {
+                n.metadata.managed_fields = None;
+                n.metadata.annotations = None;
+            },
+        ),
+        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
     };
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced");
 
-    let manager = manager_for(settings.lb_class.as_deref());
     let writer = Writer {
         manager: manager.clone(),
         client: client.clone(),
@@ -290,18 +291,36 @@ impl Controller {
     async fn take_lead(&mut self, client: &Client) {
         let started = Instant::now();
         // A fresh list (not the cache): the previous leader may have written moments ago.
-        let services = loop {
-            match Api::<Service>::all(client.clone())
-                .list(&ListParams::default())
-                .await
-            {
-                Ok(l) => break l.items,
+        // Paged and slimmed, so restoring many Services does not double the controller's memory.
+        let api = Api::<Service>::all(client.clone());
+        let mut services: Vec<Service> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().limit(500);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            match api.list(&lp).await {
+                Ok(page) => {
+                    token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
+                    services.extend(page.items.into_iter().filter_map(|mut s| {
+                        (intent::is_ours(&s, self.settings.lb_class.as_deref()) && !ingress_ips(&s).is_empty()).then(|| {
+                            slim_service(&mut s, &self.writer.manager);
+                            s
+                        })
+                    }));
+                    if token.is_none() {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "listing Services to restore allocations; retrying");
+                    services.clear();
+                    token = None;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-        };
+        }
         let report = validate::validate(&self.stores.snapshot());
         let mut decider = Decider::new(&report.valid_pools);
         let mut ours: Vec<&Service> = services
@@ -603,6 +622,20 @@ fn now() -> Time {
 }
 
 use ferrolb_crds::service::ingress_ips;
+
+/// Drops what the controller never reads from a cached Service: `kubectl apply`'s copy of the
+/// whole object and other managers' field lists (ours is kept: it says whether we wrote status).
+fn slim_service(s: &mut Service, manager: &str) {
+    if let Some(a) = s.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if let Some(m) = s.metadata.managed_fields.as_mut() {
+        m.retain(|f| f.manager.as_deref() == Some(manager));
+    }
+}
+
+/// Caches a configuration object as it is.
+fn keep<K>(_: &mut K) {}
 
 fn our_condition(svc: &Service) -> Option<&Condition> {
     svc.status

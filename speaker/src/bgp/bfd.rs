@@ -301,6 +301,12 @@ impl BfdSession {
         self.poll_active
     }
 
+    /// Changes the detect multiplier we advertise (the peer's detection time for us). Takes
+    /// effect with the next packet; no Poll sequence is needed (RFC 5880 §6.8.1).
+    pub fn set_detect_mult(&mut self, detect_mult: u8) {
+        self.config.detect_mult = detect_mult.max(1);
+    }
+
     /// Actions to take when the session is created: start transmitting unless passive.
     pub fn start(&mut self) -> Vec<BfdAction> {
         let mut out = Vec::new();

@@ -8,6 +8,7 @@
 //! [`SessionStatus`] from the handle and call [`SessionHandle::shutdown`] to send a Cease.
 
 pub mod bfd;
+pub mod bfd_mux;
 pub mod codec;
 pub mod driver;
 pub mod fsm;
@@ -15,6 +16,7 @@ pub mod net;
 pub mod route;
 
 pub use bfd::{BfdConfig, BfdSession, BfdState};
+pub use bfd_mux::BfdMux;
 pub use codec::{CodecOptions, DecodeError, Family, Message, Notification};
 pub use driver::{
     BfdHandle, BfdStatus, SessionConfig, SessionHandle, SessionStatus, spawn, spawn_bfd,

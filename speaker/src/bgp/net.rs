@@ -5,7 +5,7 @@
 //! here; std already links libc on every target we build for.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -246,7 +246,8 @@ pub async fn recv_with_ttl(
             let mut control = [std::mem::MaybeUninit::<u8>::uninit(); 128];
             let data = as_uninit(buf);
             let mut bufs = [socket2::MaybeUninitSlice::new(data)];
-            let mut addr = SockAddr::from(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+            // Room for an IPv6 source: recvmsg truncates the address to this length.
+            let mut addr = SockAddr::from(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)));
             let mut msg = socket2::MsgHdrMut::new()
                 .with_addr(&mut addr)
                 .with_buffers(&mut bufs)
@@ -320,6 +321,7 @@ pub fn parse_ttl(control: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn ttl_policy() {
@@ -399,6 +401,24 @@ mod tests {
         let (n, from, ttl) = recv_with_ttl(&rx, &mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"hello");
         assert_eq!(from.port(), port);
+        assert_eq!(ttl, Some(255));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn bfd_sockets_report_the_ipv6_source_and_hop_limit() {
+        let lo = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let Ok(rx) = bfd_rx_socket(lo) else {
+            eprintln!("skipped: [::1]:3784 is taken");
+            return;
+        };
+        let tx = bfd_tx_socket(lo, lo).unwrap();
+        tx.send(b"hello").await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from, ttl) = recv_with_ttl(&rx, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        // The whole address: a sockaddr_in-sized buffer would cut it to its first 8 bytes.
+        assert_eq!(from, tx.local_addr().unwrap());
         assert_eq!(ttl, Some(255));
     }
 }

@@ -5,6 +5,29 @@
 //! set change and `LIVE <unix µs> <observer> <a,b,c>` with the whole set; on
 //! SIGTERM it leaves and exits. Namespaces share the wall clock, so the
 //! script subtracts its own timestamp of the fault from the observers'.
+//!
+//! ```text
+//! sudo speaker/src/membership/lab.sh 34     # rounds per fault kind
+//! FAULTS=link RUST_LOG=ferrolb_speaker::membership=debug,foca=debug \
+//!     sudo speaker/src/membership/lab.sh 4   # one kind, with protocol traces
+//! ```
+//!
+//! Last run (34 rounds per kind, victim rotating over the three nodes, on a
+//! shared 2-core machine at load ~6; per round, the slower of the two
+//! observers):
+//!
+//! ```text
+//! kill   n=34  median 264.7 ms  p99 355.2 ms  min 205.6 ms  max 355.2 ms
+//! link   n=34  median 312.3 ms  p99 448.1 ms  min 221.1 ms  max 448.1 ms
+//! leave  n=34  median   1.4 ms  p99  10.0 ms  min   0.7 ms  max  10.0 ms
+//! heal after link up: median 636 ms, max 694 ms
+//! ```
+//!
+//! Every down event matched a fault (no false positive, no flap). An earlier
+//! run found one: after a link flap the kernel re-resolves ARP only once a
+//! second, so the returning node heard its peers but could not answer yet
+//! and dropped them again; `core::REJOIN_GRACE` fixes it and
+//! `sim::heal_after_cut_never_flaps_any_view` covers it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -373,7 +373,7 @@ async fn bfd_detects_a_silent_peer() {
     // Let the Poll sequences that end slow start complete (a few 50 ms packets).
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A vanishes without a word (crash, cable cut): B's detection timer fires.
-    a.task.abort();
+    a.abort();
     let start = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), up_b.wait_for(|u| !*u))
         .await

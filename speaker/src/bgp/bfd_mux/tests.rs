@@ -1,0 +1,188 @@
+use super::*;
+use crate::bgp::bfd::ControlPacket;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn fast(disc: u32) -> BfdConfig {
+    let mut c = BfdConfig::new(disc);
+    c.desired_min_tx = Duration::from_millis(50);
+    c.required_min_rx = Duration::from_millis(50);
+    c
+}
+
+fn packet(my: u32, your: u32) -> [u8; PACKET_LEN] {
+    ControlPacket {
+        diag: 0,
+        state: if your == 0 {
+            BfdState::Down
+        } else {
+            BfdState::Up
+        },
+        poll: false,
+        final_: false,
+        control_plane_independent: false,
+        auth_present: false,
+        demand: false,
+        multipoint: false,
+        detect_mult: 3,
+        my_discriminator: my,
+        your_discriminator: your,
+        desired_min_tx: 300_000,
+        required_min_rx: 300_000,
+        required_min_echo_rx: 0,
+    }
+    .encode()
+}
+
+async fn wait_up(h: &BfdHandle) {
+    let mut up = h.up();
+    tokio::time::timeout(Duration::from_secs(5), up.wait_for(|u| *u))
+        .await
+        .expect("BFD up in time")
+        .unwrap();
+}
+
+#[test]
+fn packets_are_routed_by_discriminator_then_by_source() {
+    let (a, b) = (ip("198.18.0.2"), ip("198.18.0.3"));
+    let (tx_a, _rx_a) = mpsc::channel(1);
+    let (tx_b, _rx_b) = mpsc::channel(1);
+    let mut t = Table::default();
+    t.by_discriminator.insert(10, Inbox { peer: a, tx: tx_a });
+    t.by_discriminator.insert(20, Inbox { peer: b, tx: tx_b });
+    t.by_peer.insert(a, 10);
+    t.by_peer.insert(b, 20);
+    let to = |bytes: &[u8], from| route(&t, bytes, from).map(|s| s.same_channel(&t.by_discriminator[&10].tx));
+    // Your Discriminator selects the session.
+    assert_eq!(to(&packet(7, 10), a), Some(true));
+    assert_eq!(to(&packet(7, 20), b), Some(false));
+    // Zero: the source address does.
+    assert_eq!(to(&packet(7, 0), a), Some(true));
+    assert_eq!(to(&packet(7, 0), b), Some(false));
+    // A discriminator of another peer's session, an unknown one, an unknown source, a runt.
+    assert_eq!(to(&packet(7, 20), a), None);
+    assert_eq!(to(&packet(7, 99), a), None);
+    assert_eq!(to(&packet(7, 0), ip("198.18.0.4")), None);
+    assert_eq!(to(&packet(7, 10)[..20], a), None);
+}
+
+/// The known gap this module closes: one node address, two routers. Each binding 3784 on its
+/// own would fail (or steal the other's packets).
+#[tokio::test]
+async fn one_local_address_serves_several_peers() {
+    let node = ip("127.0.1.1");
+    let (r1, r2) = (ip("127.0.1.2"), ip("127.0.1.3"));
+    let mux = BfdMux::default();
+    let (Ok(a1), Ok(a2), Ok(b1), Ok(b2)) = (
+        mux.spawn(node, r1, fast(1)),
+        mux.spawn(node, r2, fast(1)),
+        mux.spawn(r1, node, fast(100)),
+        mux.spawn(r2, node, fast(200)),
+    ) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    for h in [&a1, &a2, &b1, &b2] {
+        wait_up(h).await;
+    }
+    // Both of the node's sessions asked for discriminator 1; they got distinct ones, and each
+    // router sees its own.
+    let (d1, d2) = (
+        a1.status().borrow().local_discriminator,
+        a2.status().borrow().local_discriminator,
+    );
+    assert_ne!(d1, d2);
+    assert_eq!(b1.status().borrow().remote_discriminator, d1);
+    assert_eq!(b2.status().borrow().remote_discriminator, d2);
+    assert_eq!(a1.status().borrow().remote_discriminator, b1.status().borrow().local_discriminator);
+    assert_eq!(a2.status().borrow().remote_discriminator, b2.status().borrow().local_discriminator);
+
+    // One router dies silently: only its session goes down.
+    b1.abort();
+    let mut up1 = a1.up();
+    tokio::time::timeout(Duration::from_secs(2), up1.wait_for(|u| !*u))
+        .await
+        .expect("failure detected")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(*a2.up().borrow(), "the other router's session stays up");
+    assert!(a2.status().borrow().packets_dropped == 0);
+    for h in [a1, a2, b2] {
+        h.shutdown().await;
+    }
+    drop(b1);
+    assert_eq!(mux.session_count(), 0);
+}
+
+#[tokio::test]
+async fn handles_to_one_peer_share_a_session() {
+    let (node, router) = (ip("127.0.1.11"), ip("127.0.1.12"));
+    let mux = BfdMux::default();
+    let (Ok(a), Ok(b), Ok(r)) = (
+        mux.spawn(node, router, fast(5)),
+        mux.spawn(node, router, fast(5)),
+        mux.spawn(router, node, fast(6)),
+    ) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    assert_eq!(mux.session_count(), 2);
+    wait_up(&a).await;
+    assert!(*b.up().borrow());
+    assert_eq!(
+        a.status().borrow().local_discriminator,
+        b.status().borrow().local_discriminator
+    );
+    // Releasing one reference keeps the session; the router sees nothing.
+    a.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.status().borrow().state, BfdState::Up);
+    // A new reference with other timers reconfigures the shared session.
+    let mut slower = fast(5);
+    slower.desired_min_tx = Duration::from_millis(80);
+    let c = mux.spawn(node, router, slower).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(r.status().borrow().state, BfdState::Up);
+    // The last reference going sends AdminDown: the router goes Down at once.
+    b.shutdown().await;
+    c.shutdown().await;
+    let mut st = r.status();
+    tokio::time::timeout(
+        Duration::from_millis(200),
+        st.wait_for(|s| s.state == BfdState::Down),
+    )
+    .await
+    .expect("AdminDown seen")
+    .unwrap();
+    r.shutdown().await;
+    assert_eq!(mux.session_count(), 0);
+}
+
+#[tokio::test]
+async fn a_dropped_handle_stops_its_session() {
+    let (node, router) = (ip("127.0.1.21"), ip("127.0.1.22"));
+    let mux = BfdMux::default();
+    let (Ok(a), Ok(r)) = (mux.spawn(node, router, fast(9)), mux.spawn(router, node, fast(9))) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    wait_up(&a).await;
+    // Both asked for 9; within one mux (one node) discriminators are unique.
+    assert_ne!(
+        a.status().borrow().local_discriminator,
+        r.status().borrow().local_discriminator
+    );
+    drop(a);
+    let mut st = r.status();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        st.wait_for(|s| s.state == BfdState::Down),
+    )
+    .await
+    .expect("AdminDown seen")
+    .unwrap();
+    assert_eq!(mux.session_count(), 1);
+    r.shutdown().await;
+}
