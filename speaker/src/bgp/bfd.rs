@@ -495,6 +495,7 @@ impl BfdSession {
 
     fn on_packet(&mut self, p: ControlPacket, out: &mut Vec<BfdAction>) {
         let first_contact = self.remote_discr == 0;
+        let tx_before = self.tx_interval();
         self.remote_discr = p.my_discriminator;
         self.remote_state = p.state;
         self.remote_min_rx = from_micros(p.required_min_rx);
@@ -535,8 +536,13 @@ impl BfdSession {
             // RFC 5880 §6.8.7: answer a Poll at once with Final, whatever our role.
             out.push(BfdAction::Send(self.packet(true)));
         }
-        // A passive system starts its periodic transmission on first contact.
-        if first_contact && self.config.passive && self.may_transmit() {
+        // A passive system starts its periodic transmission on first contact. Otherwise, when
+        // the interval changed (the peer's Required Min RX, or our own rate once a Poll
+        // completed), the packet already scheduled at the old rate is rescheduled: a peer
+        // leaving slow start advertises 1 s in Init and 300 ms once Up, and its detection
+        // time shrinks at once, so a packet still due ~1 s later would make it time us out.
+        let passive_start = first_contact && self.config.passive;
+        if self.may_transmit() && (passive_start || self.tx_interval() != tx_before) {
             out.push(BfdAction::SetTimer(
                 BfdTimer::Transmit,
                 self.next_tx_delay(),

@@ -159,6 +159,25 @@ enum Control {
     Stop,
 }
 
+/// BFD runs on a thread and runtime of its own: its timers (300 ms × 3 by default) must not
+/// wait behind the speaker's other work, such as recomputing the plan over thousands of
+/// Services on a busy node.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static RT: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("BFD runtime");
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("bfd".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .expect("BFD thread");
+        handle
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -175,8 +194,11 @@ impl BfdMux {
     /// if another session of this node uses it, the next free value is taken.
     pub fn spawn(&self, local: IpAddr, peer: IpAddr, config: BfdConfig) -> io::Result<BfdHandle> {
         let key = (local, peer);
+        let rt = runtime();
+        // Sockets register with the reactor of the runtime they are created in.
+        let _in_bfd_runtime = rt.enter();
         let mut inner = lock(&self.inner);
-        // An entry whose task ended without being released (its runtime went away) is stale.
+        // An entry whose task ended without being released (aborted) is stale.
         if inner.sessions.get(&key).is_some_and(|e| e.abort.is_finished()) {
             inner.sessions.remove(&key);
         }
@@ -231,7 +253,7 @@ impl BfdMux {
         let (status_tx, status) = watch::channel(initial);
         let (up_tx, up) = watch::channel(false);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(
+        let task = rt.spawn(
             SessionTask {
                 session,
                 peer,
@@ -277,8 +299,9 @@ impl BfdMux {
         }
         let socket = net::bfd_rx_socket(local)?;
         let table = Arc::new(Mutex::new(Table::default()));
-        // Sessions registered with a receiver that died (with its runtime) went with it.
-        let task = tokio::spawn(receive(socket, table.clone(), local)).abort_handle();
+        let task = runtime()
+            .spawn(receive(socket, table.clone(), local))
+            .abort_handle();
         inner.receivers.insert(
             local,
             Receiver {

@@ -500,3 +500,38 @@ proptest! {
         }
     }
 }
+
+/// Seen against FRR: it answers our Down with Init advertising Required Min RX 1 s (slow
+/// start), then polls down to 300 ms once Up. Our next packet was still scheduled at the 1 s
+/// rate, ~850 ms after FRR had already shrunk its detection time to 900 ms: the session flapped
+/// whenever the speaker was a little late.
+#[test]
+fn peer_leaving_slow_start_reschedules_our_next_packet() {
+    let mut s = BfdSession::new(cfg(1));
+    s.start();
+    let mut init = packet();
+    init.state = BfdState::Init;
+    init.your_discriminator = 1;
+    init.desired_min_tx = 1_000_000;
+    init.required_min_rx = 1_000_000;
+    let r = deliver(&mut s, init);
+    assert_eq!(changes(&r), vec![(BfdState::Up, 0)]);
+    assert_eq!(s.tx_interval(), ms(1000), "the peer still asks for 1 s");
+    let mut poll = init;
+    poll.state = BfdState::Up;
+    poll.poll = true;
+    poll.desired_min_tx = 300_000;
+    poll.required_min_rx = 300_000;
+    let r = deliver(&mut s, poll);
+    assert_eq!(s.tx_interval(), ms(300));
+    let next = r.iter().find_map(|a| match a {
+        BfdAction::SetTimer(BfdTimer::Transmit, d) => Some(*d),
+        _ => None,
+    });
+    assert!(next.is_some_and(|d| d <= ms(300)), "{r:?}");
+    // An unchanged interval leaves the schedule alone.
+    let mut steady = poll;
+    steady.poll = false;
+    let r = deliver(&mut s, steady);
+    assert!(!r.iter().any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _))), "{r:?}");
+}
