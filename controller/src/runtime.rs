@@ -555,6 +555,17 @@ impl Controller {
             &snapshot.communities,
             &report.communities,
         );
+        // `kubectl get bgppeers` shows established/total sessions, from what the speakers report.
+        let peers: Api<BGPPeer> = Api::namespaced(c.clone(), &ns);
+        for p in &snapshot.bgp_peers {
+            let st = p.status.clone().unwrap_or_default();
+            let up = st.sessions.iter().filter(|s| s.state == "Established").count();
+            let summary = format!("{up}/{}", st.sessions.len());
+            if st.established_summary.as_deref() != Some(summary.as_str()) {
+                self.writer
+                    .patch_status(peers.clone(), p.name_any(), json!({ "status": { "establishedSummary": summary } }));
+            }
+        }
         leading.report = report;
     }
 

@@ -290,13 +290,13 @@ pub fn node_mac(node: &str, seg: u8) -> String {
 /// on port 80 that answers with the node's name, so a client can tell which node it reached.
 pub struct Responders {
     vip: String,
-    pids: Vec<(String, u32)>,
+    children: Vec<(String, std::process::Child)>,
 }
 
 impl Responders {
     pub fn start(vip: &str) -> Responders {
         let prefix = if vip.contains(':') { "128" } else { "32" };
-        let mut pids = Vec::new();
+        let mut children = Vec::new();
         for n in NODES {
             let r = lab().exec(
                 n,
@@ -329,20 +329,21 @@ impl Responders {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("socat starts");
-            pids.push((n.to_string(), child.id()));
+            children.push((n.to_string(), child));
         }
         std::thread::sleep(Duration::from_millis(150));
         Responders {
             vip: vip.to_string(),
-            pids,
+            children,
         }
     }
 }
 
 impl Drop for Responders {
     fn drop(&mut self) {
-        for (n, pid) in &self.pids {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+        for (n, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
             let prefix = if self.vip.contains(':') { "128" } else { "32" };
             let _ = lab().exec(
                 n,

@@ -564,14 +564,14 @@ async fn metrics_and_health() {
     assert!(e.ctl.http_get("/readyz").unwrap().ends_with("ok"));
 }
 
+/// Service UID → (name, every address list it ever showed).
+type Seen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>>;
+
 /// Records every address each Service (by UID) ever showed; any change is a renumbering.
-async fn watch_addresses(
-    api: Api<Service>,
-) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>> {
+async fn watch_addresses(api: Api<Service>) -> Seen {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
-    let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<Vec<IpAddr>>)>>> =
-        Default::default();
+    let seen: Seen = Default::default();
     let s = seen.clone();
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default())
