@@ -1,6 +1,9 @@
 //! Shared helpers for tests that run against a real cluster: by default the local lab
 //! (`hack/lab`: real etcd, kube-apiserver, kube-controller-manager, network namespaces, FRR and
-//! BIRD), started on first use and reused while it is up.
+//! BIRD), started on first use and reused while it is up. With `FERROLB_E2E=kind` (set by
+//! `hack/kind-e2e`) the same tests talk to a kind cluster instead: `KUBECONFIG` names it, kubectl
+//! comes from PATH, and `exec` runs in a node container with `docker exec`. Tests that need the
+//! lab's network namespaces (`l2`, `bgp`) are lab-only; `api` and `controller` run on both.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -20,6 +23,12 @@ pub fn repo() -> PathBuf {
 pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
+        if kind() {
+            let kubeconfig = std::env::var_os("KUBECONFIG").expect("FERROLB_E2E=kind needs KUBECONFIG");
+            return Lab {
+                kubeconfig: PathBuf::from(kubeconfig),
+            };
+        }
         let out = Command::new(repo().join("hack/lab"))
             .arg("up")
             .stdin(Stdio::null())
@@ -34,6 +43,11 @@ pub fn lab() -> &'static Lab {
             kubeconfig: repo().join(".lab/kubeconfig"),
         }
     })
+}
+
+/// Whether the tests run against a kind cluster (`FERROLB_E2E=kind`) rather than the lab.
+pub fn kind() -> bool {
+    std::env::var("FERROLB_E2E").as_deref() == Ok("kind")
 }
 
 /// A running lab.
@@ -63,8 +77,16 @@ impl Lab {
     /// `kubectl ARGS` against the lab, with `stdin` piped in.
     pub fn kubectl_in(&self, args: &[&str], stdin: &str) -> Ran {
         use std::io::Write;
-        let mut child = Command::new(repo().join("hack/lab"))
-            .arg("kubectl")
+        let mut cmd = if kind() {
+            let mut c = Command::new("kubectl");
+            c.arg("--kubeconfig").arg(&self.kubeconfig);
+            c
+        } else {
+            let mut c = Command::new(repo().join("hack/lab"));
+            c.arg("kubectl");
+            c
+        };
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -91,9 +113,16 @@ impl Lab {
 
     /// Runs a command inside a lab host (network namespace).
     pub fn exec(&self, host: &str, cmd: &[&str]) -> Ran {
-        Command::new(repo().join("hack/lab"))
-            .arg("exec")
-            .arg(host)
+        let mut c = if kind() {
+            let mut c = Command::new("docker");
+            c.arg("exec");
+            c
+        } else {
+            let mut c = Command::new(repo().join("hack/lab"));
+            c.arg("exec");
+            c
+        };
+        c.arg(host)
             .args(cmd)
             .stdin(Stdio::null())
             .output()
