@@ -143,6 +143,15 @@ impl Decider {
         self.alloc.services().map(|(k, _)| k.to_string()).collect()
     }
 
+    /// Number of Services holding addresses.
+    pub fn len(&self) -> usize {
+        self.alloc.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alloc.is_empty()
+    }
+
     pub fn stats(&self, pool: &str) -> PoolStats {
         self.alloc.pool_stats(pool).unwrap_or_default()
     }

@@ -116,32 +116,77 @@ impl Stores {
     }
 }
 
-/// Runs a reflector for `api`, sending `msg(event)` for every change. `slim` trims each object
-/// before it is cached (memory grows with the number of Services).
-fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Msg>, msg: fn(&K) -> Msg, slim: impl Fn(&mut K) + Send + Sync + 'static) -> Store<K>
+/// Runs a reflector for `api`, sending `msg(object)` for every change that matters. `slim`
+/// trims each object before it is cached (memory grows with the number of Services).
+/// `fingerprint`, when given, names what matters of an object: an update that leaves it unchanged
+/// (our own status writes, for instance) sends nothing, so writing a pool's counts does not
+/// trigger a resync of every Service. Deletions and re-lists always count.
+fn reflect<K>(
+    api: Api<K>,
+    tx: mpsc::UnboundedSender<Msg>,
+    msg: fn(&K) -> Msg,
+    slim: impl Fn(&mut K) + Send + Sync + 'static,
+    fingerprint: Option<fn(&K) -> String>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).modify(slim)).default_backoff();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
         while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(obj) => {
-                    if tx.send(msg(&obj)).is_err() {
-                        return;
+            let obj = match ev {
+                Ok(watcher::Event::Apply(o)) => {
+                    if let Some(f) = fingerprint {
+                        let key = format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
+                        let print = f(&o);
+                        if seen.get(&key) == Some(&print) {
+                            continue;
+                        }
+                        seen.insert(key, print);
                     }
+                    o
                 }
+                Ok(watcher::Event::Delete(o)) => {
+                    seen.remove(&format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()));
+                    o
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    if let Some(f) = fingerprint {
+                        seen.insert(format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()), f(&o));
+                    }
+                    o
+                }
+                Ok(_) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)")
+                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)");
+                    continue;
                 }
+            };
+            if tx.send(msg(&obj)).is_err() {
+                return;
             }
         }
     });
     store
+}
+
+/// What of a configuration object matters to allocation: its spec (generation) and labels.
+fn config_print<K: Resource>(o: &K) -> String {
+    format!("{:?}/{:?}", o.meta().generation, o.meta().labels)
+}
+
+/// A BGPPeer also matters when its sessions change (for the established summary).
+fn peer_print(p: &BGPPeer) -> String {
+    let sessions: Vec<_> = p.status.iter().flat_map(|s| s.sessions.iter().map(|x| (&x.node, &x.state))).collect();
+    format!("{}/{sessions:?}", config_print(p))
+}
+
+/// Namespaces matter to allocation through their labels only.
+fn namespace_print(n: &Namespace) -> String {
+    format!("{:?}", n.metadata.labels)
 }
 
 use ferrolb_crds::service::key as key_of;
@@ -164,6 +209,7 @@ pub async fn run(
             tx.clone(),
             |s| Msg::Service(key_of(s)),
             move |s: &mut Service| slim_service(s, &ours),
+            None,
         ),
         namespaces: reflect(
             Api::all(client.clone()),
@@ -173,13 +219,14 @@ pub async fn run(
                 n.metadata.managed_fields = None;
                 n.metadata.annotations = None;
             },
+            Some(namespace_print),
         ),
-        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
-        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
-        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
-        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
-        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
-        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep),
+        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
+        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
+        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
+        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(peer_print)),
+        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
+        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
     };
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
@@ -446,7 +493,7 @@ impl Controller {
         }
         self.write_pool_status();
         if let Some(l) = &self.leading {
-            self.metrics.services.set(l.decider.keys().len() as i64);
+            self.metrics.services.set(l.decider.len() as i64);
         }
     }
 

@@ -239,15 +239,63 @@ fn start_bfd(s: &BfdSettings) -> Option<BfdHandle> {
 }
 
 /// The session tasks of this node.
-#[derive(Default)]
+///
+/// On SIGTERM every session sends its Cease at once, by itself (see
+/// [`driver::spawn_with_cease`]): routers drop our routes without waiting for the caller's
+/// orderly [`Sessions::shutdown`], which may come late if the process is busy.
 pub struct Sessions {
     running: BTreeMap<String, Running>,
+    cease: watch::Sender<bool>,
+    on_sigterm: Option<tokio::task::AbortHandle>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            running: BTreeMap::new(),
+            cease: watch::channel(false).0,
+            on_sigterm: None,
+        }
+    }
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        if let Some(t) = self.on_sigterm.take() {
+            t.abort();
+        }
+    }
 }
 
 impl Sessions {
+    /// Makes every session (running or to come) send a Cease and stop.
+    pub fn cease_all(&self) {
+        self.cease.send_replace(true);
+    }
+
+    /// Listens for SIGTERM (once) to cease every session at once.
+    fn watch_sigterm(&mut self) {
+        if self.on_sigterm.is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let cease = self.cease.clone();
+        let task = tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            if term.recv().await.is_some() {
+                tracing::info!("SIGTERM: sending Cease to every BGP peer");
+                cease.send_replace(true);
+            }
+        });
+        self.on_sigterm = Some(task.abort_handle());
+    }
+
     /// Starts new sessions, restarts those whose settings changed, stops those no longer
     /// wanted (with a Cease), and hands every session its routes.
     pub fn apply(&mut self, desired: BTreeMap<String, Desired>) {
+        if !desired.is_empty() {
+            self.watch_sigterm();
+        }
         let gone: Vec<String> = self.running.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
@@ -272,7 +320,12 @@ impl Sessions {
                     tracing::info!(peer = name, addr = %d.config.transport.peer, bfd = d.bfd.is_some(), "starting BGP session");
                     let bfd = d.bfd.as_ref().and_then(start_bfd);
                     let (tx, rx) = watch::channel(d.routes);
-                    let handle = driver::spawn(d.config.clone(), rx, bfd.as_ref().map(|b| b.up()));
+                    let handle = driver::spawn_with_cease(
+                        d.config.clone(),
+                        rx,
+                        bfd.as_ref().map(|b| b.up()),
+                        Some(self.cease.subscribe()),
+                    );
                     self.running.insert(
                         name,
                         Running {

@@ -83,6 +83,19 @@ pub fn spawn(
     routes: watch::Receiver<BTreeSet<Route>>,
     bfd_up: Option<watch::Receiver<bool>>,
 ) -> SessionHandle {
+    spawn_with_cease(config, routes, bfd_up, None)
+}
+
+/// Like [`spawn`], plus `cease`: once it reads `true` the session sends a Cease
+/// (Administrative Shutdown) and ends, without waiting for whoever holds the handle. A
+/// process stopping (SIGTERM) uses it so that routers drop its routes at once, however busy the
+/// rest of the process is; a session started after it turned `true` stops as it starts.
+pub fn spawn_with_cease(
+    config: SessionConfig,
+    routes: watch::Receiver<BTreeSet<Route>>,
+    bfd_up: Option<watch::Receiver<bool>>,
+    cease: Option<watch::Receiver<bool>>,
+) -> SessionHandle {
     let (status_tx, status) = watch::channel(SessionStatus::default());
     let (stop, stop_rx) = oneshot::channel();
     let driver = Driver {
@@ -96,7 +109,7 @@ pub fn spawn(
         established_count: 0,
         last_error: None,
     };
-    let task = tokio::spawn(driver.run(routes, bfd_up, stop_rx));
+    let task = tokio::spawn(driver.run(routes, bfd_up, cease, stop_rx));
     SessionHandle {
         status,
         stop: Some(stop),
@@ -143,8 +156,13 @@ impl Driver {
         mut self,
         mut routes: watch::Receiver<BTreeSet<Route>>,
         mut bfd_up: Option<watch::Receiver<bool>>,
+        mut cease: Option<watch::Receiver<bool>>,
         mut stop: oneshot::Receiver<StopReason>,
     ) {
+        if cease.as_ref().is_some_and(|c| *c.borrow()) {
+            self.publish();
+            return;
+        }
         let initial = routes.borrow_and_update().clone();
         self.apply(Event::RoutesChanged(initial)).await;
         self.apply(Event::Start).await;
@@ -156,6 +174,11 @@ impl Driver {
                 reason = &mut stop => {
                     // A dropped handle also stops the session cleanly.
                     self.apply(Event::Stop(reason.unwrap_or(StopReason::Shutdown))).await;
+                    break;
+                }
+                () = wait_true(&mut cease) => {
+                    tracing::info!(peer = %self.transport.peer, "stopping at once: Cease");
+                    self.apply(Event::Stop(StopReason::Shutdown)).await;
                     break;
                 }
                 changed = routes.changed(), if routes_open => match changed {
@@ -357,6 +380,17 @@ async fn read_some(conn: &mut Option<Conn>) -> io::Result<usize> {
         }
         None => std::future::pending().await,
     }
+}
+
+/// Returns once the flag reads `true`; never if there is none or its sender is gone.
+async fn wait_true(flag: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = flag.as_mut()
+        && rx.wait_for(|v| *v).await.is_ok()
+    {
+        return;
+    }
+    *flag = None;
+    std::future::pending().await
 }
 
 /// Next BFD state; `None` once the sender is gone.

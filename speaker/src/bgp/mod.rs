@@ -20,6 +20,7 @@ pub use bfd_mux::BfdMux;
 pub use codec::{CodecOptions, DecodeError, Family, Message, Notification};
 pub use driver::{
     BfdHandle, BfdStatus, SessionConfig, SessionHandle, SessionStatus, spawn, spawn_bfd,
+    spawn_with_cease,
 };
 pub use fsm::{
     Action, DownReason, Event, GracefulRestartConfig, PeerAsn, PeerConfig, Session, State,

@@ -193,6 +193,40 @@ async fn session_against_fake_peer() {
 }
 
 #[tokio::test]
+async fn cease_flag_stops_the_session_without_the_handle() {
+    let (listener, cfg) = setup(30).await;
+    let (_routes_tx, routes_rx) = watch::channel([route("198.18.0.10")].into_iter().collect());
+    let (cease, cease_rx) = watch::channel(false);
+    let handle = spawn_with_cease(cfg.clone(), routes_rx.clone(), None, Some(cease_rx.clone()));
+    let mut status = handle.status();
+    let mut peer = handshake(&listener, 30).await;
+    peer.initial_table().await;
+    wait_state(&mut status, State::Established).await;
+    // The handle stays with its owner (a busy main loop); the flag alone stops the session.
+    let t = Instant::now();
+    cease.send_replace(true);
+    loop {
+        match peer.recv().await {
+            Message::Notification(n) => {
+                assert_eq!(n, Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN));
+                break;
+            }
+            Message::Keepalive => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    wait_state(&mut status, State::Idle).await;
+    handle.shutdown(StopReason::Shutdown).await;
+    // A session started afterwards never connects.
+    let late = spawn_with_cease(cfg, routes_rx, None, Some(cease_rx));
+    let accepted = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+    assert!(accepted.is_err(), "a session started after the Cease connected");
+    assert_eq!(late.status().borrow().state, State::Idle);
+    late.shutdown(StopReason::Shutdown).await;
+}
+
+#[tokio::test]
 async fn keepalives_flow_and_hold_timer_expires() {
     let (listener, cfg) = setup(3).await;
     let (_routes_tx, routes_rx) = watch::channel(BTreeSet::new());
