@@ -132,7 +132,11 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).modify(slim)).default_backoff();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(slim),
+    )
+    .default_backoff();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -150,12 +154,19 @@ where
                     o
                 }
                 Ok(watcher::Event::Delete(o)) => {
-                    seen.remove(&format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()));
+                    seen.remove(&format!(
+                        "{}/{}",
+                        o.namespace().unwrap_or_default(),
+                        o.name_any()
+                    ));
                     o
                 }
                 Ok(watcher::Event::InitApply(o)) => {
                     if let Some(f) = fingerprint {
-                        seen.insert(format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()), f(&o));
+                        seen.insert(
+                            format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
+                            f(&o),
+                        );
                     }
                     o
                 }
@@ -180,7 +191,11 @@ fn config_print<K: Resource>(o: &K) -> String {
 
 /// A BGPPeer also matters when its sessions change (for the established summary).
 fn peer_print(p: &BGPPeer) -> String {
-    let sessions: Vec<_> = p.status.iter().flat_map(|s| s.sessions.iter().map(|x| (&x.node, &x.state))).collect();
+    let sessions: Vec<_> = p
+        .status
+        .iter()
+        .flat_map(|s| s.sessions.iter().map(|x| (&x.node, &x.state)))
+        .collect();
     format!("{}/{sessions:?}", config_print(p))
 }
 
@@ -221,12 +236,48 @@ pub async fn run(
             },
             Some(namespace_print),
         ),
-        pools: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
-        l2: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
-        bgp_ads: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
-        peers: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(peer_print)),
-        bfd: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
-        communities: reflect(Api::namespaced(client.clone(), ns), tx.clone(), |_| Msg::Config, keep, Some(config_print)),
+        pools: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(config_print),
+        ),
+        l2: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(config_print),
+        ),
+        bgp_ads: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(config_print),
+        ),
+        peers: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(peer_print),
+        ),
+        bfd: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(config_print),
+        ),
+        communities: reflect(
+            Api::namespaced(client.clone(), ns),
+            tx.clone(),
+            |_| Msg::Config,
+            keep,
+            Some(config_print),
+        ),
     };
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
@@ -351,7 +402,9 @@ impl Controller {
                 Ok(page) => {
                     token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
                     services.extend(page.items.into_iter().filter_map(|mut s| {
-                        (intent::is_ours(&s, self.settings.lb_class.as_deref()) && !ingress_ips(&s).is_empty()).then(|| {
+                        (intent::is_ours(&s, self.settings.lb_class.as_deref())
+                            && !ingress_ips(&s).is_empty())
+                        .then(|| {
                             slim_service(&mut s, &self.writer.manager);
                             s
                         })
@@ -606,11 +659,18 @@ impl Controller {
         let peers: Api<BGPPeer> = Api::namespaced(c.clone(), &ns);
         for p in &snapshot.bgp_peers {
             let st = p.status.clone().unwrap_or_default();
-            let up = st.sessions.iter().filter(|s| s.state == "Established").count();
+            let up = st
+                .sessions
+                .iter()
+                .filter(|s| s.state == "Established")
+                .count();
             let summary = format!("{up}/{}", st.sessions.len());
             if st.established_summary.as_deref() != Some(summary.as_str()) {
-                self.writer
-                    .patch_status(peers.clone(), p.name_any(), json!({ "status": { "establishedSummary": summary } }));
+                self.writer.patch_status(
+                    peers.clone(),
+                    p.name_any(),
+                    json!({ "status": { "establishedSummary": summary } }),
+                );
             }
         }
         leading.report = report;

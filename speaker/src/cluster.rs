@@ -4,7 +4,9 @@
 use std::fmt::Debug;
 
 use ferrolb_crds::validate::Snapshot;
-use ferrolb_crds::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
+use ferrolb_crds::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -34,7 +36,9 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, cfg)).default_backoff().touched_objects();
+    let stream = reflector::reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .touched_objects();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -42,7 +46,9 @@ where
                 Ok(_) => {
                     changed.send_modify(|n| *n = n.wrapping_add(1));
                 }
-                Err(e) => tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)")
+                }
             }
         }
     });
@@ -58,12 +64,36 @@ impl Cluster {
             services: reflect(Api::all(client.clone()), all(), changed.clone()),
             slices: reflect(Api::all(client.clone()), all(), changed.clone()),
             nodes: reflect(Api::all(client.clone()), all(), changed.clone()),
-            secrets: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
-            pools: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
-            l2: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
-            bgp_ads: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
-            peers: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
-            bfd: reflect(Api::namespaced(ns(client), namespace), all(), changed.clone()),
+            secrets: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
+            pools: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
+            l2: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
+            bgp_ads: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
+            peers: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
+            bfd: reflect(
+                Api::namespaced(ns(client), namespace),
+                all(),
+                changed.clone(),
+            ),
             communities: reflect(Api::namespaced(ns(client), namespace), all(), changed),
         }
     }

@@ -24,7 +24,11 @@ struct Args {
     #[arg(long, env = "FERROLB_MEMBER_PORT", default_value_t = ferrolb_speaker::membership::DEFAULT_PORT)]
     member_port: u16,
     /// Interfaces never used for "all interfaces" L2 announcements (name prefixes).
-    #[arg(long, value_delimiter = ',', default_value = "veth,cali,cilium_,flannel,cni,docker,kube-ipvs,vxlan,lxc,tunl,tap")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "veth,cali,cilium_,flannel,cni,docker,kube-ipvs,vxlan,lxc,tunl,tap"
+    )]
     ignore_interfaces: Vec<String>,
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:7473")]
@@ -42,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(http::serve(args.metrics_addr, Arc::new(registry), ready.clone()));
+    tokio::spawn(http::serve(
+        args.metrics_addr,
+        Arc::new(registry),
+        ready.clone(),
+    ));
     let settings = run::Settings {
         node: args.node_name,
         namespace: args.namespace,

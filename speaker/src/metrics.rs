@@ -29,15 +29,51 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("ferrolb");
-        r.register("layer2_requests_received", "ARP requests and NS received for announced IPs", m.l2_requests_received.clone());
-        r.register("layer2_responses_sent", "ARP replies and NAs sent", m.l2_responses_sent.clone());
-        r.register("layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA announcements sent", m.l2_gratuitous_sent.clone());
-        r.register("layer2_malformed_dropped", "Malformed frames dropped", m.l2_malformed_dropped.clone());
-        r.register("speaker_announced", "IPs this node announces in L2 mode", m.announced.clone());
-        r.register("speaker_members", "Live speakers seen by this speaker's membership", m.members.clone());
-        r.register("bgp_session_up", "1 while the BGP session with the peer is Established", m.bgp_session_up.clone());
-        r.register("bgp_updates", "UPDATE messages sent to the peer", m.bgp_updates.clone());
-        r.register("bgp_announced_prefixes", "Prefixes advertised to the peer", m.bgp_prefixes.clone());
+        r.register(
+            "layer2_requests_received",
+            "ARP requests and NS received for announced IPs",
+            m.l2_requests_received.clone(),
+        );
+        r.register(
+            "layer2_responses_sent",
+            "ARP replies and NAs sent",
+            m.l2_responses_sent.clone(),
+        );
+        r.register(
+            "layer2_gratuitous_sent",
+            "Gratuitous ARP / unsolicited NA announcements sent",
+            m.l2_gratuitous_sent.clone(),
+        );
+        r.register(
+            "layer2_malformed_dropped",
+            "Malformed frames dropped",
+            m.l2_malformed_dropped.clone(),
+        );
+        r.register(
+            "speaker_announced",
+            "IPs this node announces in L2 mode",
+            m.announced.clone(),
+        );
+        r.register(
+            "speaker_members",
+            "Live speakers seen by this speaker's membership",
+            m.members.clone(),
+        );
+        r.register(
+            "bgp_session_up",
+            "1 while the BGP session with the peer is Established",
+            m.bgp_session_up.clone(),
+        );
+        r.register(
+            "bgp_updates",
+            "UPDATE messages sent to the peer",
+            m.bgp_updates.clone(),
+        );
+        r.register(
+            "bgp_announced_prefixes",
+            "Prefixes advertised to the peer",
+            m.bgp_prefixes.clone(),
+        );
         m
     }
 }

@@ -83,15 +83,15 @@ struct Endpoints {
 fn endpoints_of(slices: &[EndpointSlice]) -> BTreeMap<String, Endpoints> {
     let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
     for s in slices {
-        let Some(svc) = s.labels().get("kubernetes.io/service-name") else { continue };
+        let Some(svc) = s.labels().get("kubernetes.io/service-name") else {
+            continue;
+        };
         let k = format!("{}/{}", s.namespace().unwrap_or_default(), svc);
         let e = out.entry(k).or_default();
         for ep in s.endpoints.iter().flatten() {
             let c = ep.conditions.as_ref();
             // `serving` is the truth while terminating; `ready` for older producers.
-            let serving = c
-                .and_then(|c| c.serving.or(c.ready))
-                .unwrap_or(true);
+            let serving = c.and_then(|c| c.serving.or(c.ready)).unwrap_or(true);
             let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
             let ready = c.and_then(|c| c.ready).unwrap_or(true);
             if serving && (ready || terminating) {
@@ -112,12 +112,17 @@ fn node_usable(n: &Node) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+        });
     !excluded && !net_down
 }
 
 fn pool_of<'a>(ip: &IpAddr, pools: &'a [ValidPool]) -> Option<&'a ValidPool> {
-    pools.iter().find(|p| p.ranges.iter().any(|r| r.contains(ip)))
+    pools
+        .iter()
+        .find(|p| p.ranges.iter().any(|r| r.contains(ip)))
 }
 
 /// Computes the plan for `me`.
@@ -128,13 +133,23 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
         .config
         .l2_advertisements
         .iter()
-        .filter(|a| w.report.l2_advertisements.get(&a.name_any()).is_some_and(|v| v.ok))
+        .filter(|a| {
+            w.report
+                .l2_advertisements
+                .get(&a.name_any())
+                .is_some_and(|v| v.ok)
+        })
         .collect();
     let valid_bgp: Vec<_> = w
         .config
         .bgp_advertisements
         .iter()
-        .filter(|a| w.report.bgp_advertisements.get(&a.name_any()).is_some_and(|v| v.ok))
+        .filter(|a| {
+            w.report
+                .bgp_advertisements
+                .get(&a.name_any())
+                .is_some_and(|v| v.ok)
+        })
         .collect();
     let me_node = nodes.get(me);
 
@@ -148,7 +163,9 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
 
     let mut plan = Plan::default();
     for (ip, svcs) in by_ip {
-        let Some(pool) = pool_of(&ip, &w.report.valid_pools) else { continue };
+        let Some(pool) = pool_of(&ip, &w.report.valid_pools) else {
+            continue;
+        };
         // Nodes that may serve this address: Local → nodes with a serving endpoint of every
         // sharing Service; Cluster → all nodes, provided some endpoint serves.
         let mut serving_nodes: Option<BTreeSet<String>> = None;
@@ -156,7 +173,11 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
         for s in &svcs {
             let eps = endpoints.get(&key(s));
             any_endpoint &= eps.is_some_and(|e| e.any);
-            let local = s.spec.as_ref().and_then(|x| x.external_traffic_policy.as_deref()) == Some("Local");
+            let local = s
+                .spec
+                .as_ref()
+                .and_then(|x| x.external_traffic_policy.as_deref())
+                == Some("Local");
             if local {
                 let set = eps.map(|e| e.nodes.clone()).unwrap_or_default();
                 serving_nodes = Some(match serving_nodes {
@@ -175,7 +196,11 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
         let mut candidates: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut all_ifaces: BTreeSet<String> = BTreeSet::new();
         for adv in &valid_l2 {
-            let sel = selected_pools(&adv.spec.ip_address_pools, &adv.spec.ip_address_pool_selectors, &w.report.valid_pools);
+            let sel = selected_pools(
+                &adv.spec.ip_address_pools,
+                &adv.spec.ip_address_pool_selectors,
+                &w.report.valid_pools,
+            );
             if !sel.iter().any(|p| p.name == pool.name) {
                 continue;
             }
@@ -221,7 +246,11 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
             continue;
         }
         for adv in &valid_bgp {
-            let sel = selected_pools(&adv.spec.ip_address_pools, &adv.spec.ip_address_pool_selectors, &w.report.valid_pools);
+            let sel = selected_pools(
+                &adv.spec.ip_address_pools,
+                &adv.spec.ip_address_pool_selectors,
+                &w.report.valid_pools,
+            );
             if !sel.iter().any(|p| p.name == pool.name)
                 || !selector::any_matches(&adv.spec.node_selectors, me_node.labels())
             {
@@ -234,7 +263,8 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
             let mut communities = Vec::new();
             let mut large = Vec::new();
             for c in &adv.spec.communities {
-                let v = Community::parse(c.as_str()).or_else(|| w.report.community_aliases.get(c.as_str()).copied());
+                let v = Community::parse(c.as_str())
+                    .or_else(|| w.report.community_aliases.get(c.as_str()).copied());
                 match v {
                     Some(Community::Standard(x)) => communities.push(x),
                     Some(Community::Large(a, b, c)) => large.push((a, b, c)),
@@ -256,7 +286,10 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
                 let name = peer.name_any();
                 let peer_ok = w.report.bgp_peers.get(&name).is_some_and(|v| v.ok);
                 let wanted = adv.spec.peers.is_empty() || adv.spec.peers.contains(&name);
-                if peer_ok && wanted && selector::any_matches(&peer.spec.node_selectors, me_node.labels()) {
+                if peer_ok
+                    && wanted
+                    && selector::any_matches(&peer.spec.node_selectors, me_node.labels())
+                {
                     plan.bgp.entry(name).or_default().insert(route.clone());
                 }
             }
@@ -269,11 +302,19 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
 pub fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
             IpAddr::V6((u128::from(a) & m).into())
         }
     }

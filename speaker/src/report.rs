@@ -60,7 +60,9 @@ impl Visibility {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == L2_CONDITION));
         let shows = current.is_some_and(|c| {
-            c.status == if want.announced { "True" } else { "False" } && c.reason == want.reason && c.message == want.message
+            c.status == if want.announced { "True" } else { "False" }
+                && c.reason == want.reason
+                && c.message == want.message
         });
         if shows || self.l2_written.get(&key) == Some(&want) {
             return;
@@ -87,13 +89,24 @@ impl Visibility {
             });
             // One manager for all speakers: the announcer of the moment owns the condition.
             let pp = PatchParams::apply("ferrolb-speaker").force();
-            if let Err(e) = api.patch_status(&svc.name_any(), &pp, &Patch::Apply(&body)).await {
+            if let Err(e) = api
+                .patch_status(&svc.name_any(), &pp, &Patch::Apply(&body))
+                .await
+            {
                 tracing::warn!(service = key, error = %e, "writing L2 condition failed");
                 return;
             }
             let ev = Event {
-                type_: if want.announced { EventType::Normal } else { EventType::Warning },
-                reason: if want.announced { "NodeAssigned".into() } else { want.reason.into() },
+                type_: if want.announced {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
+                reason: if want.announced {
+                    "NodeAssigned".into()
+                } else {
+                    want.reason.into()
+                },
                 note: Some(want.message),
                 action: "Announce".into(),
                 secondary: None,
@@ -117,7 +130,14 @@ impl Visibility {
                 "metadata": { "name": peer },
                 "status": { "sessions": [status] }
             });
-            if let Err(e) = api.patch_status(&peer, &PatchParams::apply(&manager).force(), &Patch::Apply(&body)).await {
+            if let Err(e) = api
+                .patch_status(
+                    &peer,
+                    &PatchParams::apply(&manager).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+            {
                 tracing::debug!(peer, error = %e, "writing BGP session status failed");
             }
         });

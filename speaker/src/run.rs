@@ -39,7 +39,11 @@ fn seeds(nodes: &[Node], v4: bool, port: u16) -> Vec<SocketAddr> {
         .iter()
         .filter_map(|n| {
             let a = NodeAddrs::of(n);
-            let ip: Option<IpAddr> = if v4 { a.v4.map(IpAddr::V4) } else { a.v6.map(IpAddr::V6) };
+            let ip: Option<IpAddr> = if v4 {
+                a.v4.map(IpAddr::V4)
+            } else {
+                a.v6.map(IpAddr::V6)
+            };
             ip.map(|ip| SocketAddr::new(ip, port))
         })
         .collect();
@@ -89,9 +93,14 @@ pub async fn run(
         .map(IpAddr::V4)
         .or(addrs.v6.map(IpAddr::V6))
         .context("the Node has no InternalIP address")?;
-    let (seeds_tx, seeds_rx) = watch::channel(seeds(&own(&cluster.nodes), v4, settings.member_port));
-    let (membership, mut live) =
-        Membership::start(me.clone(), SocketAddr::new(bind_ip, settings.member_port), seeds_rx).await?;
+    let (seeds_tx, seeds_rx) =
+        watch::channel(seeds(&own(&cluster.nodes), v4, settings.member_port));
+    let (membership, mut live) = Membership::start(
+        me.clone(),
+        SocketAddr::new(bind_ip, settings.member_port),
+        seeds_rx,
+    )
+    .await?;
 
     let (l2_tx, l2_rx) = watch::channel(DesiredL2::new());
     let l2 = L2Runtime::new(
@@ -148,7 +157,8 @@ pub async fn run(
             changed
         });
         if let Some(node) = nodes.iter().find(|n| n.name_any() == me) {
-            let (desired, errors) = desired_sessions(node, &config, &report, &own(&cluster.secrets), &plan.bgp);
+            let (desired, errors) =
+                desired_sessions(node, &config, &report, &own(&cluster.secrets), &plan.bgp);
             for (peer, e) in errors {
                 tracing::warn!(peer, error = e, "BGP peer not usable on this node");
             }
@@ -156,7 +166,13 @@ pub async fn run(
         }
         let status = l2_status.borrow_and_update().clone();
         show_l2(&mut visibility, &cluster, &plan, &last_plan, &status, &me);
-        show_bgp(&mut visibility, &sessions, &settings.namespace, &me, &metrics);
+        show_bgp(
+            &mut visibility,
+            &sessions,
+            &settings.namespace,
+            &me,
+            &metrics,
+        );
         update_metrics(&metrics, &status, live_set.len());
         last_plan = plan;
     }
@@ -197,7 +213,14 @@ fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> 
 
 /// The node announcing a Service's primary address writes where all its addresses are
 /// announced; if nobody announces it any more, the node that did says so.
-fn show_l2(v: &mut Visibility, cluster: &Cluster, plan: &Plan, last: &Plan, status: &L2Status, me: &str) {
+fn show_l2(
+    v: &mut Visibility,
+    cluster: &Cluster,
+    plan: &Plan,
+    last: &Plan,
+    status: &L2Status,
+    me: &str,
+) {
     for svc in cluster.services.state() {
         let ips = ferrolb_crds::service::ingress_ips(&svc);
         let Some(primary) = ips.first() else { continue };
@@ -206,10 +229,24 @@ fn show_l2(v: &mut Visibility, cluster: &Cluster, plan: &Plan, last: &Plan, stat
         if mine_now && status.announcing.contains_key(primary) {
             let (ok, message) = where_announced(plan, status, me, &ips);
             let reason = if ok { "Announced" } else { "PartlyAnnounced" };
-            v.l2(&svc, L2Shown { announced: ok, reason, message });
+            v.l2(
+                &svc,
+                L2Shown {
+                    announced: ok,
+                    reason,
+                    message,
+                },
+            );
         } else if mine_before && !plan.l2.contains_key(primary) {
             let (_, message) = where_announced(plan, status, me, &ips);
-            v.l2(&svc, L2Shown { announced: false, reason: "NotAnnounced", message });
+            v.l2(
+                &svc,
+                L2Shown {
+                    announced: false,
+                    reason: "NotAnnounced",
+                    message,
+                },
+            );
         }
     }
 }
@@ -221,8 +258,12 @@ fn show_bgp(v: &mut Visibility, sessions: &Sessions, ns: &str, me: &str, m: &Met
         let labels = PeerLabels { peer: peer.clone() };
         let up = s.state == crate::bgp::State::Established;
         m.bgp_session_up.get_or_create(&labels).set(i64::from(up));
-        m.bgp_updates.get_or_create(&labels).set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
-        m.bgp_prefixes.get_or_create(&labels).set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
+        m.bgp_updates
+            .get_or_create(&labels)
+            .set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
+        m.bgp_prefixes
+            .get_or_create(&labels)
+            .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
         v.bgp(
             ns,
             peer,

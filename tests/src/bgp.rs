@@ -58,7 +58,10 @@ pub fn node_addr(node: &str, v6: bool) -> String {
 
 /// The next hops a set of nodes should give for an address of `ip`'s family.
 pub fn hops(nodes: &[&str], ip: &str) -> BTreeSet<String> {
-    nodes.iter().map(|n| node_addr(n, ip.contains(':'))).collect()
+    nodes
+        .iter()
+        .map(|n| node_addr(n, ip.contains(':')))
+        .collect()
 }
 
 fn host_len(ip: &str) -> u8 {
@@ -114,16 +117,21 @@ impl Router {
     pub fn kernel_nexthops(&self, ip: &str) -> BTreeSet<String> {
         let fam = if ip.contains(':') { "-6" } else { "-4" };
         let prefix = format!("{ip}/{}", host_len(ip));
-        let r = run(Command::new("ip").args([
-            "-n", self.ns, fam, "-j", "route", "show", "exact", &prefix,
-        ]));
+        let r =
+            run(Command::new("ip")
+                .args(["-n", self.ns, fam, "-j", "route", "show", "exact", &prefix]));
         let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
         let mut out = BTreeSet::new();
         for route in v.as_array().into_iter().flatten() {
             if let Some(g) = route.get("gateway").and_then(Value::as_str) {
                 out.insert(g.to_string());
             }
-            for nh in route.get("nexthops").and_then(Value::as_array).into_iter().flatten() {
+            for nh in route
+                .get("nexthops")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(g) = nh.get("gateway").and_then(Value::as_str) {
                     out.insert(g.to_string());
                 }
@@ -150,7 +158,9 @@ impl Router {
         if *self == FRR {
             let r = self.cli(&format!("show bgp neighbors {neighbor} json"));
             let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-            v.get(neighbor).and_then(|n| n.get("bgpState")).and_then(Value::as_str)
+            v.get(neighbor)
+                .and_then(|n| n.get("bgpState"))
+                .and_then(Value::as_str)
                 == Some("Established")
         } else {
             let r = self.cli(&format!("show protocols {}", bird_protocol(neighbor)));
@@ -162,7 +172,14 @@ impl Router {
     /// from the kernel (`ss`): shows which of its addresses a speaker connected to.
     pub fn bgp_connections(&self) -> Vec<(String, String)> {
         let r = run(Command::new("ip").args([
-            "netns", "exec", self.ns, "ss", "-Htn", "state", "established", "( sport = :179 )",
+            "netns",
+            "exec",
+            self.ns,
+            "ss",
+            "-Htn",
+            "state",
+            "established",
+            "( sport = :179 )",
         ]));
         let host = |a: &str| {
             a.rsplit_once(':')
@@ -331,24 +348,32 @@ pub fn routers(settings: &[(&str, &str)]) {
     let r = run(&mut cmd);
     assert!(r.ok, "hack/lab routers: {}{}", r.stdout, r.stderr);
     // bgpd and bfdd start before zebra's socket exists, and retry connecting after ~10 s.
-    wait_for("FRR bgpd connected to zebra", Duration::from_secs(30), || {
-        let r = FRR.cli("show zebra client summary");
-        r.stdout
-            .lines()
-            .any(|l| l.starts_with("bgp "))
-            .then_some(())
-    })
+    wait_for(
+        "FRR bgpd connected to zebra",
+        Duration::from_secs(30),
+        || {
+            let r = FRR.cli("show zebra client summary");
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("bgp "))
+                .then_some(())
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     if settings.iter().any(|(k, v)| *k == "LAB_BFD" && *v == "1") {
         // bgpd registers its BFD sessions before it can reach bfdd (through zebra) and does
         // not replay them: re-apply the setting once both are connected.
-        wait_for("FRR bfdd connected to zebra", Duration::from_secs(30), || {
-            let r = FRR.cli("show zebra client summary");
-            r.stdout
-                .lines()
-                .any(|l| l.starts_with("bfd "))
-                .then_some(())
-        })
+        wait_for(
+            "FRR bfdd connected to zebra",
+            Duration::from_secs(30),
+            || {
+                let r = FRR.cli("show zebra client summary");
+                r.stdout
+                    .lines()
+                    .any(|l| l.starts_with("bfd "))
+                    .then_some(())
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
         let asn = settings
             .iter()
@@ -358,8 +383,18 @@ pub fn routers(settings: &[(&str, &str)]) {
         let r = run(Command::new("vtysh")
             .arg("--vty_socket")
             .arg(repo().join(".lab/frr"))
-            .args(["-c", "configure terminal", "-c", &format!("router bgp {asn}")])
-            .args(["-c", "no neighbor NODES4 bfd", "-c", "no neighbor NODES6 bfd"])
+            .args([
+                "-c",
+                "configure terminal",
+                "-c",
+                &format!("router bgp {asn}"),
+            ])
+            .args([
+                "-c",
+                "no neighbor NODES4 bfd",
+                "-c",
+                "no neighbor NODES6 bfd",
+            ])
             .args(["-c", "neighbor NODES4 bfd", "-c", "neighbor NODES6 bfd"]));
         assert!(r.ok, "re-registering FRR BFD sessions: {}", r.stderr);
     }
@@ -478,7 +513,12 @@ pub struct BgpService {
 impl BgpService {
     /// `addresses`: one IPv4 and/or one IPv6 address. `adv_spec`: BGPAdvertisement fields
     /// besides `ipAddressPools` (`key: value, ...`). `policy`: Cluster or Local.
-    pub fn new(addresses: &[&str], adv_spec: &str, policy: &str, endpoint_nodes: &[&str]) -> BgpService {
+    pub fn new(
+        addresses: &[&str],
+        adv_spec: &str,
+        policy: &str,
+        endpoint_nodes: &[&str],
+    ) -> BgpService {
         let ns = TestNamespace::new("bgp");
         let pool = unique("bgp");
         let mut objects = Objects::new();
@@ -487,9 +527,17 @@ impl BgpService {
             .map(|a| format!("'{a}/{}'", host_len(a)))
             .collect::<Vec<_>>()
             .join(", ");
-        objects.apply("IPAddressPool", &pool, &format!("{{addresses: [{addrs}], autoAssign: false}}"));
+        objects.apply(
+            "IPAddressPool",
+            &pool,
+            &format!("{{addresses: [{addrs}], autoAssign: false}}"),
+        );
         let sep = if adv_spec.is_empty() { "" } else { ", " };
-        objects.apply("BGPAdvertisement", &pool, &format!("{{ipAddressPools: [{pool}]{sep}{adv_spec}}}"));
+        objects.apply(
+            "BGPAdvertisement",
+            &pool,
+            &format!("{{ipAddressPools: [{pool}]{sep}{adv_spec}}}"),
+        );
         let v4 = addresses.iter().any(|a| !a.contains(':'));
         let v6 = addresses.iter().any(|a| a.contains(':'));
         let families = match (v4, v6) {
@@ -614,14 +662,18 @@ pub fn wait_shown_established(
     timeout: Duration,
     also: impl Fn(&ShownSession) -> bool,
 ) -> Vec<ShownSession> {
-    wait_for(&format!("BGPPeer {peer} status: Established on every node"), timeout, || {
-        let s = shown_sessions(peer);
-        let ok = NODES.iter().all(|n| {
-            s.iter()
-                .any(|e| e.node == *n && e.state == "Established" && also(e))
-        });
-        ok.then_some(s)
-    })
+    wait_for(
+        &format!("BGPPeer {peer} status: Established on every node"),
+        timeout,
+        || {
+            let s = shown_sessions(peer);
+            let ok = NODES.iter().all(|n| {
+                s.iter()
+                    .any(|e| e.node == *n && e.state == "Established" && also(e))
+            });
+            ok.then_some(s)
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}: last seen {:?}", shown_sessions(peer)))
 }
 
@@ -629,7 +681,14 @@ pub fn wait_shown_established(
 /// `metric("flb-node1", "ferrolb_bgp_session_up", "frr")`.
 pub fn metric(node: &str, name: &str, peer: &str) -> Option<f64> {
     let r = run(Command::new("ip").args([
-        "netns", "exec", node, "curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics",
+        "netns",
+        "exec",
+        node,
+        "curl",
+        "-s",
+        "-m",
+        "2",
+        "http://127.0.0.1:7473/metrics",
     ]));
     let label = format!("{name}{{peer=\"{peer}\"}}");
     r.stdout.lines().find_map(|l| {
@@ -798,7 +857,14 @@ pub fn ip_in(ns: &str, args: &[&str]) {
 /// `sysctl -w KEY=VALUE` in a lab namespace; returns the previous value.
 pub fn sysctl_in(ns: &str, key: &str, value: &str) -> String {
     let old = run(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-n", key]));
-    let r = run(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", &format!("{key}={value}")]));
+    let r = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        &format!("{key}={value}"),
+    ]));
     assert!(r.ok, "{ns}: sysctl {key}={value}: {}", r.stderr);
     old.stdout.trim().to_string()
 }
@@ -859,8 +925,14 @@ mod tests {
             p[0].communities,
             ["65000:100", "65000:200"].map(String::from).into()
         );
-        assert_eq!(p[0].large_communities, ["64600:7:7"].map(String::from).into());
-        assert_eq!((p[1].next_hop.as_str(), p[1].local_pref), ("198.18.0.12", Some(250)));
+        assert_eq!(
+            p[0].large_communities,
+            ["64600:7:7"].map(String::from).into()
+        );
+        assert_eq!(
+            (p[1].next_hop.as_str(), p[1].local_pref),
+            ("198.18.0.12", Some(250))
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
         if kind() {
-            let kubeconfig = std::env::var_os("KUBECONFIG").expect("FERROLB_E2E=kind needs KUBECONFIG");
+            let kubeconfig =
+                std::env::var_os("KUBECONFIG").expect("FERROLB_E2E=kind needs KUBECONFIG");
             return Lab {
                 kubeconfig: PathBuf::from(kubeconfig),
             };

@@ -530,7 +530,11 @@ async fn an_invalid_pool_does_not_take_valid_ones_down() {
     .await;
     wait_until("good still valid and in use", || async {
         let good = e.pool_status("good").await;
-        good.assigned_ipv4 == 1 && good.conditions.iter().any(|c| c.type_ == "Valid" && c.status == "True")
+        good.assigned_ipv4 == 1
+            && good
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Valid" && c.status == "True")
     })
     .await;
     let out = lab()
