@@ -319,3 +319,310 @@ pub fn mask(ip: IpAddr, len: u8) -> IpAddr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_crds::schema::{AddressBlock, CommunityRef, IpAddress};
+    use ferrolb_crds::validate::validate;
+    use ferrolb_crds::{
+        BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, IPAddressPool,
+        IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec,
+    };
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, NodeCondition, NodeStatus, ServiceSpec,
+        ServiceStatus,
+    };
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    fn node(name: &str, labels: &[(&str, &str)], net_down: bool) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        if net_down {
+            n.status = Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "NetworkUnavailable".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            });
+        }
+        n
+    }
+
+    fn svc(name: &str, ips: &[&str], local: bool) -> Service {
+        let mut s = Service {
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                external_traffic_policy: Some(if local { "Local" } else { "Cluster" }.into()),
+                ..Default::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(
+                        ips.iter()
+                            .map(|ip| LoadBalancerIngress {
+                                ip: Some(ip.to_string()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.name = Some(name.into());
+        s
+    }
+
+    fn slice(svc: &str, nodes: &[&str]) -> EndpointSlice {
+        let mut e = EndpointSlice {
+            address_type: "IPv4".into(),
+            endpoints: Some(
+                nodes
+                    .iter()
+                    .map(|n| Endpoint {
+                        addresses: vec!["198.18.0.50".into()],
+                        node_name: Some(n.to_string()),
+                        conditions: Some(EndpointConditions {
+                            ready: Some(true),
+                            serving: Some(true),
+                            terminating: Some(false),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        e.metadata.namespace = Some("ns".into());
+        e.metadata.name = Some(format!("{svc}-1"));
+        e.metadata.labels =
+            Some([("kubernetes.io/service-name".to_string(), svc.to_string())].into());
+        e
+    }
+
+    fn config(l2_nodes: Option<&str>, bgp: bool) -> Snapshot {
+        let pool = IPAddressPool::new(
+            "p",
+            IPAddressPoolSpec {
+                addresses: vec![
+                    AddressBlock::from("198.18.0.200/29"),
+                    AddressBlock::from("198.18.100.0/24"),
+                ],
+                auto_assign: true,
+                avoid_buggy_ips: false,
+                service_allocation: None,
+            },
+        );
+        let mut s = Snapshot {
+            pools: vec![pool],
+            ..Default::default()
+        };
+        if let Some(host) = l2_nodes {
+            let mut spec = L2AdvertisementSpec::default();
+            if !host.is_empty() {
+                spec.node_selectors = vec![LabelSelector {
+                    match_labels: Some(
+                        [("kubernetes.io/hostname".to_string(), host.to_string())].into(),
+                    ),
+                    match_expressions: None,
+                }];
+                spec.interfaces = vec!["eth1".into()];
+            }
+            s.l2_advertisements.push(L2Advertisement::new("l2", spec));
+        }
+        if bgp {
+            s.bgp_advertisements.push(BGPAdvertisement::new(
+                "adv",
+                BGPAdvertisementSpec {
+                    aggregation_length: Some(32),
+                    local_pref: Some(150),
+                    communities: vec![
+                        CommunityRef::from("65000:7"),
+                        CommunityRef::from("large:1:2:3"),
+                    ],
+                    ..Default::default()
+                },
+            ));
+            s.bgp_peers.push(BGPPeer::new(
+                "frr",
+                BGPPeerSpec {
+                    my_asn: 64600,
+                    peer_asn: Some(64512),
+                    dynamic_asn: None,
+                    peer_address: IpAddress::from("198.18.0.2"),
+                    source_address: None,
+                    peer_port: 179,
+                    hold_time: None,
+                    keepalive_time: None,
+                    connect_time: None,
+                    router_id: None,
+                    node_selectors: vec![],
+                    password: None,
+                    password_secret: None,
+                    bfd_profile: None,
+                    enable_graceful_restart: false,
+                    ebgp_multi_hop: false,
+                },
+            ));
+        }
+        s
+    }
+
+    fn run(
+        config: &Snapshot,
+        services: &[Service],
+        slices: &[EndpointSlice],
+        nodes: &[Node],
+        live: &[&str],
+        me: &str,
+    ) -> Plan {
+        let report = validate(config);
+        let live: BTreeSet<String> = live.iter().map(|s| s.to_string()).collect();
+        plan(
+            &World {
+                services,
+                slices,
+                nodes,
+                config,
+                report: &report,
+                live: &live,
+                lb_class: None,
+            },
+            me,
+        )
+    }
+
+    fn three() -> Vec<Node> {
+        ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| node(n, &[("kubernetes.io/hostname", n)], false))
+            .collect()
+    }
+
+    #[test]
+    fn every_speaker_agrees_on_one_live_announcer() {
+        let cfg = config(Some(""), false);
+        let svcs = [svc("a", &["198.18.0.200"], false)];
+        let eps = [slice("a", &["n1"])];
+        let nodes = three();
+        let live = ["n1", "n2", "n3"];
+        let plans: Vec<Plan> = live
+            .iter()
+            .map(|me| run(&cfg, &svcs, &eps, &nodes, &live, me))
+            .collect();
+        let ip: IpAddr = "198.18.0.200".parse().unwrap();
+        let winner = plans[0].l2[&ip].node.clone();
+        assert!(
+            plans.iter().all(|p| p.l2[&ip].node == winner),
+            "same answer everywhere"
+        );
+        assert_eq!(
+            plans
+                .iter()
+                .filter(|p| !p.l2_for(&winner).is_empty())
+                .count(),
+            3
+        );
+        // The winner dies: the others agree on someone else.
+        let rest: Vec<&str> = live.iter().copied().filter(|n| *n != winner).collect();
+        let after = run(&cfg, &svcs, &eps, &nodes, &rest, rest[0]);
+        assert_ne!(after.l2[&ip].node, winner);
+        assert!(rest.contains(&after.l2[&ip].node.as_str()));
+    }
+
+    #[test]
+    fn local_policy_needs_a_local_endpoint_and_no_endpoint_means_silence() {
+        let cfg = config(Some(""), true);
+        let nodes = three();
+        let live = ["n1", "n2", "n3"];
+        let local = [svc("a", &["198.18.0.201"], true)];
+        let p = run(&cfg, &local, &[slice("a", &["n3"])], &nodes, &live, "n1");
+        let ip: IpAddr = "198.18.0.201".parse().unwrap();
+        assert_eq!(p.l2[&ip].node, "n3");
+        assert!(p.bgp.is_empty(), "n1 has no local endpoint: no BGP route");
+        let p3 = run(&cfg, &local, &[slice("a", &["n3"])], &nodes, &live, "n3");
+        assert_eq!(p3.bgp["frr"].len(), 1);
+        let none = run(&cfg, &local, &[slice("a", &[])], &nodes, &live, "n3");
+        assert!(
+            none.l2.is_empty() && none.bgp.is_empty(),
+            "no serving endpoint: nobody announces"
+        );
+        let cluster = [svc("b", &["198.18.0.202"], false)];
+        let c = run(&cfg, &cluster, &[slice("b", &["n3"])], &nodes, &live, "n1");
+        assert_eq!(
+            c.bgp["frr"].len(),
+            1,
+            "Cluster: every node advertises while an endpoint serves"
+        );
+    }
+
+    #[test]
+    fn selectors_exclusions_and_interfaces() {
+        let cfg = config(Some("n2"), false);
+        let mut nodes = three();
+        let svcs = [svc("a", &["198.18.0.203"], false)];
+        let eps = [slice("a", &["n1"])];
+        let live = ["n1", "n2", "n3"];
+        let ip: IpAddr = "198.18.0.203".parse().unwrap();
+        let p = run(&cfg, &svcs, &eps, &nodes, &live, "n1");
+        assert_eq!(p.l2[&ip].node, "n2");
+        assert_eq!(p.l2[&ip].interfaces, ["eth1"]);
+        nodes[1]
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(EXCLUDE_LABEL.into(), String::new());
+        assert!(
+            run(&cfg, &svcs, &eps, &nodes, &live, "n1").l2.is_empty(),
+            "excluded node"
+        );
+        nodes[1] = node("n2", &[("kubernetes.io/hostname", "n2")], true);
+        assert!(
+            run(&cfg, &svcs, &eps, &nodes, &live, "n1").l2.is_empty(),
+            "NetworkUnavailable"
+        );
+        let no_adv = config(None, false);
+        assert!(
+            run(&no_adv, &svcs, &eps, &three(), &live, "n1")
+                .l2
+                .is_empty(),
+            "no L2Advertisement"
+        );
+    }
+
+    #[test]
+    fn bgp_routes_carry_attributes_and_aggregate() {
+        let cfg = config(None, true);
+        let svcs = [svc("a", &["198.18.100.7"], false)];
+        let p = run(&cfg, &svcs, &[slice("a", &["n1"])], &three(), &["n1"], "n2");
+        let routes = &p.bgp["frr"];
+        let r = routes.iter().next().unwrap();
+        assert_eq!(
+            (r.prefix, r.prefix_len),
+            ("198.18.100.7".parse().unwrap(), 32)
+        );
+        assert_eq!(r.local_pref, Some(150));
+        assert_eq!(r.communities, [65000 << 16 | 7]);
+        assert_eq!(r.large_communities, [(1, 2, 3)]);
+        assert_eq!(
+            mask("198.18.100.7".parse().unwrap(), 24),
+            "198.18.100.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            mask("fd00::7".parse().unwrap(), 0),
+            "::".parse::<IpAddr>().unwrap()
+        );
+    }
+}
