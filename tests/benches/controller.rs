@@ -21,7 +21,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Mutex;
 
-const NS: &str = "ferrolb-bench";
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -30,10 +29,10 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn service(name: &str) -> Service {
+fn service(ns: &str, name: &str) -> Service {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": { "name": name, "namespace": NS, "annotations": { "ferrolb.io/address-pool": "bench" } },
+        "metadata": { "name": name, "namespace": ns, "annotations": { "ferrolb.io/address-pool": "bench" } },
         "spec": { "type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
                   "ports": [{ "port": 80 }], "selector": { "app": name } }
     }))
@@ -53,10 +52,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Watches the bench namespace and records when each Service first shows an address.
-async fn ip_watch(client: Client) -> Arc<Mutex<BTreeMap<String, Instant>>> {
+async fn ip_watch(client: Client, ns: &str) -> Arc<Mutex<BTreeMap<String, Instant>>> {
     let seen: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
     let s = seen.clone();
-    let api: Api<Service> = Api::namespaced(client, NS);
+    let api: Api<Service> = Api::namespaced(client, ns);
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
@@ -79,7 +78,7 @@ async fn create_many(api: &Api<Service>, names: Vec<String>) -> Result<()> {
         .map(|n| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &service(&n))
+                api.create(&PostParams::default(), &service(api.namespace().unwrap_or_default(), &n))
                     .await
                     .map(|_| ())
             }
@@ -165,15 +164,14 @@ async fn main() -> Result<()> {
         .status()?;
     anyhow::ensure!(restarted.success(), "restarting FerroLB failed");
 
-    // Fresh namespace and a pool big enough for everything.
+    // A fresh namespace (deleting thousands of Services takes the namespace controller a while,
+    // so each run gets its own) and a pool big enough for everything.
+    let ns_name = format!("ferrolb-bench-{}", std::process::id());
+    let ns = ns_name.as_str();
     let nss: Api<Namespace> = Api::all(client.clone());
-    let _ = nss.delete(NS, &DeleteParams::default()).await;
-    while nss.get_opt(NS).await?.is_some() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     nss.create(
         &PostParams::default(),
-        &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}}))?,
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?,
     )
     .await?;
     let r = lab.apply(
@@ -181,8 +179,8 @@ async fn main() -> Result<()> {
          spec: {addresses: [198.18.128.0/17], autoAssign: false}\n",
     );
     anyhow::ensure!(r.ok, "pool: {}", r.stderr);
-    let api: Api<Service> = Api::namespaced(client.clone(), NS);
-    let seen = ip_watch(client.clone()).await;
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    let seen = ip_watch(client.clone(), ns).await;
 
     println!(
         "== controller bench: {total} services, latency with {present} present, {samples} samples"
@@ -201,7 +199,7 @@ async fn main() -> Result<()> {
     for i in 0..samples {
         let name = format!("lat{i}");
         let t = Instant::now();
-        api.create(&PostParams::default(), &service(&name)).await?;
+        api.create(&PostParams::default(), &service(ns, &name)).await?;
         loop {
             if let Some(at) = seen.lock().await.get(&name) {
                 lat.push(at.saturating_duration_since(t));
@@ -253,7 +251,7 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready = t.elapsed();
-    api.create(&PostParams::default(), &service("after-restart"))
+    api.create(&PostParams::default(), &service(ns, "after-restart"))
         .await?;
     while !seen.lock().await.contains_key("after-restart") {
         anyhow::ensure!(
@@ -278,7 +276,7 @@ async fn main() -> Result<()> {
         .arg("restart-ferrolb")
         .status();
     if std::env::var("FERROLB_BENCH_KEEP").is_err() {
-        let _ = nss.delete(NS, &DeleteParams::default()).await;
+        let _ = nss.delete(ns, &DeleteParams::default()).await;
         let _ = lab.kubectl(&[
             "delete",
             "ipaddresspool",
