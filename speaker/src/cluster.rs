@@ -36,7 +36,16 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, cfg))
+    // The speaker never reads field managers or `kubectl apply`'s copy of an object: drop them
+    // before caching (memory grows with the number of Services and EndpointSlices).
+    let slim = |o: &mut K| {
+        let m = o.meta_mut();
+        m.managed_fields = None;
+        if let Some(a) = m.annotations.as_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    };
+    let stream = reflector::reflector(writer, watcher(api, cfg).modify(slim))
         .default_backoff()
         .touched_objects();
     tokio::spawn(async move {

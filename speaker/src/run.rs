@@ -24,6 +24,9 @@ use crate::plan::{self, Plan, World};
 use crate::report::{L2Shown, Visibility};
 use crate::sessions::{NodeAddrs, Sessions, desired_sessions};
 
+/// Shortest time between two plans caused by API changes (membership changes are immediate).
+const PLAN_INTERVAL: Duration = Duration::from_millis(50);
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub node: String,
@@ -120,14 +123,26 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut last_plan = Plan::default();
+    let mut last_plan_at = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = changed.changed() => {}
+            _ = changed.changed() => {
+                // Coalesce bursts of API events (thousands of Services being created): at most
+                // one plan per PLAN_INTERVAL from them. Membership changes (failover) never wait.
+                let wait = PLAN_INTERVAL.saturating_sub(last_plan_at.elapsed());
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = live.changed() => {}
+                    }
+                }
+            }
             _ = live.changed() => {}
             _ = l2_status.changed() => {}
             _ = tick.tick() => {}
         }
+        last_plan_at = std::time::Instant::now();
         let nodes = own(&cluster.nodes);
         seeds_tx.send_if_modified(|s| {
             let new = seeds(&nodes, v4, settings.member_port);
