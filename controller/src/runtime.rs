@@ -98,9 +98,9 @@ impl Stores {
     }
 
     fn snapshot(&self) -> Snapshot {
-        fn own<K: Clone>(s: &Store<K>) -> Vec<K>
+        fn own<K>(s: &Store<K>) -> Vec<K>
         where
-            K: kube::runtime::reflector::Lookup,
+            K: kube::runtime::reflector::Lookup + Clone,
             K::DynamicType: Eq + std::hash::Hash + Clone,
         {
             s.state().iter().map(|k| (**k).clone()).collect()

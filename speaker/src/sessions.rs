@@ -30,7 +30,11 @@ pub struct NodeAddrs {
 impl NodeAddrs {
     pub fn of(node: &Node) -> NodeAddrs {
         let mut a = NodeAddrs::default();
-        for addr in node.status.iter().flat_map(|s| s.addresses.iter().flatten()) {
+        for addr in node
+            .status
+            .iter()
+            .flat_map(|s| s.addresses.iter().flatten())
+        {
             if addr.type_ != "InternalIP" {
                 continue;
             }
@@ -64,7 +68,9 @@ pub struct Desired {
 
 /// A stable, non-zero BFD discriminator for a peer name (FNV-1a).
 fn discriminator(name: &str) -> u32 {
-    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     h.max(1)
 }
 
@@ -77,7 +83,9 @@ fn password(peer: &BGPPeer, secrets: &[Secret]) -> Result<Option<String>, String
     if let Some(p) = &peer.spec.password {
         return Ok(Some(p.clone()));
     }
-    let Some(r) = &peer.spec.password_secret else { return Ok(None) };
+    let Some(r) = &peer.spec.password_secret else {
+        return Ok(None);
+    };
     let s = secrets
         .iter()
         .find(|s| s.name_any() == r.name)
@@ -87,16 +95,31 @@ fn password(peer: &BGPPeer, secrets: &[Secret]) -> Result<Option<String>, String
         .as_ref()
         .and_then(|d| d.get("password"))
         .ok_or_else(|| format!("Secret {} has no 'password' key", r.name))?;
-    String::from_utf8(v.0.clone()).map(Some).map_err(|_| format!("Secret {} password is not UTF-8", r.name))
+    String::from_utf8(v.0.clone())
+        .map(Some)
+        .map_err(|_| format!("Secret {} password is not UTF-8", r.name))
 }
 
 /// Session settings for one peer, or why it cannot run.
-pub fn session_config(peer: &BGPPeer, me: &NodeAddrs, secrets: &[Secret]) -> Result<SessionConfig, String> {
+pub fn session_config(
+    peer: &BGPPeer,
+    me: &NodeAddrs,
+    secrets: &[Secret],
+) -> Result<SessionConfig, String> {
     let s = &peer.spec;
-    let peer_ip: IpAddr = s.peer_address.as_str().parse().map_err(|_| "peerAddress is not an IP".to_string())?;
+    let peer_ip: IpAddr = s
+        .peer_address
+        .as_str()
+        .parse()
+        .map_err(|_| "peerAddress is not an IP".to_string())?;
     let router_id = match &s.router_id {
-        Some(r) => r.as_str().parse().map_err(|_| "routerID is not IPv4".to_string())?,
-        None => me.v4.ok_or("the node has no IPv4 address to use as router ID: set routerID")?,
+        Some(r) => r
+            .as_str()
+            .parse()
+            .map_err(|_| "routerID is not IPv4".to_string())?,
+        None => me
+            .v4
+            .ok_or("the node has no IPv4 address to use as router ID: set routerID")?,
     };
     let peer_asn = match (s.peer_asn, s.dynamic_asn) {
         (Some(a), _) => PeerAsn::Fixed(a),
@@ -127,11 +150,19 @@ pub fn session_config(peer: &BGPPeer, me: &NodeAddrs, secrets: &[Secret]) -> Res
         });
     }
     let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, s.peer_port));
-    transport.source = s.source_address.as_ref().and_then(|a| a.as_str().parse().ok());
+    transport.source = s
+        .source_address
+        .as_ref()
+        .and_then(|a| a.as_str().parse().ok());
     transport.md5_password = password(peer, secrets)?;
     transport.ttl = bgp_ttl(ebgp, s.ebgp_multi_hop);
-    transport.connect_timeout = secs(&s.connect_time).unwrap_or(Duration::from_secs(5)).max(Duration::from_millis(100));
-    Ok(SessionConfig { peer: cfg, transport })
+    transport.connect_timeout = secs(&s.connect_time)
+        .unwrap_or(Duration::from_secs(5))
+        .max(Duration::from_millis(100));
+    Ok(SessionConfig {
+        peer: cfg,
+        transport,
+    })
 }
 
 /// Routes from the plan's advertisements: next hop is this node's address of the route's
@@ -143,8 +174,12 @@ pub fn routes(adverts: &BTreeSet<Advertisement>, me: &NodeAddrs) -> BTreeSet<Rou
             IpAddr::V4(_) => me.v4.map(NextHop::V4),
             IpAddr::V6(_) => me.v6.map(NextHop::v6),
         };
-        let (Some(next_hop), Ok(prefix)) = (next_hop, Prefix::new(a.prefix, a.prefix_len)) else { continue };
-        let r = by_prefix.entry((a.prefix, a.prefix_len)).or_insert_with(|| Route::new(prefix, next_hop));
+        let (Some(next_hop), Ok(prefix)) = (next_hop, Prefix::new(a.prefix, a.prefix_len)) else {
+            continue;
+        };
+        let r = by_prefix
+            .entry((a.prefix, a.prefix_len))
+            .or_insert_with(|| Route::new(prefix, next_hop));
         r.local_pref = r.local_pref.max(a.local_pref);
         r.communities.extend(&a.communities);
         r.communities.sort();
@@ -177,7 +212,10 @@ pub fn desired_sessions(
         }
         match session_config(peer, &me, secrets) {
             Ok(config) => {
-                let routes = plan_bgp.get(&name).map(|a| routes(a, &me)).unwrap_or_default();
+                let routes = plan_bgp
+                    .get(&name)
+                    .map(|a| routes(a, &me))
+                    .unwrap_or_default();
                 let peer_ip = config.transport.peer.ip();
                 let local = config.transport.source.or(match peer_ip {
                     IpAddr::V4(_) => me.v4.map(IpAddr::V4),
@@ -196,7 +234,14 @@ pub fn desired_sessions(
                         profile: p.spec.clone(),
                         discriminator: discriminator(&name),
                     });
-                out.insert(name, Desired { config, bfd, routes });
+                out.insert(
+                    name,
+                    Desired {
+                        config,
+                        bfd,
+                        routes,
+                    },
+                );
             }
             Err(e) => {
                 errors.insert(name, e);
@@ -281,7 +326,9 @@ impl Sessions {
         let cease = self.cease.clone();
         let task = tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
             if term.recv().await.is_some() {
                 tracing::info!("SIGTERM: sending Cease to every BGP peer");
                 cease.send_replace(true);
@@ -296,7 +343,12 @@ impl Sessions {
         if !desired.is_empty() {
             self.watch_sigterm();
         }
-        let gone: Vec<String> = self.running.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 tracing::info!(peer = name, "stopping BGP session");
@@ -314,7 +366,10 @@ impl Sessions {
                 }
                 _ => {
                     if let Some(old) = self.running.remove(&name) {
-                        tracing::info!(peer = name, "BGP peer settings changed: restarting session");
+                        tracing::info!(
+                            peer = name,
+                            "BGP peer settings changed: restarting session"
+                        );
                         tokio::spawn(old.stop(StopReason::Reset));
                     }
                     tracing::info!(peer = name, addr = %d.config.transport.peer, bfd = d.bfd.is_some(), "starting BGP session");
@@ -345,7 +400,15 @@ impl Sessions {
     pub fn statuses(&self) -> BTreeMap<String, (watch::Receiver<SessionStatus>, Option<BfdState>)> {
         self.running
             .iter()
-            .map(|(k, r)| (k.clone(), (r.handle.status(), r.bfd.as_ref().map(|b| b.status().borrow().state))))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    (
+                        r.handle.status(),
+                        r.bfd.as_ref().map(|b| b.status().borrow().state),
+                    ),
+                )
+            })
             .collect()
     }
 
@@ -353,6 +416,177 @@ impl Sessions {
     pub async fn shutdown(&mut self) {
         let all = std::mem::take(&mut self.running);
         let stops = all.into_values().map(|r| r.stop(StopReason::Shutdown));
-        let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(stops)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(stops)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_crds::bgp_peer::SecretRef;
+    use ferrolb_crds::schema::IpAddress;
+    use ferrolb_crds::validate::validate;
+    use ferrolb_crds::{BFDProfile, BGPPeerSpec};
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::{NodeAddress, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    fn node(name: &str) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n.metadata.labels = Some([("kubernetes.io/hostname".to_string(), name.to_string())].into());
+        n.status = Some(NodeStatus {
+            addresses: Some(
+                ["198.18.0.11", "fd00:18::11"]
+                    .map(|a| NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: a.into(),
+                    })
+                    .to_vec(),
+            ),
+            ..Default::default()
+        });
+        n
+    }
+
+    fn peer(name: &str, addr: &str, tweak: impl FnOnce(&mut BGPPeerSpec)) -> BGPPeer {
+        let mut spec = BGPPeerSpec {
+            my_asn: 64600,
+            peer_asn: Some(64512),
+            dynamic_asn: None,
+            peer_address: IpAddress::from(addr),
+            source_address: None,
+            peer_port: 179,
+            hold_time: None,
+            keepalive_time: None,
+            connect_time: None,
+            router_id: None,
+            node_selectors: vec![],
+            password: None,
+            password_secret: None,
+            bfd_profile: None,
+            enable_graceful_restart: false,
+            ebgp_multi_hop: false,
+        };
+        tweak(&mut spec);
+        BGPPeer::new(name, spec)
+    }
+
+    fn desired(
+        config: &Snapshot,
+        secrets: &[Secret],
+    ) -> (BTreeMap<String, Desired>, BTreeMap<String, String>) {
+        let report = validate(config);
+        desired_sessions(
+            &node("flb-node1"),
+            config,
+            &report,
+            secrets,
+            &BTreeMap::new(),
+        )
+    }
+
+    #[test]
+    fn bfd_runs_from_the_node_address_of_the_peer_family() {
+        let config = Snapshot {
+            bgp_peers: vec![
+                peer("frr4", "198.18.0.2", |s| {
+                    s.bfd_profile = Some("fast".into())
+                }),
+                peer("frr6", "fd00:18::2", |s| {
+                    s.bfd_profile = Some("fast".into())
+                }),
+                peer("bird4", "198.18.0.3", |s| {
+                    s.bfd_profile = Some("missing".into())
+                }),
+            ],
+            bfd_profiles: vec![BFDProfile::new("fast", Default::default())],
+            ..Default::default()
+        };
+        let (d, errors) = desired(&config, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let b4 = d["frr4"].bfd.clone().expect("BFD for frr4");
+        let b6 = d["frr6"].bfd.clone().expect("BFD for frr6");
+        assert_eq!(
+            (b4.local, b4.peer),
+            (
+                "198.18.0.11".parse().unwrap(),
+                "198.18.0.2".parse().unwrap()
+            )
+        );
+        assert_eq!(
+            (b6.local, b6.peer),
+            (
+                "fd00:18::11".parse().unwrap(),
+                "fd00:18::2".parse().unwrap()
+            )
+        );
+        assert_ne!(b4.discriminator, 0);
+        assert_ne!(b4.discriminator, b6.discriminator);
+        // A profile that does not exist: the session runs without BFD (if it runs at all).
+        assert!(d.get("bird4").is_none_or(|x| x.bfd.is_none()));
+    }
+
+    #[test]
+    fn transport_settings_follow_the_peer() {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("md5".into()),
+                ..Default::default()
+            },
+            data: Some([("password".to_string(), ByteString(b"s3cret".to_vec()))].into()),
+            ..Default::default()
+        };
+        let config = Snapshot {
+            bgp_peers: vec![
+                peer("multihop", "198.18.2.2", |s| s.ebgp_multi_hop = true),
+                peer("direct", "198.18.0.2", |s| s.enable_graceful_restart = true),
+                peer("ibgp", "198.18.0.3", |s| {
+                    s.peer_asn = Some(64600);
+                    s.password = Some("inline".into());
+                }),
+                peer("secret", "198.18.0.4", |s| {
+                    s.password_secret = Some(SecretRef {
+                        name: "md5".into(),
+                        namespace: None,
+                    })
+                }),
+                peer("no-secret", "198.18.0.5", |s| {
+                    s.password_secret = Some(SecretRef {
+                        name: "absent".into(),
+                        namespace: None,
+                    })
+                }),
+                peer("elsewhere", "198.18.0.6", |s| {
+                    s.node_selectors = vec![LabelSelector {
+                        match_labels: Some(
+                            [(
+                                "kubernetes.io/hostname".to_string(),
+                                "flb-node2".to_string(),
+                            )]
+                            .into(),
+                        ),
+                        match_expressions: None,
+                    }]
+                }),
+            ],
+            ..Default::default()
+        };
+        let (d, errors) = desired(&config, &[secret]);
+        let t = |n: &str| d[n].config.transport.clone();
+        assert_eq!(t("multihop").ttl, Some(255));
+        assert_eq!(t("direct").ttl, Some(1));
+        assert_eq!(t("ibgp").ttl, None);
+        assert!(d["direct"].config.peer.graceful_restart.is_some());
+        assert!(d["multihop"].config.peer.graceful_restart.is_none());
+        assert_eq!(t("ibgp").md5_password.as_deref(), Some("inline"));
+        assert_eq!(t("secret").md5_password.as_deref(), Some("s3cret"));
+        assert!(errors["no-secret"].contains("absent"), "{errors:?}");
+        assert!(!d.contains_key("no-secret") && !d.contains_key("elsewhere"));
+        assert_eq!(
+            d["direct"].config.peer.router_id,
+            std::net::Ipv4Addr::new(198, 18, 0, 11)
+        );
     }
 }

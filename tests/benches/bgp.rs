@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ferrolb_crds::BGPPeer;
 use ferrolb_tests::bgp::{
     BgpService, LinkCut, Objects, ROUTERS, RouteWatch, RouterConfig, hops, node_addr, percentile,
     wait_nexthops, wait_router_sessions,
@@ -27,7 +28,7 @@ use ferrolb_tests::l2::{Hold, wait_speaker_back};
 use ferrolb_tests::{NODES, lab, repo, unique};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -98,7 +99,14 @@ fn main() {
     let release = std::env::var("FERROLB_BENCH_RELEASE").is_ok_and(|v| v == "1");
     if release {
         let ok = Command::new("cargo")
-            .args(["build", "--release", "--bin", "ferrolb-controller", "--bin", "ferrolb-speaker"])
+            .args([
+                "build",
+                "--release",
+                "--bin",
+                "ferrolb-controller",
+                "--bin",
+                "ferrolb-speaker",
+            ])
             .current_dir(repo())
             .status()
             .is_ok_and(|s| s.success());
@@ -110,7 +118,7 @@ fn main() {
     let client = rt.block_on(lab.client()).expect("kube client");
 
     let mut figures = Vec::new();
-    figures.extend(session_up(n));
+    figures.extend(session_up(n, &rt, &client));
     figures.extend(sigterm(n));
     figures.extend(endpoint_change(n, &rt, &client));
     figures.extend(bfd_link_cut(n));
@@ -151,56 +159,94 @@ fn describe_conditions() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "speaker binary: {exe}\nServices in the cluster: {services}\nload average: {}cores: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ") + " ",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+            + " ",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
 }
 
-/// BGPPeers created → sessions Established at each router (all nodes), and → route installed.
-fn session_up(n: usize) -> Vec<(Figure, Option<f64>)> {
+/// BGPPeers created (API server acknowledged) → every node's session Established at each
+/// router (both CLIs polled back to back, ~20-50 ms a round), and → the Service route installed
+/// with all three next hops (kernel event).
+fn session_up(
+    n: usize,
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+) -> Vec<(Figure, Option<f64>)> {
     let svc = BgpService::new(&["198.18.101.1"], "", "Cluster", &["flb-node1"]);
     let ip = svc.ips().remove(0);
     let all = hops(&NODES, &ip);
-    let mut established = [Figure::new("session up: peer created → Established (frr)"), Figure::new("session up: peer created → Established (bird)")];
-    let mut routed = [Figure::new("session up: peer created → route in kernel (frr)"), Figure::new("session up: peer created → route in kernel (bird)")];
+    let api: Api<BGPPeer> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
+    let mut established = [
+        Figure::new("session up: peer created → Established (frr)"),
+        Figure::new("session up: peer created → Established (bird)"),
+    ];
+    let mut routed = [
+        Figure::new("session up: peer created → route installed (frr)"),
+        Figure::new("session up: peer created → route installed (bird)"),
+    ];
+    let node_addrs: BTreeSet<String> = NODES.iter().map(|nd| node_addr(nd, false)).collect();
     for t in 0..n {
         let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
         let mut o = Objects::new();
         let base = unique("bench-up");
-        let t0 = Instant::now();
+        let mut t0 = Vec::new();
         for r in ROUTERS {
-            o.peer(&format!("{base}-{}", r.name), r, false, "");
+            let name = format!("{base}-{}", r.name);
+            let peer: BGPPeer = serde_json::from_value(serde_json::json!({
+                "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
+                "metadata": {"name": name},
+                "spec": {"myASN": 64600, "peerASN": r.asn, "peerAddress": r.v4,
+                         "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"},
+            }))
+            .expect("BGPPeer");
+            o.adopt("BGPPeer", &name);
+            t0.push(Instant::now());
+            rt.block_on(api.create(&PostParams::default(), &peer))
+                .expect("BGPPeer created");
         }
-        // Poll both routers' CLIs until every node is Established.
         let mut up: [Option<Duration>; 2] = [None, None];
-        while up.iter().any(Option::is_none) && t0.elapsed() < SETTLE {
+        while up.iter().any(Option::is_none) && t0[0].elapsed() < SETTLE {
             for (i, r) in ROUTERS.iter().enumerate() {
-                if up[i].is_none() && NODES.iter().all(|nd| r.established(&node_addr(nd, false))) {
-                    up[i] = Some(t0.elapsed());
+                if up[i].is_none() && node_addrs.is_subset(&r.established_neighbors()) {
+                    up[i] = Some(t0[i].elapsed());
                 }
             }
         }
+        let mut got = Vec::new();
         for (i, w) in watches.iter().enumerate() {
             established[i].add(up[i]);
-            routed[i].add(w.wait(&ip, t0, SETTLE, |h| *h == all));
+            let d = w.wait(&ip, t0[i], SETTLE, |h| *h == all);
+            got.push(d);
+            routed[i].add(d);
         }
         drop(o);
         // Sessions down and routes gone before the next trial.
         for r in ROUTERS {
             wait_nexthops(r, &ip, &BTreeSet::new(), SETTLE);
-            for nd in NODES {
-                let a = node_addr(nd, false);
-                let t = Instant::now();
-                while r.established(&a) && t.elapsed() < SETTLE {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+            let t = Instant::now();
+            while !r.established_neighbors().is_disjoint(&node_addrs) && t.elapsed() < SETTLE {
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
-        eprintln!("session up trial {}/{n}: {up:?}", t + 1);
+        eprintln!(
+            "session up trial {}/{n}: Established {up:?}, routed {got:?}",
+            t + 1
+        );
     }
     let [e0, e1] = established;
     let [r0, r1] = routed;
-    vec![(e0, Some(1000.0)), (e1, Some(1000.0)), (r0, None), (r1, None)]
+    vec![
+        (e0, Some(1000.0)),
+        (e1, Some(1000.0)),
+        (r0, None),
+        (r1, None),
+    ]
 }
 
 /// SIGTERM of node1's speaker → its (only) route gone at each router.
@@ -213,7 +259,10 @@ fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
     let svc = BgpService::new(&["198.18.101.2"], "", "Local", &["flb-node1"]);
     let ip = svc.ips().remove(0);
     let one = hops(&["flb-node1"], &ip);
-    let mut figs = [Figure::new("SIGTERM → route withdrawn (frr)"), Figure::new("SIGTERM → route withdrawn (bird)")];
+    let mut figs = [
+        Figure::new("SIGTERM → route withdrawn (frr)"),
+        Figure::new("SIGTERM → route withdrawn (bird)"),
+    ];
     for t in 0..n {
         for r in ROUTERS {
             wait_nexthops(r, &ip, &one, SETTLE);
@@ -265,7 +314,11 @@ fn endpoint_change(
         wait_nexthops(r, &ip, &hops(&[at], &ip), SETTLE);
     }
     for t in 0..n {
-        let to = if at == "flb-node1" { "flb-node2" } else { "flb-node1" };
+        let to = if at == "flb-node1" {
+            "flb-node2"
+        } else {
+            "flb-node1"
+        };
         let want = hops(&[to], &ip);
         let slice = slice_json(to);
         let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
@@ -326,12 +379,21 @@ fn bfd_link_cut(n: usize) -> Vec<(Figure, Option<f64>)> {
             );
         }
     }
-    let svc = BgpService::new(&["198.18.101.4", "fd00:101::4"], "", "Cluster", &["flb-node2"]);
+    let svc = BgpService::new(
+        &["198.18.101.4", "fd00:101::4"],
+        "",
+        "Cluster",
+        &["flb-node2"],
+    );
     let ips = svc.ips();
     let mut figs: Vec<Figure> = Vec::new();
     for r in ROUTERS {
         for ip in &ips {
-            figs.push(Figure::new(&format!("link cut → next hop gone, BFD ({} {})", r.name, if ip.contains(':') { "IPv6" } else { "IPv4" })));
+            figs.push(Figure::new(&format!(
+                "link cut → next hop gone, BFD ({} {})",
+                r.name,
+                if ip.contains(':') { "IPv6" } else { "IPv4" }
+            )));
         }
     }
     wait_router_sessions(&ROUTERS, &NODES, false, SETTLE);
@@ -359,7 +421,9 @@ fn bfd_link_cut(n: usize) -> Vec<(Figure, Option<f64>)> {
         for w in &watches {
             for ip in &ips {
                 let gone = node_addr("flb-node1", ip.contains(':'));
-                let d = w.wait(ip, cut.at, Duration::from_secs(10), |h| !h.contains(&gone) && !h.is_empty());
+                let d = w.wait(ip, cut.at, Duration::from_secs(10), |h| {
+                    !h.contains(&gone) && !h.is_empty()
+                });
                 got.push(d);
                 figs[i].add(d);
                 i += 1;

@@ -21,7 +21,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Mutex;
 
-
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -78,9 +77,12 @@ async fn create_many(api: &Api<Service>, names: Vec<String>) -> Result<()> {
         .map(|n| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &service(api.namespace().unwrap_or_default(), &n))
-                    .await
-                    .map(|_| ())
+                api.create(
+                    &PostParams::default(),
+                    &service(api.namespace().unwrap_or_default(), &n),
+                )
+                .await
+                .map(|_| ())
             }
         })
         .buffer_unordered(32)
@@ -199,7 +201,8 @@ async fn main() -> Result<()> {
     for i in 0..samples {
         let name = format!("lat{i}");
         let t = Instant::now();
-        api.create(&PostParams::default(), &service(ns, &name)).await?;
+        api.create(&PostParams::default(), &service(ns, &name))
+            .await?;
         loop {
             if let Some(at) = seen.lock().await.get(&name) {
                 lat.push(at.saturating_duration_since(t));

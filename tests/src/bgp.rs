@@ -168,6 +168,43 @@ impl Router {
         }
     }
 
+    /// Neighbours (node addresses) whose session with the router is Established, from one
+    /// CLI call.
+    pub fn established_neighbors(&self) -> BTreeSet<String> {
+        if *self == FRR {
+            let r = self.cli("show bgp summary json");
+            let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+            let mut out = BTreeSet::new();
+            for af in ["ipv4Unicast", "ipv6Unicast"] {
+                for (addr, p) in v
+                    .get(af)
+                    .and_then(|a| a.get("peers"))
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if p.get("state").and_then(Value::as_str) == Some("Established") {
+                        out.insert(addr.clone());
+                    }
+                }
+            }
+            out
+        } else {
+            let r = self.cli("show protocols");
+            r.stdout
+                .lines()
+                .filter(|l| l.contains("Established"))
+                .filter_map(|l| {
+                    // flb_node2_v6 → fd00:18::12
+                    let name = l.split_whitespace().next()?;
+                    let rest = name.strip_prefix("flb_node")?;
+                    let (n, fam) = rest.split_once('_')?;
+                    Some(node_addr(&format!("flb-node{n}"), fam == "v6"))
+                })
+                .collect()
+        }
+    }
+
     /// The router's established BGP connections as (its address, the speaker's address),
     /// from the kernel (`ss`): shows which of its addresses a speaker connected to.
     pub fn bgp_connections(&self) -> Vec<(String, String)> {
@@ -469,6 +506,11 @@ impl Objects {
         assert!(r.ok, "patching {kind} {name}: {}", r.stderr);
     }
 
+    /// Deletes an object made elsewhere (e.g. through the API) along with ours.
+    pub fn adopt(&mut self, kind: &str, name: &str) {
+        self.remember(kind, name);
+    }
+
     pub fn delete(&mut self, kind: &str, name: &str) {
         delete(kind, name);
         self.made.retain(|(k, n)| !(k == kind && n == name));
@@ -722,10 +764,13 @@ pub fn wait_router_sessions(routers: &[Router], nodes: &[&str], v6: bool, timeou
     }
 }
 
+/// Lines received so far with their arrival, and a signal for each new one.
+type Events = Arc<(Mutex<Vec<(Instant, String)>>, Condvar)>;
+
 /// Events of `ip monitor OBJECTS` in a lab namespace, each with the instant it arrived.
 pub struct Monitor {
     child: Child,
-    events: Arc<(Mutex<Vec<(Instant, String)>>, Condvar)>,
+    events: Events,
 }
 
 impl Monitor {
@@ -739,7 +784,7 @@ impl Monitor {
             .spawn()
             .expect("ip monitor starts");
         let out = child.stdout.take().expect("piped");
-        let events: Arc<(Mutex<Vec<(Instant, String)>>, Condvar)> = Arc::default();
+        let events: Events = Arc::default();
         let ev = events.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {

@@ -80,9 +80,19 @@ fn sessions_routes_and_attributes_over_ipv4_and_ipv6() {
             wait_nexthops(r, ip, &hops(&NODES, ip), SETTLE);
             let paths = r.rib(ip);
             let next_hops: BTreeSet<String> = paths.iter().map(|p| p.next_hop.clone()).collect();
-            assert_eq!(next_hops, hops(&NODES, ip), "{} RIB for {ip}: {paths:?}", r.name);
+            assert_eq!(
+                next_hops,
+                hops(&NODES, ip),
+                "{} RIB for {ip}: {paths:?}",
+                r.name
+            );
             for path in &paths {
-                assert_eq!(path.communities, set(&["65000:200", "65000:300"]), "{} {ip}", r.name);
+                assert_eq!(
+                    path.communities,
+                    set(&["65000:200", "65000:300"]),
+                    "{} {ip}",
+                    r.name
+                );
                 assert_eq!(
                     path.large_communities,
                     set(&["64600:7:7", "64600:9:9"]),
@@ -97,7 +107,11 @@ fn sessions_routes_and_attributes_over_ipv4_and_ipv6() {
     for (name, _, _) in &peers {
         wait_shown_established(name, SETTLE, |e| e.prefixes_sent == 1);
         for n in NODES {
-            assert_eq!(metric(n, "ferrolb_bgp_session_up", name), Some(1.0), "{n} {name}");
+            assert_eq!(
+                metric(n, "ferrolb_bgp_session_up", name),
+                Some(1.0),
+                "{n} {name}"
+            );
             assert_eq!(
                 metric(n, "ferrolb_bgp_announced_prefixes", name),
                 Some(1.0),
@@ -126,7 +140,12 @@ fn local_and_cluster_policies_follow_the_endpoints() {
     let p = unique("bgp-pol");
     let mut o = Objects::new();
     four_peers(&mut o, &p, "");
-    let svc = BgpService::new(&["198.18.100.3", "fd00:100::3"], "", "Local", &["flb-node1"]);
+    let svc = BgpService::new(
+        &["198.18.100.3", "fd00:100::3"],
+        "",
+        "Local",
+        &["flb-node1"],
+    );
     let ips = svc.ips();
     let expect = |nodes: &[&str], what: &str| {
         println!("{what}: expecting next hops {nodes:?}");
@@ -138,7 +157,10 @@ fn local_and_cluster_policies_follow_the_endpoints() {
     };
     expect(&["flb-node1"], "Local, endpoint on node1");
     svc.endpoints(&["flb-node1", "flb-node2"]);
-    expect(&["flb-node1", "flb-node2"], "Local, endpoint added on node2");
+    expect(
+        &["flb-node1", "flb-node2"],
+        "Local, endpoint added on node2",
+    );
     svc.endpoints(&["flb-node3"]);
     expect(&["flb-node3"], "Local, endpoint moved to node3");
     svc.endpoints(&[]);
@@ -214,14 +236,22 @@ fn md5_wrong_password_fails_right_password_establishes() {
     let frr = format!("{p}-frr4");
     let bird = format!("{p}-bird4");
     o.peer(&frr, FRR, false, "password: wrong-password");
-    o.peer(&bird, BIRD, false, &format!("passwordSecret: {{name: {secret}}}"));
+    o.peer(
+        &bird,
+        BIRD,
+        false,
+        &format!("passwordSecret: {{name: {secret}}}"),
+    );
     let svc = BgpService::new(&["198.18.100.4"], "", "Cluster", &["flb-node1"]);
     let ip = svc.ips().remove(0);
 
     // The routers' kernels drop the SYNs (bad signature): nothing establishes, and the speakers
     // say why.
     let errors = wait_for("the speakers to report connect errors", SETTLE, || {
-        let all: Vec<_> = [&frr, &bird].iter().flat_map(|n| shown_sessions(n)).collect();
+        let all: Vec<_> = [&frr, &bird]
+            .iter()
+            .flat_map(|n| shown_sessions(n))
+            .collect();
         (all.len() == 2 * NODES.len() && all.iter().all(|e| e.last_error.is_some())).then_some(all)
     })
     .unwrap_or_else(|e| panic!("{e}"));
@@ -230,10 +260,17 @@ fn md5_wrong_password_fails_right_password_establishes() {
     while Instant::now() < until {
         for r in ROUTERS {
             for n in NODES {
-                assert!(!r.established(&node_addr(n, false)), "{} established with {n}", r.name);
+                assert!(
+                    !r.established(&node_addr(n, false)),
+                    "{} established with {n}",
+                    r.name
+                );
             }
         }
-        for e in shown_sessions(&frr).into_iter().chain(shown_sessions(&bird)) {
+        for e in shown_sessions(&frr)
+            .into_iter()
+            .chain(shown_sessions(&bird))
+        {
             assert_ne!(e.state, "Established", "{e:?}");
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -241,7 +278,11 @@ fn md5_wrong_password_fails_right_password_establishes() {
     assert!(FRR.kernel_nexthops(&ip).is_empty() && BIRD.kernel_nexthops(&ip).is_empty());
 
     // The right password (a new inline value; the Secret updated in place) establishes.
-    o.patch_spec("bgppeer", &frr, &format!("{{\"password\": \"{PASSWORD}\"}}"));
+    o.patch_spec(
+        "bgppeer",
+        &frr,
+        &format!("{{\"password\": \"{PASSWORD}\"}}"),
+    );
     o.secret(&secret, PASSWORD);
     wait_router_sessions(&ROUTERS, &NODES, false, SETTLE);
     for name in [&frr, &bird] {
@@ -277,12 +318,30 @@ impl Loopbacks {
                 l.redirects.push((ns, key.to_string(), old));
             }
         }
-        ip_in(FRR.ns, &["addr", "replace", &format!("{FRR_LO}/32"), "dev", "lo"]);
-        ip_in(BIRD.ns, &["addr", "replace", &format!("{BIRD_LO}/32"), "dev", "lo"]);
-        ip_in(BIRD.ns, &["route", "replace", &format!("{FRR_LO}/32"), "via", FRR.v4]);
-        ip_in(FRR.ns, &["route", "replace", &format!("{BIRD_LO}/32"), "via", BIRD.v4]);
-        ip_in("flb-node1", &["route", "replace", &format!("{FRR_LO}/32"), "via", BIRD.v4]);
-        ip_in("flb-node1", &["route", "replace", &format!("{BIRD_LO}/32"), "via", FRR.v4]);
+        ip_in(
+            FRR.ns,
+            &["addr", "replace", &format!("{FRR_LO}/32"), "dev", "lo"],
+        );
+        ip_in(
+            BIRD.ns,
+            &["addr", "replace", &format!("{BIRD_LO}/32"), "dev", "lo"],
+        );
+        ip_in(
+            BIRD.ns,
+            &["route", "replace", &format!("{FRR_LO}/32"), "via", FRR.v4],
+        );
+        ip_in(
+            FRR.ns,
+            &["route", "replace", &format!("{BIRD_LO}/32"), "via", BIRD.v4],
+        );
+        ip_in(
+            "flb-node1",
+            &["route", "replace", &format!("{FRR_LO}/32"), "via", BIRD.v4],
+        );
+        ip_in(
+            "flb-node1",
+            &["route", "replace", &format!("{BIRD_LO}/32"), "via", FRR.v4],
+        );
         l
     }
 }
@@ -290,14 +349,24 @@ impl Loopbacks {
 impl Drop for Loopbacks {
     fn drop(&mut self) {
         let del = |ns: &str, args: &[&str]| {
-            let _ = std::process::Command::new("ip").arg("-n").arg(ns).args(args).status();
+            let _ = std::process::Command::new("ip")
+                .arg("-n")
+                .arg(ns)
+                .args(args)
+                .status();
         };
         del("flb-node1", &["route", "del", &format!("{FRR_LO}/32")]);
         del("flb-node1", &["route", "del", &format!("{BIRD_LO}/32")]);
         del(FRR.ns, &["route", "del", &format!("{BIRD_LO}/32")]);
         del(BIRD.ns, &["route", "del", &format!("{FRR_LO}/32")]);
-        del(FRR.ns, &["addr", "del", &format!("{FRR_LO}/32"), "dev", "lo"]);
-        del(BIRD.ns, &["addr", "del", &format!("{BIRD_LO}/32"), "dev", "lo"]);
+        del(
+            FRR.ns,
+            &["addr", "del", &format!("{FRR_LO}/32"), "dev", "lo"],
+        );
+        del(
+            BIRD.ns,
+            &["addr", "del", &format!("{BIRD_LO}/32"), "dev", "lo"],
+        );
         for (ns, key, old) in self.redirects.drain(..) {
             if !old.is_empty() {
                 sysctl_in(ns, &key, &old);
@@ -313,7 +382,10 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     let p = unique("bgp-mh");
     let mut o = Objects::new();
     let only_node1 = "nodeSelectors: [{matchLabels: {kubernetes.io/hostname: flb-node1}}]";
-    let peers = [(format!("{p}-frr"), FRR, FRR_LO), (format!("{p}-bird"), BIRD, BIRD_LO)];
+    let peers = [
+        (format!("{p}-frr"), FRR, FRR_LO),
+        (format!("{p}-bird"), BIRD, BIRD_LO),
+    ];
     for (name, r, lo) in &peers {
         o.apply(
             "BGPPeer",
@@ -341,7 +413,11 @@ fn ebgp_multihop_reaches_a_router_two_hops_away() {
     std::thread::sleep(Duration::from_secs(3));
     for (name, r, _) in &peers {
         assert!(!r.established(&node_addr("flb-node1", false)), "{}", r.name);
-        assert!(shown_sessions(name).iter().all(|e| e.state != "Established"));
+        assert!(
+            shown_sessions(name)
+                .iter()
+                .all(|e| e.state != "Established")
+        );
     }
 
     // With it (TTL 255) both sessions establish, to the loopback addresses.
@@ -382,7 +458,12 @@ fn bfd_removes_a_cut_node_within_a_second() {
         "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}",
     );
     let peers = four_peers(&mut o, &p, &format!("bfdProfile: {p}"));
-    let svc = BgpService::new(&["198.18.100.6", "fd00:100::6"], "", "Cluster", &["flb-node2"]);
+    let svc = BgpService::new(
+        &["198.18.100.6", "fd00:100::6"],
+        "",
+        "Cluster",
+        &["flb-node2"],
+    );
     let ips = svc.ips();
     for r in ROUTERS {
         for ip in &ips {
@@ -412,10 +493,19 @@ fn bfd_removes_a_cut_node_within_a_second() {
         for ip in &ips {
             let gone = node_addr("flb-node1", ip.contains(':'));
             let took = w
-                .wait(ip, t0, Duration::from_secs(5), |h| !h.contains(&gone) && !h.is_empty())
+                .wait(ip, t0, Duration::from_secs(5), |h| {
+                    !h.contains(&gone) && !h.is_empty()
+                })
                 .unwrap_or_else(|| panic!("{}: {gone} never left {ip}", w.router.name));
-            println!("link cut → {} drops node1 for {ip}: {took:?}", w.router.name);
-            assert!(took < Duration::from_secs(1), "{} {ip}: {took:?}", w.router.name);
+            println!(
+                "link cut → {} drops node1 for {ip}: {took:?}",
+                w.router.name
+            );
+            assert!(
+                took < Duration::from_secs(1),
+                "{} {ip}: {took:?}",
+                w.router.name
+            );
             assert_eq!(
                 w.router.kernel_nexthops(ip),
                 hops(&["flb-node2", "flb-node3"], ip)
@@ -436,7 +526,12 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     let p = unique("bgp-gr");
     let mut o = Objects::new();
     let peers = four_peers(&mut o, &p, "");
-    let svc = BgpService::new(&["198.18.100.7", "fd00:100::7"], "", "Local", &["flb-node1"]);
+    let svc = BgpService::new(
+        &["198.18.100.7", "fd00:100::7"],
+        "",
+        "Local",
+        &["flb-node1"],
+    );
     let ips = svc.ips();
     let node1 = |ip: &str| hops(&["flb-node1"], ip);
     let ready = || {
@@ -479,13 +574,21 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     while Instant::now() < until {
         for r in ROUTERS {
             for ip in &ips {
-                assert_eq!(r.kernel_nexthops(ip), node1(ip), "{} lost {ip} while node1 restarts", r.name);
+                assert_eq!(
+                    r.kernel_nexthops(ip),
+                    node1(ip),
+                    "{} lost {ip} while node1 restarts",
+                    r.name
+                );
             }
         }
         saw_stale |= ips.iter().all(|ip| FRR.rib(ip).iter().any(|p| p.stale));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(saw_stale, "FRR marks the routes stale while the speaker is away");
+    assert!(
+        saw_stale,
+        "FRR marks the routes stale while the speaker is away"
+    );
     drop(hold);
     wait_speaker_back("flb-node1", pid);
     for (name, _, _) in &peers {
@@ -512,7 +615,12 @@ fn sigterm_withdraws_at_once() {
     let p = unique("bgp-term");
     let mut o = Objects::new();
     four_peers(&mut o, &p, "enableGracefulRestart: true");
-    let svc = BgpService::new(&["198.18.100.8", "fd00:100::8"], "", "Local", &["flb-node1"]);
+    let svc = BgpService::new(
+        &["198.18.100.8", "fd00:100::8"],
+        "",
+        "Local",
+        &["flb-node1"],
+    );
     let ips = svc.ips();
     for r in ROUTERS {
         for ip in &ips {
@@ -532,7 +640,11 @@ fn sigterm_withdraws_at_once() {
                 .wait(ip, t0, Duration::from_secs(5), |h| h.is_empty())
                 .unwrap_or_else(|| panic!("{} kept {ip}", w.router.name));
             println!("SIGTERM → {} withdraws {ip}: {took:?}", w.router.name);
-            assert!(took < Duration::from_secs(1), "{} {ip}: {took:?}", w.router.name);
+            assert!(
+                took < Duration::from_secs(1),
+                "{} {ip}: {took:?}",
+                w.router.name
+            );
         }
     }
     drop(hold);

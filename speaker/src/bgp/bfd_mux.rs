@@ -199,7 +199,11 @@ impl BfdMux {
         let _in_bfd_runtime = rt.enter();
         let mut inner = lock(&self.inner);
         // An entry whose task ended without being released (aborted) is stale.
-        if inner.sessions.get(&key).is_some_and(|e| e.abort.is_finished()) {
+        if inner
+            .sessions
+            .get(&key)
+            .is_some_and(|e| e.abort.is_finished())
+        {
             inner.sessions.remove(&key);
         }
         if let Some(e) = inner.sessions.get_mut(&key) {
@@ -229,7 +233,8 @@ impl BfdMux {
         let (inbox_tx, inbox) = mpsc::channel(INBOX_LEN);
         {
             let mut t = lock(&table);
-            t.by_discriminator.insert(disc, Inbox { peer, tx: inbox_tx });
+            t.by_discriminator
+                .insert(disc, Inbox { peer, tx: inbox_tx });
             t.by_peer.insert(peer, disc);
         }
         let registration = Registration {

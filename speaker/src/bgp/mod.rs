@@ -1,11 +1,14 @@
 //! BGP mode: announces LoadBalancer IPs to routers over BGP (RFC 4271) with BFD (RFC 5880).
 //!
 //! Layout: pure, sans-IO cores ([`codec`], [`fsm`], [`route`], [`bfd`]) and a thin tokio
-//! shell ([`net`] for sockets and their options, [`driver`] for the per-peer tasks).
+//! shell ([`net`] for sockets and their options, [`driver`] for the per-peer tasks,
+//! [`bfd_mux`] for the node's BFD sessions: one shared receive socket per local address,
+//! demultiplexed by discriminator, on a thread of its own).
 //!
 //! Typical use: build a [`PeerConfig`] and a [`TransportConfig`], optionally start BFD with
 //! [`spawn_bfd`], then [`spawn`] a session fed by a `watch` of the routes to announce; read
-//! [`SessionStatus`] from the handle and call [`SessionHandle::shutdown`] to send a Cease.
+//! [`SessionStatus`] from the handle and call [`SessionHandle::shutdown`] to send a Cease
+//! ([`spawn_with_cease`] adds a flag that stops the session at once, e.g. on SIGTERM).
 
 pub mod bfd;
 pub mod bfd_mux;

@@ -533,5 +533,9 @@ fn peer_leaving_slow_start_reschedules_our_next_packet() {
     let mut steady = poll;
     steady.poll = false;
     let r = deliver(&mut s, steady);
-    assert!(!r.iter().any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _))), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _))),
+        "{r:?}"
+    );
 }

@@ -54,7 +54,9 @@ fn packets_are_routed_by_discriminator_then_by_source() {
     t.by_discriminator.insert(20, Inbox { peer: b, tx: tx_b });
     t.by_peer.insert(a, 10);
     t.by_peer.insert(b, 20);
-    let to = |bytes: &[u8], from| route(&t, bytes, from).map(|s| s.same_channel(&t.by_discriminator[&10].tx));
+    let to = |bytes: &[u8], from| {
+        route(&t, bytes, from).map(|s| s.same_channel(&t.by_discriminator[&10].tx))
+    };
     // Your Discriminator selects the session.
     assert_eq!(to(&packet(7, 10), a), Some(true));
     assert_eq!(to(&packet(7, 20), b), Some(false));
@@ -96,8 +98,14 @@ async fn one_local_address_serves_several_peers() {
     assert_ne!(d1, d2);
     assert_eq!(b1.status().borrow().remote_discriminator, d1);
     assert_eq!(b2.status().borrow().remote_discriminator, d2);
-    assert_eq!(a1.status().borrow().remote_discriminator, b1.status().borrow().local_discriminator);
-    assert_eq!(a2.status().borrow().remote_discriminator, b2.status().borrow().local_discriminator);
+    assert_eq!(
+        a1.status().borrow().remote_discriminator,
+        b1.status().borrow().local_discriminator
+    );
+    assert_eq!(
+        a2.status().borrow().remote_discriminator,
+        b2.status().borrow().local_discriminator
+    );
 
     // One router dies silently: only its session goes down.
     b1.abort();
@@ -164,7 +172,10 @@ async fn handles_to_one_peer_share_a_session() {
 async fn a_dropped_handle_stops_its_session() {
     let (node, router) = (ip("127.0.1.21"), ip("127.0.1.22"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(r)) = (mux.spawn(node, router, fast(9)), mux.spawn(router, node, fast(9))) else {
+    let (Ok(a), Ok(r)) = (
+        mux.spawn(node, router, fast(9)),
+        mux.spawn(router, node, fast(9)),
+    ) else {
         eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
         return;
     };

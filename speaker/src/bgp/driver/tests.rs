@@ -215,13 +215,20 @@ async fn cease_flag_stops_the_session_without_the_handle() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
     wait_state(&mut status, State::Idle).await;
     handle.shutdown(StopReason::Shutdown).await;
     // A session started afterwards never connects.
     let late = spawn_with_cease(cfg, routes_rx, None, Some(cease_rx));
     let accepted = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
-    assert!(accepted.is_err(), "a session started after the Cease connected");
+    assert!(
+        accepted.is_err(),
+        "a session started after the Cease connected"
+    );
     assert_eq!(late.status().borrow().state, State::Idle);
     late.shutdown(StopReason::Shutdown).await;
 }
