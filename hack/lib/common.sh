@@ -28,7 +28,7 @@ LAB_OWNER_VAR=FERROLB_LAB_OWNER
 # Debian packages the lab needs (CI: apt-get install -y $(hack/lab deps)).
 LAB_DEB_PACKAGES=(
   iproute2 procps util-linux coreutils iputils-ping curl openssl socat
-  frr bird2 arping ndisc6 shellcheck
+  frr bird2 arping ndisc6 shellcheck tcpdump
 )
 
 # Namespaces / hosts. IDs are the last address octet (and the IPv6 interface id, written alike).
