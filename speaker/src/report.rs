@@ -2,8 +2,9 @@
 //! interfaces (a Service condition written by the announcing speaker, and an event when it
 //! changes), and each node's BGP sessions (an entry of `BGPPeer.status.sessions`).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferrolb_crds::BGPSessionStatus;
 use k8s_openapi::api::core::v1::Service;
@@ -24,6 +25,78 @@ pub struct L2Shown {
     pub message: String,
 }
 
+/// Writes of the newest value per object, in order: at most one write in flight per object,
+/// values superseded while it is in flight are skipped, and a failed write is retried (1 s) until
+/// it lands or a newer value replaces it. (Spawning one write per change let an older write land
+/// after a newer one: a restarted BGP session showed `Idle` while Established.)
+struct Latest<V> {
+    slots: Arc<Mutex<HashMap<String, Slot<V>>>>,
+}
+
+struct Slot<V> {
+    pending: Option<V>,
+}
+
+impl<V: Clone + Send + 'static> Latest<V> {
+    fn new() -> Latest<V> {
+        Latest {
+            slots: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Queues `value` for `key`; `write` performs one attempt (Err = retry later).
+    fn set<F, Fut>(&self, key: String, value: V, write: F)
+    where
+        F: Fn(V) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        let mut slots = lock(&self.slots);
+        if let Some(slot) = slots.get_mut(&key) {
+            // A writer runs for this key and will pick the newest value up.
+            slot.pending = Some(value);
+            return;
+        }
+        slots.insert(
+            key.clone(),
+            Slot {
+                pending: Some(value),
+            },
+        );
+        drop(slots);
+        let slots = self.slots.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = {
+                    let mut all = lock(&slots);
+                    match all.get_mut(&key).and_then(|s| s.pending.take()) {
+                        Some(v) => v,
+                        None => {
+                            all.remove(&key);
+                            return;
+                        }
+                    }
+                };
+                if let Err(e) = write(next.clone()).await {
+                    tracing::debug!(object = key, error = e, "status write failed; retrying");
+                    {
+                        let mut all = lock(&slots);
+                        if let Some(s) = all.get_mut(&key) {
+                            s.pending.get_or_insert(next);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking writer cannot leave the map half-updated (single inserts/takes), so a
+    // poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Writes visibility objects, remembering what it wrote so nothing is written twice.
 pub struct Visibility {
     client: Client,
@@ -31,6 +104,8 @@ pub struct Visibility {
     recorder: Recorder,
     l2_written: BTreeMap<String, L2Shown>,
     bgp_written: BTreeMap<String, BGPSessionStatus>,
+    l2_writes: Latest<(Arc<Service>, L2Shown)>,
+    bgp_writes: Latest<BGPSessionStatus>,
 }
 
 impl Visibility {
@@ -48,6 +123,8 @@ impl Visibility {
             recorder,
             l2_written: BTreeMap::new(),
             bgp_written: BTreeMap::new(),
+            l2_writes: Latest::new(),
+            bgp_writes: Latest::new(),
         }
     }
 
@@ -70,49 +147,11 @@ impl Visibility {
         self.l2_written.insert(key.clone(), want.clone());
         let client = self.client.clone();
         let recorder = self.recorder.clone();
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            let ns = svc.namespace().unwrap_or_default();
-            let api: Api<Service> = Api::namespaced(client, &ns);
-            let cond = Condition {
-                type_: L2_CONDITION.into(),
-                status: if want.announced { "True" } else { "False" }.into(),
-                reason: want.reason.into(),
-                message: want.message.clone(),
-                observed_generation: svc.metadata.generation,
-                last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-            };
-            let body = json!({
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": { "name": svc.name_any(), "namespace": ns },
-                "status": { "conditions": [cond] }
+        self.l2_writes
+            .set(key.clone(), (svc.clone(), want), move |(svc, want)| {
+                let (client, recorder, key) = (client.clone(), recorder.clone(), key.clone());
+                async move { write_l2(client, recorder, &key, &svc, want).await }
             });
-            // One manager for all speakers: the announcer of the moment owns the condition.
-            let pp = PatchParams::apply("ferrolb-speaker").force();
-            if let Err(e) = api
-                .patch_status(&svc.name_any(), &pp, &Patch::Apply(&body))
-                .await
-            {
-                tracing::warn!(service = key, error = %e, "writing L2 condition failed");
-                return;
-            }
-            let ev = Event {
-                type_: if want.announced {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
-                },
-                reason: if want.announced {
-                    "NodeAssigned".into()
-                } else {
-                    want.reason.into()
-                },
-                note: Some(want.message),
-                action: "Announce".into(),
-                secondary: None,
-            };
-            let _ = recorder.publish(&ev, &svc.object_ref(&())).await;
-        });
     }
 
     /// Writes this node's entry in `BGPPeer.status.sessions` when it changed.
@@ -123,28 +162,147 @@ impl Visibility {
         self.bgp_written.insert(peer.to_string(), status.clone());
         let api: Api<ferrolb_crds::BGPPeer> = Api::namespaced(self.client.clone(), namespace);
         let manager = format!("ferrolb-speaker-{}", self.node);
-        let peer = peer.to_string();
-        tokio::spawn(async move {
-            let body = json!({
-                "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
-                "metadata": { "name": peer },
-                "status": { "sessions": [status] }
+        let name = peer.to_string();
+        self.bgp_writes
+            .set(format!("{namespace}/{peer}"), status, move |status| {
+                let (api, manager, peer) = (api.clone(), manager.clone(), name.clone());
+                async move {
+                    let body = json!({
+                        "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
+                        "metadata": { "name": peer },
+                        "status": { "sessions": [status] }
+                    });
+                    match api
+                        .patch_status(
+                            &peer,
+                            &PatchParams::apply(&manager).force(),
+                            &Patch::Apply(&body),
+                        )
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        // The peer was deleted: nothing left to show.
+                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
             });
-            if let Err(e) = api
-                .patch_status(
-                    &peer,
-                    &PatchParams::apply(&manager).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-            {
-                tracing::debug!(peer, error = %e, "writing BGP session status failed");
-            }
-        });
     }
 
     /// Forgets what was written for a peer no longer used (so a new session is reported).
     pub fn forget_bgp(&mut self, peer: &str) {
         self.bgp_written.remove(peer);
+    }
+}
+
+/// Writes the L2 condition on a Service, then (once it landed) the event saying so.
+async fn write_l2(
+    client: Client,
+    recorder: Recorder,
+    key: &str,
+    svc: &Service,
+    want: L2Shown,
+) -> Result<(), String> {
+    let ns = svc.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(client, &ns);
+    let cond = Condition {
+        type_: L2_CONDITION.into(),
+        status: if want.announced { "True" } else { "False" }.into(),
+        reason: want.reason.into(),
+        message: want.message.clone(),
+        observed_generation: svc.metadata.generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    };
+    let body = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": svc.name_any(), "namespace": ns },
+        "status": { "conditions": [cond] }
+    });
+    // One manager for all speakers: the announcer of the moment owns the condition.
+    let pp = PatchParams::apply("ferrolb-speaker").force();
+    match api
+        .patch_status(&svc.name_any(), &pp, &Patch::Apply(&body))
+        .await
+    {
+        Ok(_) => {}
+        // The Service is gone: nothing left to show.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => {
+            tracing::warn!(service = key, error = %e, "writing L2 condition failed");
+            return Err(e.to_string());
+        }
+    }
+    let ev = Event {
+        type_: if want.announced {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: if want.announced {
+            "NodeAssigned".into()
+        } else {
+            want.reason.into()
+        },
+        note: Some(want.message),
+        action: "Announce".into(),
+        secondary: None,
+    };
+    let _ = recorder.publish(&ev, &svc.object_ref(&())).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Slow writes, values set faster than they land: the writes land in order, the last one is
+    /// the newest value, and superseded values are skipped.
+    #[tokio::test]
+    async fn newest_value_lands_last_and_in_order() {
+        let latest = Latest::new();
+        let landed = Arc::new(Mutex::new(Vec::new()));
+        for v in 0..20u32 {
+            let landed = landed.clone();
+            latest.set("svc".into(), v, move |v| {
+                let landed = landed.clone();
+                async move {
+                    // Earlier values take longer: unordered writers would land them last.
+                    tokio::time::sleep(Duration::from_millis(u64::from(20 - v))).await;
+                    lock(&landed).push(v);
+                    Ok(())
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let landed = lock(&landed).clone();
+        assert_eq!(landed.last(), Some(&19), "{landed:?}");
+        assert!(landed.windows(2).all(|w| w[0] < w[1]), "{landed:?}");
+        assert!(
+            landed.len() < 20,
+            "superseded values are skipped: {landed:?}"
+        );
+        assert!(lock(&latest.slots).is_empty(), "the writer ends when idle");
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_retried_until_they_land() {
+        let latest = Latest::new();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let a = attempts.clone();
+        latest.set("peer".into(), 7u32, move |_| {
+            let a = a.clone();
+            async move {
+                if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err("apiserver unavailable".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert!(lock(&latest.slots).is_empty());
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! - session up: BGPPeers (one per router, IPv4) created → every node's session Established at
 //!   the router, and → the Service route installed with all three next hops;
-//! - SIGTERM of a speaker → its route gone at the router (the speaker sends a Cease);
+//! - SIGTERM of a speaker → its Cease captured at the router (tcpdump), and → its route gone
+//!   from the router's forwarding table (what the router makes of the Cease: FRR batches route
+//!   processing, BIRD acts at once);
 //! - link cut of a node → its next hop gone at the router, with a 300 ms × 3 BFDProfile;
 //! - endpoint change (EndpointSlice written) → the router's next hops updated (Local policy).
 //!
@@ -16,13 +18,13 @@
 //! first, and restarts it with the debug ones at the end (this disturbs other lab users).
 
 use std::collections::BTreeSet;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_crds::BGPPeer;
 use ferrolb_tests::bgp::{
-    BgpService, LinkCut, Objects, ROUTERS, RouteWatch, RouterConfig, hops, node_addr, percentile,
-    wait_nexthops, wait_router_sessions,
+    BgpService, LinkCut, Objects, ROUTERS, RouteWatch, Router, RouterConfig, hops, node_addr,
+    percentile, wait_nexthops, wait_router_sessions,
 };
 use ferrolb_tests::l2::{Hold, wait_speaker_back};
 use ferrolb_tests::{NODES, lab, repo, unique};
@@ -249,7 +251,53 @@ fn session_up(
     ]
 }
 
-/// SIGTERM of node1's speaker → its (only) route gone at each router.
+/// A BGP NOTIFICATION from `from` captured on a router's interface (tcpdump, kernel
+/// timestamps): when the Cease reached the router, as opposed to when it acted on it.
+struct CeaseCapture {
+    child: std::process::Child,
+}
+
+impl CeaseCapture {
+    fn start(router: Router, from: &str) -> CeaseCapture {
+        // BGP type (octet 18 of the TCP payload) 3 = NOTIFICATION.
+        let filter = format!("tcp port 179 and src host {from} and tcp[((tcp[12]>>4)*4)+18] == 3");
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", router.ns, "tcpdump", "-l", "-n", "-tt", "-c", "1", "-i", "eth0",
+            ])
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump starts");
+        CeaseCapture { child }
+    }
+
+    /// Seconds after `since` (wall clock) the NOTIFICATION was captured.
+    fn after(self, since: SystemTime, timeout: Duration) -> Option<Duration> {
+        let mut child = self.child;
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().ok()?;
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .to_string();
+        let ts: f64 = line.split_whitespace().next()?.parse().ok()?;
+        let since = since.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+        Some(Duration::from_secs_f64((ts - since).max(0.0)))
+    }
+}
+
+/// SIGTERM of node1's speaker → the Cease captured at each router, and → its (only) route gone
+/// from each router's forwarding table.
 fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
     let mut o = Objects::new();
     let base = unique("bench-term");
@@ -259,6 +307,11 @@ fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
     let svc = BgpService::new(&["198.18.101.2"], "", "Local", &["flb-node1"]);
     let ip = svc.ips().remove(0);
     let one = hops(&["flb-node1"], &ip);
+    let from = node_addr("flb-node1", false);
+    let mut wire = [
+        Figure::new("SIGTERM → Cease received (frr)"),
+        Figure::new("SIGTERM → Cease received (bird)"),
+    ];
     let mut figs = [
         Figure::new("SIGTERM → route withdrawn (frr)"),
         Figure::new("SIGTERM → route withdrawn (bird)"),
@@ -270,9 +323,14 @@ fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
         // Let the sessions settle (a fresh speaker is still busy starting up).
         std::thread::sleep(Duration::from_secs(2));
         let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
+        let captures: Vec<CeaseCapture> = ROUTERS
+            .iter()
+            .map(|r| CeaseCapture::start(*r, &from))
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
         let hold = Hold::speaker("flb-node1");
         let pid = lab().pid("speaker-flb-node1").expect("speaker pid");
-        let t0 = Instant::now();
+        let (t0, wall0) = (Instant::now(), SystemTime::now());
         // SAFETY: plain kill(2) on a pid we read from the lab's pid file.
         let rc = unsafe { kill(pid, SIGTERM) };
         assert_eq!(rc, 0, "kill {pid}");
@@ -282,13 +340,27 @@ fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
             got.push(d);
             figs[i].add(d);
         }
+        for (i, c) in captures.into_iter().enumerate() {
+            let d = c.after(wall0, Duration::from_secs(2));
+            got.push(d);
+            wire[i].add(d);
+        }
         drop(hold);
         wait_speaker_back("flb-node1", pid);
-        eprintln!("SIGTERM trial {}/{n}: {got:?}", t + 1);
+        eprintln!(
+            "SIGTERM trial {}/{n} (route frr, bird; Cease frr, bird): {got:?}",
+            t + 1
+        );
     }
     drop(svc);
     let [a, b] = figs;
-    vec![(a, Some(50.0)), (b, Some(50.0))]
+    let [c, d] = wire;
+    vec![
+        (c, Some(50.0)),
+        (d, Some(50.0)),
+        (a, Some(50.0)),
+        (b, Some(50.0)),
+    ]
 }
 
 /// EndpointSlice written (API server acknowledged) → router next hops updated (Local policy).

@@ -521,7 +521,6 @@ fn bfd_removes_a_cut_node_within_a_second() {
 }
 
 #[test]
-#[ignore = "issue 5: fails in the lab (routes not kept across a speaker SIGKILL); graceful restart is advertise-only so far"]
 fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     let _s = serial();
     let p = unique("bgp-gr");
@@ -567,6 +566,31 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
         wait_shown_established(name, SETTLE, |_| true);
     }
     ready();
+    // From the kill until the refreshed routes are back, a watcher checks the routers' kernel
+    // tables every 50 ms: the next hop must never leave (not while the speaker is away, and not
+    // when it reconnects, which would happen if it sent End-of-RIB before its routes).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let ips = ips.clone();
+        std::thread::spawn(move || {
+            let mut lost = Vec::new();
+            let mut polls = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for r in ROUTERS {
+                    for ip in &ips {
+                        let got = r.kernel_nexthops(ip);
+                        if got != hops(&["flb-node1"], ip) {
+                            lost.push(format!("{}: {ip} -> {got:?}", r.name));
+                        }
+                    }
+                }
+                polls += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (polls, lost)
+        })
+    };
     let hold = Hold::speaker("flb-node1");
     let pid = lab().pid("speaker-flb-node1").unwrap();
     signal_speaker("flb-node1", "-KILL");
@@ -603,6 +627,13 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
         })
         .unwrap_or_else(|e| panic!("{e}: {:?}", FRR.rib(ip)));
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (polls, lost) = watcher.join().expect("watcher");
+    assert!(polls > 20, "the watcher ran ({polls} polls)");
+    assert!(
+        lost.is_empty(),
+        "next hops left during the restart: {lost:?}"
+    );
     for r in ROUTERS {
         for ip in &ips {
             assert_eq!(r.kernel_nexthops(ip), node1(ip));
