@@ -114,6 +114,7 @@ pub async fn run(
         l2_rx,
     );
     let mut l2_status = l2.status();
+    let reassert = l2.reasserter();
     let l2_task = tokio::spawn(l2.run());
     let mut sessions = Sessions::default();
     let mut visibility = Visibility::new(client.clone(), &me);
@@ -123,6 +124,7 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut last_plan = Plan::default();
+    let mut last_live: BTreeSet<String> = BTreeSet::new();
     let mut last_plan_at = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -179,6 +181,14 @@ pub async fn run(
             }
             sessions.apply(desired);
         }
+        // A speaker (re)joined: it may have claimed our addresses while cut off, and the
+        // neighbours that heard it point at its MAC. Re-send ours (after the plan above, so a
+        // node back from a partition has dropped what it no longer owns).
+        let joined = !last_live.is_empty() && live_set.iter().any(|n| !last_live.contains(n));
+        if joined && !plan.l2.is_empty() {
+            reassert.send_modify(|g| *g += 1);
+        }
+        last_live = live_set.clone();
         let status = l2_status.borrow_and_update().clone();
         show_l2(&mut visibility, &cluster, &plan, &last_plan, &status, &me);
         show_bgp(

@@ -6,10 +6,10 @@
 //! (probing every 10 ms from the client host), and for SIGTERM the probes lost meanwhile.
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrolb_tests::l2::{Hold, L2Case, signal_speaker, wait_answer, wait_speaker_back};
-use ferrolb_tests::{Responders, binary, lab};
+use ferrolb_tests::l2::{Hold, L2Case, signal_speaker, wait_speaker_back};
+use ferrolb_tests::{NODES, Responders, binary, lab, who_answers};
 
 const PROBE_MS: u64 = 10;
 
@@ -34,9 +34,58 @@ enum Fault {
     Term,
 }
 
-/// One trial: returns (failover ms, probes lost after the fault).
-fn trial(vip: &str, fault: Fault) -> Option<(f64, usize)> {
-    let first = wait_answer(vip, "a stable announcer", Duration::from_secs(10), |_| true);
+/// Members each speaker sees (its metric), by node.
+fn members() -> Vec<Option<u64>> {
+    NODES
+        .iter()
+        .map(|n| {
+            let r = lab().exec(
+                n,
+                &[
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "1",
+                    "http://127.0.0.1:7473/metrics",
+                ],
+            );
+            r.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("ferrolb_speaker_members "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Waits until every speaker sees the whole cluster and the client's traffic reaches the
+/// elected node; returns how long that took, or None (with what was seen) after `timeout`.
+fn whole_again(vip: &str, elected: &str, timeout: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        let m = members();
+        if m.iter().all(|c| *c == Some(NODES.len() as u64))
+            && who_answers(vip).as_deref() == Some(elected)
+        {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "not whole after {timeout:?}: members {:?}, client reaches {:?}",
+        members(),
+        who_answers(vip)
+    );
+    None
+}
+
+/// One trial, from a whole cluster with the client on `elected`: returns (failover ms, probes
+/// lost after the fault) and the time from the repair (link up / speaker restarted) until the
+/// cluster is whole and the client is back on the elected node.
+fn trial(vip: &str, elected: &str, fault: Fault) -> (Option<(f64, usize)>, Option<Duration>) {
+    if whole_again(vip, elected, Duration::from_secs(60)).is_none() {
+        return (None, None);
+    }
+    let first = elected.to_string();
     let probe = binary("l2-probe");
     let child = Command::new("ip")
         .args(["netns", "exec", "flb-client"])
@@ -44,9 +93,9 @@ fn trial(vip: &str, fault: Fault) -> Option<(f64, usize)> {
         .args([vip, "3000", &PROBE_MS.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .ok()?;
+        .expect("l2-probe starts");
     std::thread::sleep(Duration::from_millis(400));
-    let pid = lab().pid(&format!("speaker-{first}")).ok()?;
+    let pid = lab().pid(&format!("speaker-{first}")).expect("speaker pid");
     let port = format!("{}-e0", first.trim_start_matches("flb-"));
     let hold = Hold::speaker(&first);
     let t0 = now_us();
@@ -57,18 +106,24 @@ fn trial(vip: &str, fault: Fault) -> Option<(f64, usize)> {
             lab().exec("flb-sw", &["ip", "link", "set", &port, "down"]);
         }
     }
-    let out = child.wait_with_output().ok()?;
-    // Restore: link up / let the speaker restart, then wait until things settle.
+    let out = child.wait_with_output().expect("l2-probe output");
+    // Repair: link up / let the speaker restart; measure until whole again.
+    let repaired = Instant::now();
     if let Fault::LinkCut = fault {
         lab().exec("flb-sw", &["ip", "link", "set", &port, "up"]);
     }
     drop(hold);
     if !matches!(fault, Fault::LinkCut) {
         wait_speaker_back(&first, pid);
-    } else {
-        std::thread::sleep(Duration::from_secs(2));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let back = whole_again(vip, elected, Duration::from_secs(60)).map(|_| repaired.elapsed());
+    (failover(&out.stdout, t0, &first, fault), back)
+}
+
+/// The first answer from another node after `t0` in the probe's output, and the probes lost
+/// before it.
+fn failover(stdout: &[u8], t0: u128, first: &str, fault: Fault) -> Option<(f64, usize)> {
+    let text = String::from_utf8_lossy(stdout);
     let mut lost = 0;
     for line in text.lines() {
         let mut it = line.split_whitespace();
@@ -86,6 +141,23 @@ fn trial(vip: &str, fault: Fault) -> Option<(f64, usize)> {
             lost += 1;
         }
     }
+    // No failover: say what the client saw (who answered, in runs), for the record.
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(t), Some(who)) = (it.next().and_then(|t| t.parse::<u128>().ok()), it.next())
+        else {
+            continue;
+        };
+        if t < t0 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((w, n)) if w == who => *n += 1,
+            _ => runs.push((who.to_string(), 1)),
+        }
+    }
+    eprintln!("{fault:?}: no failover from {first}; the client saw {runs:?}");
     None
 }
 
@@ -101,12 +173,34 @@ fn main() {
     println!(
         "== L2 failover: {trials} trials per fault, probe every {PROBE_MS} ms from flb-client to {vip}:80"
     );
-    for fault in [Fault::Kill, Fault::LinkCut, Fault::Term] {
+    // FERROLB_BENCH_FAULTS=kill,linkcut,term (default: all three).
+    let wanted = std::env::var("FERROLB_BENCH_FAULTS")
+        .unwrap_or_default()
+        .to_lowercase();
+    let faults = [Fault::Kill, Fault::LinkCut, Fault::Term]
+        .into_iter()
+        .filter(|f| {
+            wanted.is_empty()
+                || wanted
+                    .split(',')
+                    .any(|w| w == format!("{f:?}").to_lowercase())
+        });
+    let elected = case.announcer();
+    println!("elected node with all speakers up: {elected}");
+    for fault in faults {
         let mut times = Vec::new();
         let mut losses = Vec::new();
+        let mut backs = Vec::new();
         let mut failed = 0;
+        let mut not_back = 0;
         for _ in 0..trials {
-            match trial(&vip, fault) {
+            let (got, back) = trial(&vip, &elected, fault);
+            eprintln!("{fault:?} trial: failover {got:?}, whole again after {back:?}");
+            match back {
+                Some(d) => backs.push(d.as_secs_f64() * 1000.0),
+                None => not_back += 1,
+            }
+            match got {
                 Some((ms, lost)) => {
                     times.push(ms);
                     losses.push(lost);
@@ -124,6 +218,17 @@ fn main() {
             times.len(),
             losses.get(losses.len() / 2).copied().unwrap_or(0),
             losses.last().copied().unwrap_or(0),
+        );
+        backs.sort_by(f64::total_cmp);
+        let repair = match fault {
+            Fault::LinkCut => "link up",
+            _ => "speaker restart",
+        };
+        println!(
+            "{fault:?}: {repair} → all speakers see each other and the client is back on {elected}: p50 {:.0} ms, p99 {:.0} ms (n={}, not within 60 s: {not_back})",
+            percentile(&backs, 0.5),
+            percentile(&backs, 0.99),
+            backs.len(),
         );
     }
 }

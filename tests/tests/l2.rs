@@ -129,9 +129,21 @@ fn cutting_the_link_moves_traffic() {
         "link cut: traffic moved from {first} to {next} in {:?}",
         t.elapsed()
     );
+    // Healed: the cut-off node kept announcing all along (it could not tell a cut from the
+    // others dying), so the client last heard it from `next`. The membership merge makes the
+    // elected node re-announce, and the client's traffic goes back to it — without this, the
+    // client stayed on `next` until its neighbour entry expired (tens of seconds), and failed
+    // over nowhere if `next` went down.
+    let t = Instant::now();
     let r = lab().exec("flb-sw", &["ip", "link", "set", &port, "up"]);
     assert!(r.ok, "{}", r.stderr);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_answer(
+        &vip,
+        "the elected node again",
+        Duration::from_secs(6),
+        |n| n == first,
+    );
+    println!("healed: traffic back on {first} in {:?}", t.elapsed());
 }
 
 #[test]

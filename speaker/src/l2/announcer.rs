@@ -258,6 +258,27 @@ impl Announcer {
         actions
     }
 
+    /// Restarts the gratuitous schedule of everything announced (a burst now, then the rest of
+    /// the schedule). For when a node comes back from a partition: while cut off it believed
+    /// itself the announcer, and the neighbours that heard it on its way back point at its MAC.
+    pub fn reassert(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (iface, ips) in &mut self.by_iface {
+            for (ip, announcement) in ips.iter_mut() {
+                *announcement = Announcement {
+                    since: now,
+                    next: 1,
+                };
+                actions.push(Action::SendGratuitous {
+                    iface: iface.clone(),
+                    ip: *ip,
+                });
+            }
+        }
+        self.counters.gratuitous_sent += actions.len() as u64;
+        actions
+    }
+
     /// Solicited-node groups needed for the IPv6 VIPs, per interface.
     fn groups(&self) -> BTreeSet<(IfaceName, Ipv6Addr)> {
         self.by_iface
@@ -515,6 +536,32 @@ mod tests {
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(a.set_desired(&d, t2), vec![grat("eth0", v4(VIP4))]);
         assert_eq!(a.next_deadline(), Some(t2 + GRATUITOUS_SCHEDULE[1]));
+    }
+
+    #[test]
+    fn reassert_restarts_every_schedule_and_nothing_else() {
+        let t0 = Instant::now();
+        let mut a = Announcer::new();
+        assert!(a.reassert(t0).is_empty(), "nothing announced, nothing sent");
+        let d = desired(&[(v4(VIP4), &["eth0", "eth1"]), (v6(VIP6), &["eth0"])]);
+        a.set_desired(&d, t0);
+        // Let the first schedule run out.
+        let late = t0 + Duration::from_secs(10);
+        a.on_tick(late);
+        assert_eq!(a.next_deadline(), None);
+        let before = a.counters().gratuitous_sent;
+        let sent = a.reassert(late);
+        assert_eq!(
+            sent,
+            vec![
+                grat("eth0", v4(VIP4)),
+                grat("eth0", v6(VIP6)),
+                grat("eth1", v4(VIP4)),
+            ]
+        );
+        assert_eq!(a.counters().gratuitous_sent, before + 3);
+        assert_eq!(a.next_deadline(), Some(late + GRATUITOUS_SCHEDULE[1]));
+        assert_eq!(a.announcing(), d, "the announced set is unchanged");
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub struct L2Runtime {
     config: L2Config,
     desired: watch::Receiver<DesiredL2>,
     status: watch::Sender<L2Status>,
+    reassert: watch::Sender<u64>,
 }
 
 const EVENT_QUEUE: usize = 256;
@@ -139,7 +140,14 @@ impl L2Runtime {
             config,
             desired,
             status: watch::Sender::new(L2Status::default()),
+            reassert: watch::Sender::new(0),
         }
+    }
+
+    /// Bumping the value makes the runtime re-send the gratuitous announcements of everything
+    /// it announces (see [`Announcer::reassert`]); take it before [`Self::run`].
+    pub fn reasserter(&self) -> watch::Sender<u64> {
+        self.reassert.clone()
     }
 
     /// Status updates; take it before [`Self::run`].
@@ -156,6 +164,7 @@ impl L2Runtime {
         let mut rescan = tokio::time::interval(period);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shell = Shell::new(self.config, events_tx);
+        let mut reassert = self.reassert.subscribe();
         let mut desired = self.desired.borrow_and_update().clone();
         // Scan before the first wait so start-up does not depend on which
         // select branch wins the first round.
@@ -183,6 +192,16 @@ impl L2Runtime {
                     if shell.on_event(event).await {
                         shell.reconcile(&desired).await?;
                     }
+                }
+                Ok(()) = reassert.changed() => {
+                    // A desired change sent just before must apply first: a node back from a
+                    // partition stops announcing what it no longer owns before anyone re-sends.
+                    if self.desired.has_changed().unwrap_or(false) {
+                        desired = self.desired.borrow_and_update().clone();
+                        shell.reconcile(&desired).await?;
+                    }
+                    let actions = shell.announcer.reassert(Instant::now());
+                    shell.execute(actions).await;
                 }
                 () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => {
                     let actions = shell.announcer.on_tick(Instant::now());
