@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::CommunityRef;
+use crate::schema::{Cidr, CommunityRef};
 use crate::status::ConditionsStatus;
 
 /// Announces addresses of the selected pools over BGP from the selected nodes.
@@ -92,9 +92,37 @@ pub struct BGPAdvertisementSpec {
     /// `BGPPeer` names to announce to. Empty: every peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Also announce Service cluster IPs, as Calico's `serviceClusterIPs` does: every selected
+    /// node announces each of these ranges (ECMP; kube-proxy forwards), and the cluster IP of a
+    /// Service with `externalTrafficPolicy: Local` is also announced as a host route from the
+    /// nodes with a serving endpoint. An advertisement that sets this or `serviceExternalIPs`
+    /// announces pools only if it names or selects them.
+    #[serde(
+        default,
+        rename = "serviceClusterIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 16))]
+    pub service_cluster_ips: Vec<Cidr>,
+    /// Also announce Service `spec.externalIPs` in these ranges, as Calico's
+    /// `serviceExternalIPs` does: every selected node announces each range, and an external IP
+    /// of a Service with `externalTrafficPolicy: Local` is also announced as a host route from
+    /// the nodes with a serving endpoint.
+    #[serde(
+        default,
+        rename = "serviceExternalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 16))]
+    pub service_external_ips: Vec<Cidr>,
 }
 
 impl BGPAdvertisementSpec {
+    /// Whether naming no pool means every pool (true unless Service ranges are announced).
+    pub fn all_pools_by_default(&self) -> bool {
+        self.service_cluster_ips.is_empty() && self.service_external_ips.is_empty()
+    }
+
     pub fn aggregation_v4(&self) -> u8 {
         self.aggregation_length.map_or(32, |v| v.clamp(0, 32) as u8)
     }

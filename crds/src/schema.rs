@@ -65,6 +65,29 @@ validated_string!(
 );
 
 validated_string!(
+    /// A CIDR with zero host bits (`198.19.0.0/16`, `fd00:19::/112`).
+    Cidr,
+    json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "x-kubernetes-validations": [{
+            "rule": "isCIDR(self) && cidr(self) == cidr(self).masked()",
+            "messageExpression": "\"'\" + self + \"' must be a CIDR with zero host bits (198.19.0.0/16 or fd00:19::/112)\"",
+            "reason": "FieldValueInvalid"
+        }]
+    })
+);
+
+impl Cidr {
+    /// The network, if the text is a CIDR (the API server has checked it; a hand-made object
+    /// may not have been).
+    pub fn net(&self) -> Option<ipnet::IpNet> {
+        self.0.trim().parse().ok()
+    }
+}
+
+validated_string!(
     /// A BGP community value: standard `65000:100` (two 16-bit numbers) or large
     /// `large:65000:1:2` (three 32-bit numbers).
     CommunityValue,

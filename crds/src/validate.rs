@@ -14,7 +14,8 @@ use kube::ResourceExt;
 use crate::address::{AddressRange, Family, parse_blocks};
 use crate::schema::Community as CommunityValue;
 use crate::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, selector,
+    BFDProfile, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Community, IPAddressPool,
+    L2Advertisement, selector,
 };
 
 /// Everything validation looks at: FerroLB's objects in its namespace.
@@ -282,6 +283,25 @@ pub fn selected_pools<'a>(
         .collect()
 }
 
+/// The valid pools a BGPAdvertisement announces (none by default when it announces Service
+/// ranges instead).
+pub fn bgp_selected_pools<'a>(
+    spec: &BGPAdvertisementSpec,
+    valid: &'a [ValidPool],
+) -> Vec<&'a ValidPool> {
+    if spec.ip_address_pools.is_empty()
+        && spec.ip_address_pool_selectors.is_empty()
+        && !spec.all_pools_by_default()
+    {
+        return Vec::new();
+    }
+    selected_pools(
+        &spec.ip_address_pools,
+        &spec.ip_address_pool_selectors,
+        valid,
+    )
+}
+
 fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
     let pools = all_pool_names(s);
     let peers: BTreeSet<String> = s.bgp_peers.iter().map(|p| p.name_any()).collect();
@@ -308,11 +328,7 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
                     );
                 }
             }
-            let selected = selected_pools(
-                &spec.ip_address_pools,
-                &spec.ip_address_pool_selectors,
-                &r.valid_pools,
-            );
+            let selected = bgp_selected_pools(spec, &r.valid_pools);
             for pool in &selected {
                 for range in &pool.ranges {
                     let agg = match range.family() {
@@ -333,13 +349,9 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
             }
             for old in &accepted {
                 let shared_pool = selected.iter().any(|p| {
-                    selected_pools(
-                        &old.spec.ip_address_pools,
-                        &old.spec.ip_address_pool_selectors,
-                        &r.valid_pools,
-                    )
-                    .iter()
-                    .any(|q| q.name == p.name)
+                    bgp_selected_pools(&old.spec, &r.valid_pools)
+                        .iter()
+                        .any(|q| q.name == p.name)
                 });
                 let peers_meet = spec.peers.is_empty()
                     || old.spec.peers.is_empty()

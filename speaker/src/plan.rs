@@ -7,11 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ferrolb_crds::BGPAdvertisement;
 use ferrolb_crds::address::Family;
 use ferrolb_crds::schema::Community;
 use ferrolb_crds::selector;
 use ferrolb_crds::service::{ingress_ips, is_ours, key};
-use ferrolb_crds::validate::{Report, Snapshot, ValidPool, selected_pools};
+use ferrolb_crds::validate::{Report, Snapshot, ValidPool, bgp_selected_pools, selected_pools};
+use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
@@ -246,11 +248,7 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
             continue;
         }
         for adv in &valid_bgp {
-            let sel = selected_pools(
-                &adv.spec.ip_address_pools,
-                &adv.spec.ip_address_pool_selectors,
-                &w.report.valid_pools,
-            );
+            let sel = bgp_selected_pools(&adv.spec, &w.report.valid_pools);
             if !sel.iter().any(|p| p.name == pool.name)
                 || !selector::any_matches(&adv.spec.node_selectors, me_node.labels())
             {
@@ -260,42 +258,115 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
                 Family::V4 => adv.spec.aggregation_v4(),
                 Family::V6 => adv.spec.aggregation_v6(),
             };
-            let mut communities = Vec::new();
-            let mut large = Vec::new();
-            for c in &adv.spec.communities {
-                let v = Community::parse(c.as_str())
-                    .or_else(|| w.report.community_aliases.get(c.as_str()).copied());
-                match v {
-                    Some(Community::Standard(x)) => communities.push(x),
-                    Some(Community::Large(a, b, c)) => large.push((a, b, c)),
-                    None => {}
-                }
+            let route = advertisement(w, adv, mask(ip, len), len);
+            to_peers(&mut plan, w, adv, me_node, &route);
+        }
+    }
+
+    // Service ranges (as Calico's serviceClusterIPs / serviceExternalIPs): each range from every
+    // selected node; Local-policy Services' addresses in them as host routes from the nodes with
+    // a serving endpoint (the longer prefix draws their traffic there).
+    if let Some(me_node) = me_node.filter(|n| node_usable(n)) {
+        for adv in &valid_bgp {
+            let cluster: Vec<IpNet> = adv
+                .spec
+                .service_cluster_ips
+                .iter()
+                .filter_map(|c| c.net())
+                .collect();
+            let external: Vec<IpNet> = adv
+                .spec
+                .service_external_ips
+                .iter()
+                .filter_map(|c| c.net())
+                .collect();
+            if (cluster.is_empty() && external.is_empty())
+                || !selector::any_matches(&adv.spec.node_selectors, me_node.labels())
+            {
+                continue;
             }
-            communities.sort();
-            communities.dedup();
-            large.sort();
-            large.dedup();
-            let route = Advertisement {
-                prefix: mask(ip, len),
-                prefix_len: len,
-                local_pref: adv.spec.local_pref,
-                communities,
-                large_communities: large,
-            };
-            for peer in &w.config.bgp_peers {
-                let name = peer.name_any();
-                let peer_ok = w.report.bgp_peers.get(&name).is_some_and(|v| v.ok);
-                let wanted = adv.spec.peers.is_empty() || adv.spec.peers.contains(&name);
-                if peer_ok
-                    && wanted
-                    && selector::any_matches(&peer.spec.node_selectors, me_node.labels())
-                {
-                    plan.bgp.entry(name).or_default().insert(route.clone());
+            for net in cluster.iter().chain(&external) {
+                let route = advertisement(w, adv, net.network(), net.prefix_len());
+                to_peers(&mut plan, w, adv, me_node, &route);
+            }
+            for svc in w.services {
+                let Some(spec) = svc.spec.as_ref() else {
+                    continue;
+                };
+                let local = spec.external_traffic_policy.as_deref() == Some("Local");
+                let serves_here = endpoints
+                    .get(&key(svc))
+                    .is_some_and(|e| e.nodes.contains(me));
+                if !local || !serves_here {
+                    continue;
+                }
+                let cluster_ips = spec
+                    .cluster_ips
+                    .iter()
+                    .flatten()
+                    .chain(spec.cluster_ip.iter())
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .filter(|ip| cluster.iter().any(|n| n.contains(ip)));
+                let external_ips = spec
+                    .external_ips
+                    .iter()
+                    .flatten()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .filter(|ip| external.iter().any(|n| n.contains(ip)));
+                for ip in cluster_ips.chain(external_ips) {
+                    let len = Family::of(&ip).bits();
+                    let route = advertisement(w, adv, ip, len);
+                    to_peers(&mut plan, w, adv, me_node, &route);
                 }
             }
         }
     }
     plan
+}
+
+/// The route for `prefix/len` with the advertisement's attributes.
+fn advertisement(w: &World<'_>, adv: &BGPAdvertisement, prefix: IpAddr, len: u8) -> Advertisement {
+    let mut communities = Vec::new();
+    let mut large = Vec::new();
+    for c in &adv.spec.communities {
+        let v = Community::parse(c.as_str())
+            .or_else(|| w.report.community_aliases.get(c.as_str()).copied());
+        match v {
+            Some(Community::Standard(x)) => communities.push(x),
+            Some(Community::Large(a, b, c)) => large.push((a, b, c)),
+            None => {}
+        }
+    }
+    communities.sort();
+    communities.dedup();
+    large.sort();
+    large.dedup();
+    Advertisement {
+        prefix,
+        prefix_len: len,
+        local_pref: adv.spec.local_pref,
+        communities,
+        large_communities: large,
+    }
+}
+
+/// Adds `route` for each valid peer the advertisement names (or every peer) that peers with
+/// this node.
+fn to_peers(
+    plan: &mut Plan,
+    w: &World<'_>,
+    adv: &BGPAdvertisement,
+    me_node: &Node,
+    route: &Advertisement,
+) {
+    for peer in &w.config.bgp_peers {
+        let name = peer.name_any();
+        let peer_ok = w.report.bgp_peers.get(&name).is_some_and(|v| v.ok);
+        let wanted = adv.spec.peers.is_empty() || adv.spec.peers.contains(&name);
+        if peer_ok && wanted && selector::any_matches(&peer.spec.node_selectors, me_node.labels()) {
+            plan.bgp.entry(name).or_default().insert(route.clone());
+        }
+    }
 }
 
 /// `ip` with host bits beyond `len` cleared.
@@ -509,6 +580,96 @@ mod tests {
             .iter()
             .map(|n| node(n, &[("kubernetes.io/hostname", n)], false))
             .collect()
+    }
+
+    /// A ClusterIP Service (not ours) with cluster IPs and external IPs.
+    fn cluster_svc(name: &str, cluster_ips: &[&str], external: &[&str], local: bool) -> Service {
+        let mut s = Service {
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                cluster_ip: cluster_ips.first().map(|s| s.to_string()),
+                cluster_ips: Some(cluster_ips.iter().map(|s| s.to_string()).collect()),
+                external_ips: Some(external.iter().map(|s| s.to_string()).collect()),
+                external_traffic_policy: Some(if local { "Local" } else { "Cluster" }.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.name = Some(name.into());
+        s
+    }
+
+    #[test]
+    fn service_ranges_from_every_node_and_local_host_routes_from_serving_nodes() {
+        let mut cfg = config(None, true);
+        cfg.bgp_advertisements.push(BGPAdvertisement::new(
+            "ranges",
+            BGPAdvertisementSpec {
+                service_cluster_ips: vec!["198.19.0.0/16".into(), "fd00:19::/112".into()],
+                service_external_ips: vec!["198.18.120.0/24".into()],
+                communities: vec![CommunityRef::from("65000:9")],
+                ..Default::default()
+            },
+        ));
+        let svcs = [
+            cluster_svc(
+                "local",
+                &["198.19.0.10", "fd00:19::10"],
+                &["198.18.120.5", "198.18.121.5"],
+                true,
+            ),
+            cluster_svc("cluster", &["198.19.0.11"], &["198.18.120.6"], false),
+            // A pool address the "adv" advertisement announces; "ranges" must not (it names no
+            // pool, and announcing Service ranges turns the every-pool default off).
+            svc("lb", &["198.18.100.9"], false),
+        ];
+        let eps = [
+            slice("local", &["n3"]),
+            slice("cluster", &["n1"]),
+            slice("lb", &["n1"]),
+        ];
+        let nodes = three();
+        let live = ["n1", "n2", "n3"];
+        let prefixes = |me: &str| -> BTreeSet<(String, u8, Vec<u32>)> {
+            run(&cfg, &svcs, &eps, &nodes, &live, me).bgp["frr"]
+                .iter()
+                .map(|r| (r.prefix.to_string(), r.prefix_len, r.communities.clone()))
+                .collect()
+        };
+        let ranges = |extra: &[(&str, u8)]| -> BTreeSet<(String, u8, Vec<u32>)> {
+            let c = vec![(65000 << 16) | 9];
+            [("198.19.0.0", 16), ("fd00:19::", 112), ("198.18.120.0", 24)]
+                .iter()
+                .chain(extra)
+                .map(|(p, l)| (p.to_string(), *l, c.clone()))
+                .collect()
+        };
+        // The pool address (Cluster policy) comes from every node, through "adv" only.
+        let lb = ("198.18.100.9".to_string(), 32, vec![(65000 << 16) | 7]);
+        let with_lb = |mut set: BTreeSet<(String, u8, Vec<u32>)>| {
+            set.insert(lb.clone());
+            set
+        };
+        assert_eq!(prefixes("n1"), with_lb(ranges(&[])), "n1: the ranges");
+        assert_eq!(prefixes("n2"), with_lb(ranges(&[])), "n2: the ranges");
+        assert_eq!(
+            prefixes("n3"),
+            with_lb(ranges(&[
+                ("198.19.0.10", 32),
+                ("fd00:19::10", 128),
+                ("198.18.120.5", 32)
+            ])),
+            "n3 serves the Local Service: its cluster and external IPs in range, as host routes"
+        );
+        // Without the endpoint on n3, only the ranges (and the pool address).
+        let eps = [
+            slice("local", &[]),
+            slice("cluster", &["n1"]),
+            slice("lb", &["n1"]),
+        ];
+        let p = run(&cfg, &svcs, &eps, &nodes, &live, "n3");
+        assert_eq!(p.bgp["frr"].len(), 4);
     }
 
     #[test]

@@ -4,11 +4,15 @@
 //! announcing speaker, cutting its node's link, and SIGTERM, over FERROLB_BENCH_TRIALS trials
 //! (default 20): the time from the fault to the client's first TCP answer from another node
 //! (probing every 10 ms from the client host), and for SIGTERM the probes lost meanwhile.
+//! Every trial starts from a whole cluster (each speaker sees every other, the client reaches
+//! the elected node), and the time from the repair (link up, speaker restarted) until that holds
+//! again is a figure too: it shows whether the elected node wins the client back after a
+//! partition heals. FERROLB_BENCH_FAULTS=kill,linkcut,term picks faults.
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrolb_tests::l2::{Hold, L2Case, signal_speaker, wait_speaker_back};
+use ferrolb_tests::l2::{Hold, L2Case, members_seen, signal_speaker, wait_speaker_back};
 use ferrolb_tests::{NODES, Responders, binary, lab, who_answers};
 
 const PROBE_MS: u64 = 10;
@@ -34,45 +38,29 @@ enum Fault {
     Term,
 }
 
-/// Members each speaker sees (its metric), by node.
-fn members() -> Vec<Option<u64>> {
-    NODES
-        .iter()
-        .map(|n| {
-            let r = lab().exec(
-                n,
-                &[
-                    "curl",
-                    "-s",
-                    "--max-time",
-                    "1",
-                    "http://127.0.0.1:7473/metrics",
-                ],
-            );
-            r.stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("ferrolb_speaker_members "))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect()
-}
-
 /// Waits until every speaker sees the whole cluster and the client's traffic reaches the
 /// elected node; returns how long that took, or None (with what was seen) after `timeout`.
 fn whole_again(vip: &str, elected: &str, timeout: Duration) -> Option<Duration> {
     let t = Instant::now();
+    // What was seen, when it changed (printed when recovery is slow).
+    let mut seen: Vec<(Duration, Vec<Option<u64>>, Option<String>)> = Vec::new();
     while t.elapsed() < timeout {
-        let m = members();
-        if m.iter().all(|c| *c == Some(NODES.len() as u64))
-            && who_answers(vip).as_deref() == Some(elected)
-        {
+        let m = members_seen();
+        let who = who_answers(vip);
+        if m.iter().all(|c| *c == Some(NODES.len() as u64)) && who.as_deref() == Some(elected) {
+            if t.elapsed() > Duration::from_secs(3) {
+                eprintln!("slow recovery, what was seen: {seen:?}");
+            }
             return Some(t.elapsed());
+        }
+        if seen.last().is_none_or(|(_, m0, w0)| *m0 != m || *w0 != who) {
+            seen.push((t.elapsed(), m, who));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!(
         "not whole after {timeout:?}: members {:?}, client reaches {:?}",
-        members(),
+        members_seen(),
         who_answers(vip)
     );
     None
@@ -109,6 +97,10 @@ fn trial(vip: &str, elected: &str, fault: Fault) -> (Option<(f64, usize)>, Optio
     let out = child.wait_with_output().expect("l2-probe output");
     // Repair: link up / let the speaker restart; measure until whole again.
     let repaired = Instant::now();
+    eprintln!(
+        "{fault:?}: fault at {t0} µs, repair at {} µs (unix)",
+        now_us()
+    );
     if let Fault::LinkCut = fault {
         lab().exec("flb-sw", &["ip", "link", "set", &port, "up"]);
     }

@@ -115,11 +115,15 @@ impl Router {
     /// Next hops of the kernel route for `ip` (a host route) in the router's namespace: what
     /// the router actually forwards with (ECMP: several).
     pub fn kernel_nexthops(&self, ip: &str) -> BTreeSet<String> {
-        let fam = if ip.contains(':') { "-6" } else { "-4" };
-        let prefix = format!("{ip}/{}", host_len(ip));
+        self.kernel_nexthops_of(&format!("{ip}/{}", host_len(ip)))
+    }
+
+    /// Next hops of the kernel route for exactly `prefix` (`198.19.0.0/16`).
+    pub fn kernel_nexthops_of(&self, prefix: &str) -> BTreeSet<String> {
+        let fam = if prefix.contains(':') { "-6" } else { "-4" };
         let r =
             run(Command::new("ip")
-                .args(["-n", self.ns, fam, "-j", "route", "show", "exact", &prefix]));
+                .args(["-n", self.ns, fam, "-j", "route", "show", "exact", prefix]));
         let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
         let mut out = BTreeSet::new();
         for route in v.as_array().into_iter().flatten() {
@@ -742,6 +746,21 @@ pub fn metric(node: &str, name: &str, peer: &str) -> Option<f64> {
 // ---- waiting on routers -----------------------------------------------------------------------
 
 /// Waits until `router` forwards `ip` to exactly `want` (empty: no route).
+/// Waits until the router forwards `prefix` (any length) via exactly `want`.
+pub fn wait_prefix_nexthops(
+    router: Router,
+    prefix: &str,
+    want: &BTreeSet<String>,
+    timeout: Duration,
+) {
+    wait_for(
+        &format!("{} to route {prefix} via {want:?}", router.name),
+        timeout,
+        || (router.kernel_nexthops_of(prefix) == *want).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}: has {:?}", router.kernel_nexthops_of(prefix)));
+}
+
 pub fn wait_nexthops(router: Router, ip: &str, want: &BTreeSet<String>, timeout: Duration) {
     wait_for(
         &format!("{} to route {ip} via {want:?}", router.name),

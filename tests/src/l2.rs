@@ -180,3 +180,35 @@ pub fn wait_speaker_back(node: &str, old_pid: i32) {
     .expect("speaker restarted");
     std::thread::sleep(Duration::from_millis(1500));
 }
+
+/// Members each speaker sees (its `ferrolb_speaker_members` metric), by node (None: no answer).
+pub fn members_seen() -> Vec<Option<u64>> {
+    NODES
+        .iter()
+        .map(|n| {
+            let r = lab().exec(
+                n,
+                &[
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "1",
+                    "http://127.0.0.1:7473/metrics",
+                ],
+            );
+            r.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("ferrolb_speaker_members "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Waits until every speaker sees every other (the membership has merged after a fault).
+pub fn wait_membership_whole(timeout: Duration) {
+    let whole = Some(NODES.len() as u64);
+    wait_for("every speaker to see every other", timeout, || {
+        members_seen().iter().all(|m| *m == whole).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", members_seen()));
+}

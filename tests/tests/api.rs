@@ -126,6 +126,14 @@ fn invalid_advertisements_are_rejected() {
         ],
     );
     assert_rejected(
+        "BGPAdvertisement",
+        r#"{serviceClusterIPs: ["198.19.0.5/16", "198.19.0.0/16"], serviceExternalIPs: ["198.18.120.1-198.18.120.9"]}"#,
+        &[
+            "'198.19.0.5/16' must be a CIDR with zero host bits",
+            "'198.18.120.1-198.18.120.9' must be a CIDR with zero host bits",
+        ],
+    );
+    assert_rejected(
         "L2Advertisement",
         "{nodeSelectors: [{matchExpressions: [{key: k}]}]}",
         &["spec.nodeSelectors[0].matchExpressions[0].operator: Required value"],

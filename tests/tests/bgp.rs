@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use ferrolb_tests::bgp::{
     BIRD, BgpService, FRR, LinkCut, Objects, ROUTERS, RouteWatch, RouterConfig, hops, ip_in,
-    metric, node_addr, shown_sessions, sysctl_in, wait_nexthops, wait_router_sessions,
-    wait_shown_established,
+    metric, node_addr, shown_sessions, sysctl_in, wait_nexthops, wait_prefix_nexthops,
+    wait_router_sessions, wait_shown_established,
 };
 use ferrolb_tests::l2::{Hold, signal_speaker, wait_speaker_back};
-use ferrolb_tests::{NODES, lab, unique, wait_for};
+use ferrolb_tests::{NODES, TestNamespace, lab, unique, wait_for};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -684,6 +684,79 @@ fn sigterm_withdraws_at_once() {
     for r in ROUTERS {
         for ip in &ips {
             wait_nexthops(r, ip, &hops(&["flb-node1"], ip), SETTLE);
+        }
+    }
+}
+
+/// Calico's serviceClusterIPs / serviceExternalIPs: the ranges from every node, and the cluster
+/// and external IPs of a Local-policy Service as host routes from the nodes serving it.
+#[test]
+fn service_cluster_and_external_ip_ranges() {
+    let _s = serial();
+    let p = unique("bgp-ranges");
+    let mut o = Objects::new();
+    for r in ROUTERS {
+        o.peer(&format!("{p}-{}", r.name), r, false, "");
+    }
+    o.apply(
+        "BGPAdvertisement",
+        &p,
+        "{serviceClusterIPs: ['198.19.0.0/16'], serviceExternalIPs: ['198.18.120.0/24']}",
+    );
+    let ns = TestNamespace::new("bgp");
+    let r = ns.apply(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: ClusterIP\n  \
+         externalIPs: [198.18.120.5]\n  externalTrafficPolicy: Local\n  ports: [{port: 80}]\n",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let cluster_ip = lab()
+        .kubectl(&[
+            "get",
+            "svc",
+            "-n",
+            &ns.name,
+            "web",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    assert!(cluster_ip.starts_with("198.19."), "cluster IP {cluster_ip}");
+    let endpoints = |nodes: &[&str]| {
+        let r = ns.apply(&ferrolb_tests::bgp::endpoint_slice(nodes));
+        assert!(r.ok, "{}", r.stderr);
+    };
+    endpoints(&["flb-node2"]);
+    for r in ROUTERS {
+        for range in ["198.19.0.0/16", "198.18.120.0/24"] {
+            wait_prefix_nexthops(r, range, &hops(&NODES, "198.18.0.1"), SETTLE);
+        }
+        for ip in [cluster_ip.as_str(), "198.18.120.5"] {
+            wait_nexthops(r, ip, &hops(&["flb-node2"], ip), SETTLE);
+        }
+    }
+    // The endpoint moves: so do the host routes; the ranges stay on every node.
+    endpoints(&["flb-node3"]);
+    for r in ROUTERS {
+        for ip in [cluster_ip.as_str(), "198.18.120.5"] {
+            wait_nexthops(r, ip, &hops(&["flb-node3"], ip), SETTLE);
+        }
+        assert_eq!(
+            r.kernel_nexthops_of("198.19.0.0/16"),
+            hops(&NODES, "198.18.0.1"),
+            "{}",
+            r.name
+        );
+    }
+    // The advertisement goes: every route goes.
+    o.delete("BGPAdvertisement", &p);
+    for r in ROUTERS {
+        for range in ["198.19.0.0/16", "198.18.120.0/24"] {
+            wait_prefix_nexthops(r, range, &BTreeSet::new(), SETTLE);
+        }
+        for ip in [cluster_ip.as_str(), "198.18.120.5"] {
+            wait_nexthops(r, ip, &BTreeSet::new(), SETTLE);
         }
     }
 }

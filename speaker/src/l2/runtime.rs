@@ -165,6 +165,14 @@ impl L2Runtime {
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shell = Shell::new(self.config, events_tx);
         let mut reassert = self.reassert.subscribe();
+        let mut links = match socket::LinkWatch::open() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(error = %e, "no link notifications (rtnetlink); interfaces are rescanned every {period:?} only");
+                None
+            }
+        };
+        let mut last_link_rescan = Instant::now();
         let mut desired = self.desired.borrow_and_update().clone();
         // Scan before the first wait so start-up does not depend on which
         // select branch wins the first round.
@@ -182,6 +190,27 @@ impl L2Runtime {
                         break;
                     }
                     desired = self.desired.borrow_and_update().clone();
+                    shell.reconcile(&desired).await?;
+                }
+                r = async {
+                    match &links {
+                        Some(w) => w.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Err(e) = r {
+                        warn!(error = %e, "link notifications failed; rescanning every {period:?} only");
+                        links = None;
+                        continue;
+                    }
+                    // A link went up or down: rescan now (at most every MIN_RESCAN_INTERVAL,
+                    // a flapping link must not turn this into a busy loop).
+                    let since = last_link_rescan.elapsed();
+                    if since < MIN_RESCAN_INTERVAL {
+                        tokio::time::sleep(MIN_RESCAN_INTERVAL - since).await;
+                    }
+                    last_link_rescan = Instant::now();
+                    shell.rescan();
                     shell.reconcile(&desired).await?;
                 }
                 _ = rescan.tick() => {

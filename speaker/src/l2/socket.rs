@@ -320,6 +320,77 @@ fn recv_frame(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)
     Ok((len.min(buf.len()), pkttype(&addr)))
 }
 
+/// Link changes (an interface up, down, added, removed, renamed), from the kernel's rtnetlink
+/// link group: each one makes the runtime rescan at once instead of at its next periodic
+/// rescan (10 s). Without it, a node whose link came back re-announced only at that rescan, and
+/// its neighbours kept sending to the node that had stood in for it. The messages are not
+/// parsed: the rescan reads the truth from sysfs.
+#[derive(Debug)]
+pub struct LinkWatch {
+    fd: AsyncFd<Socket>,
+}
+
+/// `struct sockaddr_nl` from <linux/netlink.h>.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockaddrNl {
+    nl_family: u16,
+    nl_pad: u16,
+    nl_pid: u32,
+    nl_groups: u32,
+}
+
+const AF_NETLINK: u16 = 16;
+const NETLINK_ROUTE: i32 = 0;
+/// RTMGRP_LINK: link (interface) notifications.
+const RTMGRP_LINK: u32 = 1;
+
+impl LinkWatch {
+    /// Subscribes to link notifications. Must run inside a tokio runtime.
+    pub fn open() -> io::Result<Self> {
+        let socket = Socket::new(
+            Domain::from(i32::from(AF_NETLINK)),
+            Type::RAW,
+            Some(socket2::Protocol::from(NETLINK_ROUTE)),
+        )?;
+        let mut storage = SockAddrStorage::zeroed();
+        // SAFETY: SockaddrNl is this platform's sockaddr_nl (AF_NETLINK) and smaller than
+        // sockaddr_storage; the length passed matches it.
+        let addr = unsafe {
+            *storage.view_as::<SockaddrNl>() = SockaddrNl {
+                nl_family: AF_NETLINK,
+                nl_pad: 0,
+                nl_pid: 0,
+                nl_groups: RTMGRP_LINK,
+            };
+            SockAddr::new(storage, size_of::<SockaddrNl>() as socket2::socklen_t)
+        };
+        socket.bind(&addr)?;
+        socket.set_nonblocking(true)?;
+        // SAFETY: as for PacketSocket: the AsyncFd owns the Socket for its whole life.
+        let fd = unsafe { AsyncFd::register(socket) }?;
+        Ok(Self { fd })
+    }
+
+    /// Waits for the next batch of link notifications (drains what is queued). An overrun
+    /// (ENOBUFS: notifications were lost) counts as a change too.
+    pub async fn changed(&self) -> io::Result<()> {
+        let mut buf = [0u8; 8192];
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| recv_frame(fd.get_ref(), &mut buf)) {
+                Err(_would_block) => continue,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.raw_os_error() == Some(105) => {} // ENOBUFS
+                Ok(Err(e)) => return Err(e),
+            }
+            // Drain the rest of the burst without waiting.
+            while let Ok(Ok(_)) = guard.try_io(|fd| recv_frame(fd.get_ref(), &mut buf)) {}
+            return Ok(());
+        }
+    }
+}
+
 /// Solicited-node multicast groups joined on one interface.
 ///
 /// Joined at the IPv6 layer (a UDP socket that is never bound, so it never
