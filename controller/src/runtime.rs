@@ -749,6 +749,22 @@ fn slim_service(s: &mut Service, manager: &str) {
     }
     if let Some(m) = s.metadata.managed_fields.as_mut() {
         m.retain(|f| f.manager.as_deref() == Some(manager));
+        // Only whether our status entry is non-empty is read (`wrote_status`); the field tree
+        // itself is a JSON map per Service, the biggest part of a cached Service. Keep a
+        // one-key marker in its place.
+        for f in m.iter_mut() {
+            let owns_something = f
+                .fields_v1
+                .as_ref()
+                .is_some_and(|v| v.0.as_object().is_some_and(|o| !o.is_empty()));
+            f.fields_v1 = owns_something.then(|| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                    serde_json::json!({"f:": {}}),
+                )
+            });
+            f.api_version = None;
+            f.time = None;
+        }
     }
 }
 

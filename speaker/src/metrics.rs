@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -12,7 +13,7 @@ pub struct PeerLabels {
 
 /// Gauges mirror the runtimes' own counters (which are monotonic), so a restart of a runtime
 /// shows as a reset, as Prometheus expects of counters.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
     pub l2_requests_received: Gauge,
     pub l2_responses_sent: Gauge,
@@ -23,6 +24,26 @@ pub struct Metrics {
     pub bgp_session_up: Family<PeerLabels, Gauge>,
     pub bgp_updates: Family<PeerLabels, Gauge>,
     pub bgp_prefixes: Family<PeerLabels, Gauge>,
+    /// How long computing the plan takes (it runs over every Service on each change).
+    pub plan_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            l2_requests_received: Gauge::default(),
+            l2_responses_sent: Gauge::default(),
+            l2_gratuitous_sent: Gauge::default(),
+            l2_malformed_dropped: Gauge::default(),
+            announced: Gauge::default(),
+            members: Gauge::default(),
+            bgp_session_up: Family::default(),
+            bgp_updates: Family::default(),
+            bgp_prefixes: Family::default(),
+            // 0.1 ms .. ~3 s.
+            plan_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+        }
+    }
 }
 
 impl Metrics {
@@ -73,6 +94,11 @@ impl Metrics {
             "bgp_announced_prefixes",
             "Prefixes advertised to the peer",
             m.bgp_prefixes.clone(),
+        );
+        r.register(
+            "speaker_plan_seconds",
+            "Time to compute this node's announcements from the cluster state",
+            m.plan_seconds.clone(),
         );
         m
     }

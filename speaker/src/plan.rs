@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_crds::BGPAdvertisement;
 use ferrolb_crds::address::Family;
@@ -23,8 +24,9 @@ pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-b
 
 /// Everything the plan reads.
 pub struct World<'a> {
-    pub services: &'a [Service],
-    pub slices: &'a [EndpointSlice],
+    /// Shared with the watch caches (no deep copies: planning runs on every change).
+    pub services: &'a [Arc<Service>],
+    pub slices: &'a [Arc<EndpointSlice>],
     pub nodes: &'a [Node],
     pub config: &'a Snapshot,
     pub report: &'a Report,
@@ -82,7 +84,7 @@ struct Endpoints {
     any: bool,
 }
 
-fn endpoints_of(slices: &[EndpointSlice]) -> BTreeMap<String, Endpoints> {
+fn endpoints_of(slices: &[Arc<EndpointSlice>]) -> BTreeMap<String, Endpoints> {
     let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
     for s in slices {
         let Some(svc) = s.labels().get("kubernetes.io/service-name") else {
@@ -561,10 +563,12 @@ mod tests {
     ) -> Plan {
         let report = validate(config);
         let live: BTreeSet<String> = live.iter().map(|s| s.to_string()).collect();
+        let services: Vec<Arc<Service>> = services.iter().cloned().map(Arc::new).collect();
+        let slices: Vec<Arc<EndpointSlice>> = slices.iter().cloned().map(Arc::new).collect();
         plan(
             &World {
-                services,
-                slices,
+                services: &services,
+                slices: &slices,
                 nodes,
                 config,
                 report: &report,

@@ -26,6 +26,10 @@ use crate::sessions::{NodeAddrs, Sessions, desired_sessions};
 
 /// Shortest time between two plans caused by API changes (membership changes are immediate).
 const PLAN_INTERVAL: Duration = Duration::from_millis(50);
+/// API-driven plans may take at most 1/PLAN_DUTY of the time: with thousands of Services a plan
+/// costs milliseconds, and three speakers replanning every 50 ms during a creation burst took a
+/// third of a core each, slowing the API server and controller on the same machines.
+const PLAN_DUTY: u32 = 10;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -126,13 +130,15 @@ pub async fn run(
     let mut last_plan = Plan::default();
     let mut last_live: BTreeSet<String> = BTreeSet::new();
     let mut last_plan_at = std::time::Instant::now();
+    let mut last_plan_cost = Duration::ZERO;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = changed.changed() => {
                 // Coalesce bursts of API events (thousands of Services being created): at most
                 // one plan per PLAN_INTERVAL from them. Membership changes (failover) never wait.
-                let wait = PLAN_INTERVAL.saturating_sub(last_plan_at.elapsed());
+                let interval = PLAN_INTERVAL.max(last_plan_cost * PLAN_DUTY);
+                let wait = interval.saturating_sub(last_plan_at.elapsed());
                 if !wait.is_zero() {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -155,8 +161,8 @@ pub async fn run(
         let live_set = live.borrow_and_update().clone();
         let config = cluster.snapshot();
         let report = validate::validate(&config);
-        let services = own(&cluster.services);
-        let slices = own(&cluster.slices);
+        let services = cluster.services.state();
+        let slices = cluster.slices.state();
         let world = World {
             services: &services,
             slices: &slices,
@@ -167,6 +173,8 @@ pub async fn run(
             lb_class: settings.lb_class.as_deref(),
         };
         let plan = plan::plan(&world, &me);
+        last_plan_cost = last_plan_at.elapsed();
+        metrics.plan_seconds.observe(last_plan_cost.as_secs_f64());
         l2_tx.send_if_modified(|cur| {
             let new = desired_l2(&plan, &me);
             let changed = *cur != new;

@@ -102,7 +102,20 @@ impl Env {
         .await
     }
 
-    fn events(&self, name: &str) -> String {
+    /// The Service's events, once they mention every one of `want` (events are written after
+    /// the status, so they may trail it), or what there is after 10 s.
+    fn events(&self, name: &str, want: &[&str]) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = self.events_now(name);
+            if want.iter().all(|w| ev.contains(w)) || std::time::Instant::now() > until {
+                return ev;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn events_now(&self, name: &str) -> String {
         lab()
             .kubectl(&[
                 "get",
@@ -202,12 +215,12 @@ async fn allocates_explains_exhaustion_and_frees() {
         "{:?}",
         cond(&pending)
     );
-    let ev = e.events("e");
+    let ev = e.events("e", &["Warning", "PoolExhausted"]);
     assert!(
         ev.contains("Warning") && ev.contains("PoolExhausted"),
         "events: {ev}"
     );
-    assert!(e.events("a").contains("IPAllocated"));
+    assert!(e.events("a", &["IPAllocated"]).contains("IPAllocated"));
     wait_until("pool status 4/0", || async {
         let s = e.pool_status("p").await;
         s.assigned_ipv4 == 4 && s.available_ipv4 == 0
@@ -507,7 +520,10 @@ async fn editing_pools_never_renumbers() {
                 .contains("no longer inside any IPAddressPool")
         );
     }
-    assert!(e.events("a").contains("IPOutsidePools"));
+    assert!(
+        e.events("a", &["IPOutsidePools"])
+            .contains("IPOutsidePools")
+    );
 }
 
 #[tokio::test]
