@@ -2,6 +2,7 @@
 
 pub mod allocator;
 pub mod decide;
+pub mod events;
 pub mod http;
 pub mod intent;
 pub mod leader;

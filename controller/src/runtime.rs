@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::events::{EventType, EventWriter};
 use anyhow::Result;
 use ferrolb_crds::status::{VALID, condition, set_condition};
 use ferrolb_crds::validate::{self, Report, Snapshot, Verdict};
@@ -21,7 +22,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -286,13 +286,7 @@ pub async fn run(
     let writer = Writer {
         manager: manager.clone(),
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: manager,
-                instance: Some(settings.identity.clone()),
-            },
-        ),
+        events: EventWriter::new(client.clone(), &manager, &settings.identity),
         metrics: metrics.clone(),
         permits: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
         tx: tx.clone(),
@@ -810,7 +804,7 @@ enum WriteJob {
 struct Writer {
     manager: String,
     client: Client,
-    recorder: Recorder,
+    events: EventWriter,
     metrics: Metrics,
     permits: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -912,14 +906,11 @@ impl Writer {
                     "no longer a FerroLB LoadBalancer Service; addresses released".to_string(),
                 ),
             };
-            let ev = KEvent {
-                type_,
-                reason: reason.into(),
-                note: Some(note),
-                action: "Allocate".into(),
-                secondary: None,
-            };
-            if let Err(e) = self.recorder.publish(&ev, &svc.object_ref(&())).await {
+            if let Err(e) = self
+                .events
+                .publish(type_, reason, "Allocate", note, svc.object_ref(&()))
+                .await
+            {
                 tracing::debug!(error = %e, "event not published");
             }
         }
