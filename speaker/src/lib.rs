@@ -3,6 +3,9 @@
 
 pub mod bgp;
 pub mod cluster;
+/// Service events, shared with the controller (see its module doc for why not kube's Recorder).
+#[path = "../../controller/src/events.rs"]
+pub mod events;
 /// `/metrics`, `/healthz`, `/readyz`: the same three endpoints as the controller, from one file.
 #[path = "../../controller/src/http.rs"]
 pub mod http;

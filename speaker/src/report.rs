@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::events::{EventType, EventWriter};
 use ferrolb_crds::BGPSessionStatus;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -101,7 +101,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Visibility {
     client: Client,
     node: String,
-    recorder: Recorder,
+    events: EventWriter,
     l2_written: BTreeMap<String, L2Shown>,
     bgp_written: BTreeMap<String, BGPSessionStatus>,
     l2_writes: Latest<(Arc<Service>, L2Shown)>,
@@ -110,17 +110,11 @@ pub struct Visibility {
 
 impl Visibility {
     pub fn new(client: Client, node: &str) -> Visibility {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "ferrolb-speaker".into(),
-                instance: Some(node.to_string()),
-            },
-        );
+        let events = EventWriter::new(client.clone(), "ferrolb-speaker", node);
         Visibility {
             client,
             node: node.to_string(),
-            recorder,
+            events,
             l2_written: BTreeMap::new(),
             bgp_written: BTreeMap::new(),
             l2_writes: Latest::new(),
@@ -146,11 +140,11 @@ impl Visibility {
         }
         self.l2_written.insert(key.clone(), want.clone());
         let client = self.client.clone();
-        let recorder = self.recorder.clone();
+        let events = self.events.clone();
         self.l2_writes
             .set(key.clone(), (svc.clone(), want), move |(svc, want)| {
-                let (client, recorder, key) = (client.clone(), recorder.clone(), key.clone());
-                async move { write_l2(client, recorder, &key, &svc, want).await }
+                let (client, events, key) = (client.clone(), events.clone(), key.clone());
+                async move { write_l2(client, events, &key, &svc, want).await }
             });
     }
 
@@ -198,7 +192,7 @@ impl Visibility {
 /// Writes the L2 condition on a Service, then (once it landed) the event saying so.
 async fn write_l2(
     client: Client,
-    recorder: Recorder,
+    events: EventWriter,
     key: &str,
     svc: &Service,
     want: L2Shown,
@@ -232,22 +226,17 @@ async fn write_l2(
             return Err(e.to_string());
         }
     }
-    let ev = Event {
-        type_: if want.announced {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: if want.announced {
-            "NodeAssigned".into()
-        } else {
-            want.reason.into()
-        },
-        note: Some(want.message),
-        action: "Announce".into(),
-        secondary: None,
+    let (type_, reason) = if want.announced {
+        (EventType::Normal, "NodeAssigned")
+    } else {
+        (EventType::Warning, want.reason)
     };
-    let _ = recorder.publish(&ev, &svc.object_ref(&())).await;
+    if let Err(e) = events
+        .publish(type_, reason, "Announce", want.message, svc.object_ref(&()))
+        .await
+    {
+        tracing::debug!(service = key, error = %e, "event not published");
+    }
     Ok(())
 }
 
