@@ -604,8 +604,7 @@ impl BgpService {
 
     /// Replaces the Service's endpoints with one ready endpoint on each of `nodes`.
     pub fn endpoints(&self, nodes: &[&str]) {
-        let r = self.ns.apply(&endpoint_slice(nodes));
-        assert!(r.ok, "{}", r.stderr);
+        self.ns.web_endpoints(nodes);
     }
 
     pub fn set_policy(&self, policy: &str) {
@@ -623,43 +622,8 @@ impl BgpService {
 
     /// The Service's addresses, once allocated.
     pub fn ips(&self) -> Vec<String> {
-        wait_for("an EXTERNAL-IP", Duration::from_secs(20), || {
-            let r = lab().kubectl(&[
-                "get",
-                "svc",
-                "-n",
-                &self.ns.name,
-                "web",
-                "-o",
-                "jsonpath={.status.loadBalancer.ingress[*].ip}",
-            ]);
-            let ips: Vec<String> = r.stdout.split_whitespace().map(String::from).collect();
-            (!ips.is_empty()).then_some(ips)
-        })
-        .expect("allocated")
+        self.ns.web_ips(Duration::from_secs(20))
     }
-}
-
-/// The EndpointSlice `web-1` of Service `web` with one ready endpoint on each of `nodes`.
-pub fn endpoint_slice(nodes: &[&str]) -> String {
-    let eps: String = nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "  - addresses: [{}]\n    nodeName: {n}\n    conditions: {{ready: true}}\n",
-                node_addr(n, false)
-            )
-        })
-        .collect();
-    let body = if eps.is_empty() {
-        "endpoints: []\n".to_string()
-    } else {
-        format!("endpoints:\n{eps}")
-    };
-    format!(
-        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  \
-         labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\n{body}ports: [{{port: 80, protocol: TCP}}]\n"
-    )
 }
 
 // ---- what the speakers show -------------------------------------------------------------------

@@ -59,41 +59,12 @@ impl L2Case {
 
     /// Replaces the Service's endpoints with one ready endpoint on each of `nodes`.
     pub fn endpoints(&self, nodes: &[&str]) {
-        let eps: String = nodes
-            .iter()
-            .map(|n| {
-                let id: u8 = n.trim_start_matches("flb-node").parse::<u8>().unwrap_or(1) + 10;
-                format!("  - addresses: [198.18.0.{id}]\n    nodeName: {n}\n    conditions: {{ready: true}}\n")
-            })
-            .collect();
-        let body = if eps.is_empty() {
-            "endpoints: []\n".to_string()
-        } else {
-            format!("endpoints:\n{eps}")
-        };
-        let r = self.ns.apply(&format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  labels: {{kubernetes.io/service-name: web}}\n\
-             addressType: IPv4\n{body}ports: [{{port: 80, protocol: TCP}}]\n"
-        ));
-        assert!(r.ok, "{}", r.stderr);
+        self.ns.web_endpoints(nodes);
     }
 
     /// The Service's addresses, once allocated.
     pub fn ips(&self) -> Vec<String> {
-        wait_for("an EXTERNAL-IP", Duration::from_secs(15), || {
-            let r = lab().kubectl(&[
-                "get",
-                "svc",
-                "-n",
-                &self.ns.name,
-                "web",
-                "-o",
-                "jsonpath={.status.loadBalancer.ingress[*].ip}",
-            ]);
-            let ips: Vec<String> = r.stdout.split_whitespace().map(String::from).collect();
-            (!ips.is_empty()).then_some(ips)
-        })
-        .expect("allocated")
+        self.ns.web_ips(Duration::from_secs(15))
     }
 
     /// The node the Service's L2 condition names as announcer of its primary address.

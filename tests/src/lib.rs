@@ -295,6 +295,48 @@ impl TestNamespace {
     pub fn apply(&self, yaml: &str) -> Ran {
         lab().kubectl_in(&["apply", "-n", &self.name, "-f", "-"], yaml)
     }
+
+    /// Replaces the endpoints of Service `web` (EndpointSlice `web-1`) with one ready endpoint on
+    /// each of `nodes` (the lab has no kubelets to make them).
+    pub fn web_endpoints(&self, nodes: &[&str]) {
+        let eps: String = nodes
+            .iter()
+            .map(|n| {
+                let id: u8 = n.trim_start_matches("flb-node").parse::<u8>().unwrap_or(1) + 10;
+                format!(
+                    "  - addresses: [198.18.0.{id}]\n    nodeName: {n}\n    conditions: {{ready: true}}\n"
+                )
+            })
+            .collect();
+        let body = if eps.is_empty() {
+            "endpoints: []\n".to_string()
+        } else {
+            format!("endpoints:\n{eps}")
+        };
+        let r = self.apply(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  \
+             labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\n{body}ports: [{{port: 80, protocol: TCP}}]\n"
+        ));
+        assert!(r.ok, "{}", r.stderr);
+    }
+
+    /// The addresses of Service `web`, once allocated (panics after `timeout`).
+    pub fn web_ips(&self, timeout: Duration) -> Vec<String> {
+        wait_for("an EXTERNAL-IP", timeout, || {
+            let r = lab().kubectl(&[
+                "get",
+                "svc",
+                "-n",
+                &self.name,
+                "web",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[*].ip}",
+            ]);
+            let ips: Vec<String> = r.stdout.split_whitespace().map(String::from).collect();
+            (!ips.is_empty()).then_some(ips)
+        })
+        .expect("allocated")
+    }
 }
 
 impl Drop for TestNamespace {

@@ -724,8 +724,7 @@ fn service_cluster_and_external_ip_ranges() {
         .to_string();
     assert!(cluster_ip.starts_with("198.19."), "cluster IP {cluster_ip}");
     let endpoints = |nodes: &[&str]| {
-        let r = ns.apply(&ferrolb_tests::bgp::endpoint_slice(nodes));
-        assert!(r.ok, "{}", r.stderr);
+        ns.web_endpoints(nodes);
     };
     endpoints(&["flb-node2"]);
     for r in ROUTERS {
