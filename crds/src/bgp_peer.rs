@@ -118,6 +118,31 @@ pub struct BGPPeerSpec {
     pub ebgp_multi_hop: bool,
 }
 
+impl BGPPeerSpec {
+    /// A peer with a fixed ASN and every optional field at the API's default (what an object
+    /// with only `myASN`, `peerASN` and `peerAddress` deserializes to).
+    pub fn new(my_asn: u32, peer_asn: u32, peer_address: &str) -> BGPPeerSpec {
+        BGPPeerSpec {
+            my_asn,
+            peer_asn: Some(peer_asn),
+            dynamic_asn: None,
+            peer_address: IpAddress::from(peer_address),
+            source_address: None,
+            peer_port: default_port(),
+            hold_time: None,
+            keepalive_time: None,
+            connect_time: None,
+            router_id: None,
+            node_selectors: vec![],
+            password: None,
+            password_secret: None,
+            bfd_profile: None,
+            enable_graceful_restart: false,
+            ebgp_multi_hop: false,
+        }
+    }
+}
+
 /// How to accept a peer's ASN when `peerASN` is not given.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -436,7 +436,7 @@ fn validate_peers(s: &Snapshot, r: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{AddressBlock, CommunityRef, IpAddress};
+    use crate::schema::{AddressBlock, CommunityRef};
     use crate::{
         BGPAdvertisementSpec, BGPPeerSpec, CommunitySpec, IPAddressPoolSpec,
         community::CommunityAlias,
@@ -578,22 +578,8 @@ mod tests {
     #[test]
     fn peers_duplicates_and_missing_bfd() {
         let spec = |addr: &str, bfd: Option<&str>| BGPPeerSpec {
-            my_asn: 64600,
-            peer_asn: Some(64512),
-            dynamic_asn: None,
-            peer_address: IpAddress::from(addr),
-            source_address: None,
-            peer_port: 179,
-            hold_time: None,
-            keepalive_time: None,
-            connect_time: None,
-            router_id: None,
-            node_selectors: vec![],
-            password: None,
-            password_secret: None,
             bfd_profile: bfd.map(String::from),
-            enable_graceful_restart: false,
-            ebgp_multi_hop: false,
+            ..BGPPeerSpec::new(64600, 64512, addr)
         };
         let s = Snapshot {
             bgp_peers: vec![

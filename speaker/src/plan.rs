@@ -396,7 +396,7 @@ pub fn mask(ip: IpAddr, len: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrolb_crds::schema::{AddressBlock, CommunityRef, IpAddress};
+    use ferrolb_crds::schema::{AddressBlock, CommunityRef};
     use ferrolb_crds::validate::validate;
     use ferrolb_crds::{
         BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, IPAddressPool,
@@ -530,24 +530,7 @@ mod tests {
             ));
             s.bgp_peers.push(BGPPeer::new(
                 "frr",
-                BGPPeerSpec {
-                    my_asn: 64600,
-                    peer_asn: Some(64512),
-                    dynamic_asn: None,
-                    peer_address: IpAddress::from("198.18.0.2"),
-                    source_address: None,
-                    peer_port: 179,
-                    hold_time: None,
-                    keepalive_time: None,
-                    connect_time: None,
-                    router_id: None,
-                    node_selectors: vec![],
-                    password: None,
-                    password_secret: None,
-                    bfd_profile: None,
-                    enable_graceful_restart: false,
-                    ebgp_multi_hop: false,
-                },
+                BGPPeerSpec::new(64600, 64512, "198.18.0.2"),
             ));
         }
         s

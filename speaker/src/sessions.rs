@@ -425,7 +425,6 @@ impl Sessions {
 mod tests {
     use super::*;
     use ferrolb_crds::bgp_peer::SecretRef;
-    use ferrolb_crds::schema::IpAddress;
     use ferrolb_crds::validate::validate;
     use ferrolb_crds::{BFDProfile, BGPPeerSpec};
     use k8s_openapi::ByteString;
@@ -451,24 +450,7 @@ mod tests {
     }
 
     fn peer(name: &str, addr: &str, tweak: impl FnOnce(&mut BGPPeerSpec)) -> BGPPeer {
-        let mut spec = BGPPeerSpec {
-            my_asn: 64600,
-            peer_asn: Some(64512),
-            dynamic_asn: None,
-            peer_address: IpAddress::from(addr),
-            source_address: None,
-            peer_port: 179,
-            hold_time: None,
-            keepalive_time: None,
-            connect_time: None,
-            router_id: None,
-            node_selectors: vec![],
-            password: None,
-            password_secret: None,
-            bfd_profile: None,
-            enable_graceful_restart: false,
-            ebgp_multi_hop: false,
-        };
+        let mut spec = BGPPeerSpec::new(64600, 64512, addr);
         tweak(&mut spec);
         BGPPeer::new(name, spec)
     }
