@@ -30,6 +30,17 @@ impl FakePeer {
         }
     }
 
+    /// Skips KEEPALIVEs until a NOTIFICATION arrives; anything else fails the test.
+    async fn notification(&mut self) -> Notification {
+        loop {
+            match self.recv().await {
+                Message::Notification(n) => return n,
+                Message::Keepalive => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
     async fn send(&mut self, m: Message) {
         let b = m.encode(&CodecOptions::default()).unwrap();
         self.stream.write_all(&b).await.unwrap();
@@ -172,16 +183,10 @@ async fn session_against_fake_peer() {
 
     // Shutdown sends Cease / Administrative Shutdown, then closes.
     let stop = tokio::spawn(handle.shutdown(StopReason::Shutdown));
-    loop {
-        match peer.recv().await {
-            Message::Notification(n) => {
-                assert_eq!(n, Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN));
-                break;
-            }
-            Message::Keepalive => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    assert_eq!(
+        peer.notification().await,
+        Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN)
+    );
     let mut rest = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(2), peer.stream.read_to_end(&mut rest))
         .await
@@ -205,16 +210,10 @@ async fn cease_flag_stops_the_session_without_the_handle() {
     // The handle stays with its owner (a busy main loop); the flag alone stops the session.
     let t = Instant::now();
     cease.send_replace(true);
-    loop {
-        match peer.recv().await {
-            Message::Notification(n) => {
-                assert_eq!(n, Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN));
-                break;
-            }
-            Message::Keepalive => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    assert_eq!(
+        peer.notification().await,
+        Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN)
+    );
     assert!(
         t.elapsed() < Duration::from_millis(200),
         "{:?}",
@@ -248,16 +247,10 @@ async fn keepalives_flow_and_hold_timer_expires() {
     }
     assert!(start.elapsed() < Duration::from_millis(2900));
     // We stay silent: the speaker's hold timer expires and it tells us so.
-    loop {
-        match peer.recv().await {
-            Message::Keepalive => {}
-            Message::Notification(n) => {
-                assert_eq!(n, Notification::hold_timer_expired());
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    assert_eq!(
+        peer.notification().await,
+        Notification::hold_timer_expired()
+    );
     let s = wait_state(&mut status, State::Idle).await;
     assert!(s.last_error.unwrap().contains("Hold Timer Expired"));
     // And it reconnects by itself.
@@ -282,16 +275,8 @@ async fn malformed_input_gets_the_right_notification() {
         .to_vec();
     bad[0] = 0;
     peer.stream.write_all(&bad).await.unwrap();
-    loop {
-        match peer.recv().await {
-            Message::Notification(n) => {
-                assert_eq!((n.code, n.subcode), (1, 1));
-                break;
-            }
-            Message::Keepalive => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let n = peer.notification().await;
+    assert_eq!((n.code, n.subcode), (1, 1));
     handle.shutdown(StopReason::Shutdown).await;
 }
 
@@ -306,16 +291,10 @@ async fn bfd_down_resets_the_session() {
     peer.initial_table().await;
     wait_state(&mut status, State::Established).await;
     bfd_tx.send_replace(false);
-    loop {
-        match peer.recv().await {
-            Message::Notification(n) => {
-                assert_eq!(n, Notification::cease(codec::err::BFD_DOWN));
-                break;
-            }
-            Message::Keepalive => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    assert_eq!(
+        peer.notification().await,
+        Notification::cease(codec::err::BFD_DOWN)
+    );
     let s = wait_state(&mut status, State::Idle).await;
     assert!(s.last_error.unwrap().contains("BFD"));
     handle.shutdown(StopReason::Shutdown).await;
