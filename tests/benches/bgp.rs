@@ -27,7 +27,7 @@ use ferrolb_tests::bgp::{
     percentile, wait_nexthops, wait_router_sessions,
 };
 use ferrolb_tests::l2::{Hold, wait_speaker_back};
-use ferrolb_tests::{NODES, lab, repo, unique};
+use ferrolb_tests::{NODES, lab, unique};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -100,20 +100,11 @@ fn main() {
     let lab = lab();
     let release = std::env::var("FERROLB_BENCH_RELEASE").is_ok_and(|v| v == "1");
     if release {
-        let ok = Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "--bin",
-                "ferrolb-controller",
-                "--bin",
-                "ferrolb-speaker",
-            ])
-            .current_dir(repo())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "release build failed");
-        restart_ferrolb(Some("target/release"));
+        assert!(
+            ferrolb_tests::restart_ferrolb_release(),
+            "release build or restart failed"
+        );
+        settle_after_restart();
     }
     describe_conditions();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -130,17 +121,13 @@ fn main() {
         f.print(*target);
     }
     if release {
-        restart_ferrolb(None);
+        assert!(ferrolb_tests::restart_ferrolb(None), "restart-ferrolb");
+        settle_after_restart();
     }
 }
 
-fn restart_ferrolb(bin_dir: Option<&str>) {
-    let mut c = Command::new(repo().join("hack/lab"));
-    c.arg("restart-ferrolb");
-    if let Some(d) = bin_dir {
-        c.env("FERROLB_BIN_DIR", repo().join(d));
-    }
-    assert!(c.status().is_ok_and(|s| s.success()), "restart-ferrolb");
+/// Freshly started speakers are busy for a moment (caches, sessions) before they are measured.
+fn settle_after_restart() {
     std::thread::sleep(Duration::from_secs(3));
 }
 

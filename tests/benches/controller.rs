@@ -145,26 +145,10 @@ async fn main() -> Result<()> {
     let lab = ferrolb_tests::lab();
     let client = lab.client().await?;
     // Measure release binaries, as they ship.
-    let built = std::process::Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "ferrolb-controller",
-            "--bin",
-            "ferrolb-speaker",
-        ])
-        .current_dir(ferrolb_tests::repo())
-        .status()?;
-    anyhow::ensure!(built.success(), "release build failed");
-    let restarted = std::process::Command::new(ferrolb_tests::repo().join("hack/lab"))
-        .arg("restart-ferrolb")
-        .env(
-            "FERROLB_BIN_DIR",
-            ferrolb_tests::repo().join("target/release"),
-        )
-        .status()?;
-    anyhow::ensure!(restarted.success(), "restarting FerroLB failed");
+    anyhow::ensure!(
+        ferrolb_tests::restart_ferrolb_release(),
+        "release build or restarting FerroLB failed"
+    );
 
     // A fresh namespace (deleting thousands of Services takes the namespace controller a while,
     // so each run gets its own) and a pool big enough for everything.
@@ -275,9 +259,7 @@ async fn main() -> Result<()> {
         );
     }
 
-    let _ = std::process::Command::new(ferrolb_tests::repo().join("hack/lab"))
-        .arg("restart-ferrolb")
-        .status();
+    let _ = ferrolb_tests::restart_ferrolb(None);
     if std::env::var("FERROLB_BENCH_KEEP").is_err() {
         let _ = nss.delete(ns, &DeleteParams::default()).await;
         let _ = lab.kubectl(&[

@@ -20,6 +20,35 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Restarts the lab's FerroLB processes (`hack/lab restart-ferrolb`) with the binaries in
+/// `bin_dir` (a path in the repository), or the lab's default (debug) ones. True on success.
+pub fn restart_ferrolb(bin_dir: Option<&str>) -> bool {
+    let mut c = Command::new(repo().join("hack/lab"));
+    c.arg("restart-ferrolb");
+    if let Some(d) = bin_dir {
+        c.env("FERROLB_BIN_DIR", repo().join(d));
+    }
+    c.status().is_ok_and(|s| s.success())
+}
+
+/// Builds the release controller and speaker and restarts the lab's FerroLB with them, so
+/// benchmarks measure what ships. True when both steps succeeded.
+pub fn restart_ferrolb_release() -> bool {
+    let built = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "ferrolb-controller",
+            "--bin",
+            "ferrolb-speaker",
+        ])
+        .current_dir(repo())
+        .status()
+        .is_ok_and(|s| s.success());
+    built && restart_ferrolb(Some("target/release"))
+}
+
 /// Brings the lab up once per test process (idempotent: reuses a running lab).
 pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
