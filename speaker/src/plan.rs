@@ -295,18 +295,21 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
                 let Some(spec) = svc.spec.as_ref() else {
                     continue;
                 };
-                let local = spec.external_traffic_policy.as_deref() == Some("Local");
-                let serves_here = endpoints
-                    .get(&key(svc))
-                    .is_some_and(|e| e.nodes.contains(me));
-                if !local || !serves_here {
+                // Policy first: the endpoint lookup allocates the Service's key.
+                if spec.external_traffic_policy.as_deref() != Some("Local")
+                    || !endpoints
+                        .get(&key(svc))
+                        .is_some_and(|e| e.nodes.contains(me))
+                {
                     continue;
                 }
-                let cluster_ips = spec
-                    .cluster_ips
+                // `clusterIPs` holds `clusterIP` first; the latter alone only on old objects.
+                let cluster_ips = match &spec.cluster_ips {
+                    Some(ips) => ips.as_slice(),
+                    None => spec.cluster_ip.as_slice(),
+                };
+                let cluster_ips = cluster_ips
                     .iter()
-                    .flatten()
-                    .chain(spec.cluster_ip.iter())
                     .filter_map(|a| a.parse::<IpAddr>().ok())
                     .filter(|ip| cluster.iter().any(|n| n.contains(ip)));
                 let external_ips = spec
