@@ -30,11 +30,8 @@ pub struct L2Shown {
 /// it lands or a newer value replaces it. (Spawning one write per change let an older write land
 /// after a newer one: a restarted BGP session showed `Idle` while Established.)
 struct Latest<V> {
-    slots: Arc<Mutex<HashMap<String, Slot<V>>>>,
-}
-
-struct Slot<V> {
-    pending: Option<V>,
+    /// Per object with a writer running: the value it should write next, if any.
+    slots: Arc<Mutex<HashMap<String, Option<V>>>>,
 }
 
 impl<V: Clone + Send + 'static> Latest<V> {
@@ -51,24 +48,19 @@ impl<V: Clone + Send + 'static> Latest<V> {
         Fut: Future<Output = Result<(), String>> + Send,
     {
         let mut slots = lock(&self.slots);
-        if let Some(slot) = slots.get_mut(&key) {
+        if let Some(pending) = slots.get_mut(&key) {
             // A writer runs for this key and will pick the newest value up.
-            slot.pending = Some(value);
+            *pending = Some(value);
             return;
         }
-        slots.insert(
-            key.clone(),
-            Slot {
-                pending: Some(value),
-            },
-        );
+        slots.insert(key.clone(), Some(value));
         drop(slots);
         let slots = self.slots.clone();
         tokio::spawn(async move {
             loop {
                 let next = {
                     let mut all = lock(&slots);
-                    match all.get_mut(&key).and_then(|s| s.pending.take()) {
+                    match all.get_mut(&key).and_then(Option::take) {
                         Some(v) => v,
                         None => {
                             all.remove(&key);
@@ -80,8 +72,8 @@ impl<V: Clone + Send + 'static> Latest<V> {
                     tracing::debug!(object = key, error = e, "status write failed; retrying");
                     {
                         let mut all = lock(&slots);
-                        if let Some(s) = all.get_mut(&key) {
-                            s.pending.get_or_insert(next);
+                        if let Some(pending) = all.get_mut(&key) {
+                            pending.get_or_insert(next);
                         }
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
