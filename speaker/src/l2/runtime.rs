@@ -172,7 +172,7 @@ impl L2Runtime {
                 None
             }
         };
-        let mut last_link_rescan = Instant::now();
+        let mut last_rescan = tokio::time::Instant::now();
         let mut desired = self.desired.borrow_and_update().clone();
         // Scan before the first wait so start-up does not depend on which
         // select branch wins the first round.
@@ -203,17 +203,13 @@ impl L2Runtime {
                         links = None;
                         continue;
                     }
-                    // A link went up or down: rescan now (at most every MIN_RESCAN_INTERVAL,
-                    // a flapping link must not turn this into a busy loop).
-                    let since = last_link_rescan.elapsed();
-                    if since < MIN_RESCAN_INTERVAL {
-                        tokio::time::sleep(MIN_RESCAN_INTERVAL - since).await;
-                    }
-                    last_link_rescan = Instant::now();
-                    shell.rescan();
-                    shell.reconcile(&desired).await?;
+                    // A link went up or down: bring the periodic rescan forward, to now or
+                    // MIN_RESCAN_INTERVAL after the last one (a flapping link must not turn
+                    // into a busy loop, nor hold up the frames meanwhile).
+                    rescan.reset_at(last_rescan + MIN_RESCAN_INTERVAL);
                 }
                 _ = rescan.tick() => {
+                    last_rescan = tokio::time::Instant::now();
                     shell.rescan();
                     shell.reconcile(&desired).await?;
                 }
