@@ -123,8 +123,16 @@ lab_spawn() {
   local -a pre=(env "$LAB_OWNER_VAR=$LAB_DIR")
   [ -n "$ns" ] && pre=(ip netns exec "$ns" "${pre[@]}")
   # No job control in scripts: the child is not a group leader, so setsid does not fork and $!
-  # is the daemon's pid (ip netns exec and env exec in place).
-  setsid "${pre[@]}" "$@" </dev/null >>"$LAB_LOGS/$log.log" 2>&1 9<&- &
+  # is the daemon's pid (the subshell, ip netns exec and env exec in place). Every inherited
+  # descriptor above 2 is closed first: a daemon must not keep the caller's lock (a `flock FILE
+  # hack/lab …` around us) or a test runner's pipe open for its whole life.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid "${pre[@]}" "$@" </dev/null >>"$LAB_LOGS/$log.log" 2>&1
+  ) &
   echo "$!" >"$LAB_PIDS/$name.pid"
 }
 
