@@ -4,6 +4,10 @@
 # accept any route inside 198.18.0.0/15 / fd00::/8, export nothing, and install ECMP routes into
 # their namespace's kernel table. Settings come from the LAB_* variables in hack/lab.env, so a
 # test can re-run `LAB_BGP_PASSWORD=x LAB_BFD=1 hack/lab routers` to reconfigure them.
+#
+# BFD authentication (with LAB_BFD=1): LAB_BFD_AUTH=keyed-sha1|meticulous-keyed-sha1|keyed-md5|
+# meticulous-keyed-md5, LAB_BFD_PASSWORD (the key), LAB_BFD_KEY_ID (default 1). BIRD only: FRR 8.4's
+# bfdd has no authentication, so FRR keeps running BFD without it.
 
 LAB_FRR_DIR="$LAB_DIR/frr"
 LAB_BIRD_DIR="$LAB_DIR/bird"
@@ -86,7 +90,27 @@ protocol kernel kernel6 { ipv6 { import none; export all; }; merge paths on; }
 filter lab_in4 { if net ~ [ 198.18.0.0/15+ ] then accept; reject; }
 filter lab_in6 { if net ~ [ fd00::/8+ ] then accept; reject; }
 EOF
-    [ "$LAB_BFD" = 1 ] && echo "protocol bfd { }"
+    if [ "$LAB_BFD" = 1 ]; then
+      if [ -n "${LAB_BFD_AUTH:-}" ]; then
+        local auth
+        case $LAB_BFD_AUTH in
+          keyed-sha1) auth="keyed sha1" ;;
+          meticulous-keyed-sha1) auth="meticulous keyed sha1" ;;
+          keyed-md5) auth="keyed md5" ;;
+          meticulous-keyed-md5) auth="meticulous keyed md5" ;;
+          *) lab_die "LAB_BFD_AUTH=$LAB_BFD_AUTH: want keyed-sha1, meticulous-keyed-sha1, keyed-md5 or meticulous-keyed-md5" ;;
+        esac
+        [ -n "${LAB_BFD_PASSWORD:-}" ] || lab_die "LAB_BFD_AUTH needs LAB_BFD_PASSWORD"
+        echo "protocol bfd {"
+        echo "  interface \"*\" {"
+        echo "    authentication $auth;"
+        echo "    password \"$LAB_BFD_PASSWORD\" { id ${LAB_BFD_KEY_ID:-1}; };"
+        echo "  };"
+        echo "}"
+      else
+        echo "protocol bfd { }"
+      fi
+    fi
     for af in 4 6; do
       echo
       echo "template bgp nodes$af {"
@@ -124,6 +148,7 @@ lab_routers_start() {
   {
     echo "LAB_FRR_AS=$LAB_FRR_AS LAB_BIRD_AS=$LAB_BIRD_AS LAB_NODE_AS=$LAB_NODE_AS"
     echo "LAB_ROUTER_PASSIVE=$LAB_ROUTER_PASSIVE LAB_BFD=$LAB_BFD LAB_BGP_PASSWORD=${LAB_BGP_PASSWORD:+(set)}"
+    echo "LAB_BFD_AUTH=${LAB_BFD_AUTH:-} LAB_BFD_PASSWORD=${LAB_BFD_PASSWORD:+(set)} LAB_BFD_KEY_ID=${LAB_BFD_KEY_ID:-1}"
     echo "LAB_BGP_KEEPALIVE=$LAB_BGP_KEEPALIVE LAB_BGP_HOLD=$LAB_BGP_HOLD"
   } >"$LAB_STATE/routers.env"
 }

@@ -100,6 +100,12 @@ impl Metrics {
             "Time to compute this node's announcements from the cluster state",
             m.plan_seconds.clone(),
         );
+        // Kept by the BFD runtime itself (one per process, like the sessions it counts for).
+        r.register(
+            "bfd_packets_dropped",
+            "BFD control packets dropped, by peer and reason (ttl, auth_*, malformed, ...)",
+            crate::bgp::bfd_mux::dropped_packets().clone(),
+        );
         m
     }
 }

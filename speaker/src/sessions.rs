@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::ResourceExt;
 use tokio::sync::watch;
 
-use crate::bgp::bfd::{BfdConfig, BfdState};
+use crate::bgp::bfd::{AuthKey, AuthType, BfdConfig, BfdState};
 use crate::bgp::driver::{self, BfdHandle, SessionConfig, SessionHandle, SessionStatus, spawn_bfd};
 use crate::bgp::fsm::GracefulRestartConfig;
 use crate::bgp::net::{TransportConfig, bgp_ttl};
@@ -48,7 +48,7 @@ impl NodeAddrs {
     }
 }
 
-/// BFD for a session: where to run it and with which timers.
+/// BFD for a session: where to run it, with which timers, TTL check and key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BfdSettings {
     pub local: IpAddr,
@@ -56,6 +56,41 @@ pub struct BfdSettings {
     pub profile: BFDProfileSpec,
     /// Non-zero, stable per peer (derived from its name).
     pub discriminator: u32,
+    /// The profile's `authentication`, key read from its Secret.
+    pub auth: Option<AuthKey>,
+}
+
+/// The key of a BFD profile's `authentication`, or why it cannot be had. A profile that asks
+/// for authentication never runs without it (nor with a key cut to fit): its peers do not
+/// start at all, and the reason is reported.
+fn bfd_auth(
+    name: &str,
+    spec: &BFDProfileSpec,
+    secrets: &[Secret],
+) -> Result<Option<AuthKey>, String> {
+    use ferrolb_crds::bfd::BfdAuthType as T;
+    let Some(a) = &spec.authentication else {
+        return Ok(None);
+    };
+    let kind = match a.type_ {
+        T::KeyedMd5 => AuthType::KeyedMd5,
+        T::MeticulousKeyedMd5 => AuthType::MeticulousKeyedMd5,
+        T::KeyedSha1 => AuthType::KeyedSha1,
+        T::MeticulousKeyedSha1 => AuthType::MeticulousKeyedSha1,
+    };
+    let secret_name = &a.password_secret.name;
+    let why =
+        |e: String| format!("BFDProfile {name}: authentication.passwordSecret {secret_name} {e}");
+    let key_id =
+        u8::try_from(a.key_id).map_err(|_| why(format!("keyID {} is not 0-255", a.key_id)))?;
+    let secret = secrets
+        .iter()
+        .find(|s| s.name_any() == *secret_name)
+        .ok_or_else(|| why("not found".into()))?;
+    let key = ferrolb_crds::bfd::bfd_key(secret, a.type_).map_err(|e| why(e.to_string()))?;
+    AuthKey::new(kind, key_id, &key)
+        .map(Some)
+        .map_err(|e| why(e.to_string()))
 }
 
 /// A session this node should run.
@@ -222,18 +257,26 @@ pub fn desired_sessions(
                     IpAddr::V6(_) => me.v6.map(IpAddr::V6),
                 });
                 // A missing profile runs the session without BFD (the peer's condition says so).
-                let bfd = peer
+                let profile = peer
                     .spec
                     .bfd_profile
                     .as_ref()
-                    .and_then(|p| config_bfd.iter().find(|b| b.name_any() == *p))
-                    .zip(local)
-                    .map(|(p, local)| BfdSettings {
-                        local,
-                        peer: peer_ip,
-                        profile: p.spec.clone(),
-                        discriminator: discriminator(&name),
-                    });
+                    .and_then(|p| config_bfd.iter().find(|b| b.name_any() == *p));
+                let auth = match profile.map(|p| bfd_auth(&p.name_any(), &p.spec, secrets)) {
+                    Some(Err(e)) => {
+                        errors.insert(name, e);
+                        continue;
+                    }
+                    Some(Ok(k)) => k,
+                    None => None,
+                };
+                let bfd = profile.zip(local).map(|(p, local)| BfdSettings {
+                    local,
+                    peer: peer_ip,
+                    profile: p.spec.clone(),
+                    discriminator: discriminator(&name),
+                    auth,
+                });
                 out.insert(
                     name,
                     Desired {
@@ -268,13 +311,20 @@ impl Running {
     }
 }
 
-fn start_bfd(s: &BfdSettings) -> Option<BfdHandle> {
+/// The BFD runtime's settings for a session: every profile field that FerroLB honours.
+fn bfd_config(s: &BfdSettings) -> BfdConfig {
     let mut c = BfdConfig::new(s.discriminator);
     c.desired_min_tx = Duration::from_millis(u64::from(s.profile.transmit_ms()));
     c.required_min_rx = Duration::from_millis(u64::from(s.profile.receive_ms()));
     c.detect_mult = s.profile.multiplier();
     c.passive = s.profile.passive_mode;
-    match spawn_bfd(s.local, s.peer, c) {
+    c.min_ttl = s.profile.min_ttl();
+    c.auth = s.auth;
+    c
+}
+
+fn start_bfd(s: &BfdSettings) -> Option<BfdHandle> {
+    match spawn_bfd(s.local, s.peer, bfd_config(s)) {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::warn!(peer = %s.peer, error = %e, "BFD not started; the session runs without it");
@@ -508,6 +558,93 @@ mod tests {
         assert_ne!(b4.discriminator, b6.discriminator);
         // A profile that does not exist: the session runs without BFD (if it runs at all).
         assert!(d.get("bird4").is_none_or(|x| x.bfd.is_none()));
+    }
+
+    fn basic_auth(name: &str, password: &[u8]) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: Some([("password".to_string(), ByteString(password.to_vec()))].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bfd_profile_ttl_and_authentication_reach_the_bfd_runtime() {
+        use ferrolb_crds::bfd::{BfdAuthType, BfdAuthentication, BfdSecretRef};
+        let profile = |name: &str, ttl: Option<u32>, secret: Option<&str>| {
+            BFDProfile::new(
+                name,
+                BFDProfileSpec {
+                    minimum_ttl: ttl,
+                    authentication: secret.map(|s| BfdAuthentication {
+                        type_: BfdAuthType::MeticulousKeyedSha1,
+                        key_id: 7,
+                        password_secret: BfdSecretRef { name: s.into() },
+                    }),
+                    ..Default::default()
+                },
+            )
+        };
+        let config = Snapshot {
+            bgp_peers: [
+                "plain",
+                "relaxed",
+                "auth",
+                "no-secret",
+                "long-key",
+                "opaque",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                peer(n, &format!("198.18.0.{}", i + 2), |s| {
+                    s.bfd_profile = Some((*n).into())
+                })
+            })
+            .collect(),
+            bfd_profiles: vec![
+                profile("plain", None, None),
+                profile("relaxed", Some(250), None),
+                profile("auth", None, Some("bfd-key")),
+                profile("no-secret", None, Some("absent")),
+                profile("long-key", None, Some("long")),
+                profile("opaque", None, Some("opaque")),
+            ],
+            ..Default::default()
+        };
+        let mut opaque = basic_auth("opaque", b"k");
+        opaque.type_ = Some("Opaque".into());
+        let secrets = [
+            basic_auth("bfd-key", b"s3cret"),
+            basic_auth("long", &[b'x'; 21]),
+            opaque,
+        ];
+        let (d, errors) = desired(&config, &secrets);
+        let c = |n: &str| bfd_config(d[n].bfd.as_ref().expect("BFD"));
+        assert_eq!((c("plain").min_ttl, c("plain").auth), (255, None));
+        assert_eq!(c("relaxed").min_ttl, 250);
+        assert_eq!(
+            c("auth").auth,
+            Some(AuthKey::new(AuthType::MeticulousKeyedSha1, 7, b"s3cret").unwrap())
+        );
+        // A profile asking for authentication never runs without it: the peer does not start
+        // and says why.
+        for (n, why) in [
+            ("no-secret", "absent not found"),
+            ("long-key", "21 bytes"),
+            ("opaque", "type Opaque"),
+        ] {
+            assert!(!d.contains_key(n), "{n}");
+            assert!(errors[n].contains(why), "{n}: {errors:?}");
+            assert!(errors[n].contains(&format!("BFDProfile {n}")), "{errors:?}");
+        }
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        // The key is not in any message.
+        assert!(!format!("{:?} {errors:?}", d["auth"]).contains("s3cret"));
     }
 
     #[test]

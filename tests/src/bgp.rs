@@ -343,12 +343,15 @@ fn bird_paths(text: &str) -> Vec<RibPath> {
 // ---- router configuration ---------------------------------------------------------------------
 
 /// Settings `hack/lab routers` reads; cleared so that defaults (hack/lab.env) apply.
-const ROUTER_VARS: [&str; 7] = [
+const ROUTER_VARS: [&str; 10] = [
     "LAB_FRR_AS",
     "LAB_BIRD_AS",
     "LAB_NODE_AS",
     "LAB_BGP_PASSWORD",
     "LAB_BFD",
+    "LAB_BFD_AUTH",
+    "LAB_BFD_PASSWORD",
+    "LAB_BFD_KEY_ID",
     "LAB_ROUTER_PASSIVE",
     "LAB_BGP_HOLD",
 ];

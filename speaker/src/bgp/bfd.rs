@@ -2,14 +2,21 @@
 //!
 //! [`ControlPacket`] is the wire format; [`BfdSession`] is the per-peer state machine. Like the
 //! BGP FSM it consumes events and returns actions; timers are requested, never slept on.
-//! Authentication and demand mode are not supported: packets with the A bit are discarded
-//! (we cannot verify them) and we never set the D bit.
+//! Authentication ([`auth`]: keyed MD5/SHA1, plain and meticulous) is optional; without it a
+//! packet with the A bit is discarded, with it a packet without valid authentication is. Demand
+//! mode is not supported: we never set the D bit.
 
 use std::time::Duration;
 
+pub mod auth;
+
+pub use auth::{AuthError, AuthKey, AuthState, AuthType, Wire};
+
 pub const BFD_VERSION: u8 = 1;
 pub const PACKET_LEN: usize = 24;
-/// RFC 5881 §5: single-hop packets must arrive with TTL/hop limit 255 (GTSM).
+/// RFC 5881 §5: single-hop packets are sent with TTL/hop limit 255 and, unless configured
+/// otherwise ([`BfdConfig::min_ttl`]), only packets that arrive with 255 are accepted (GTSM: a
+/// packet that crossed a router cannot have it).
 pub const REQUIRED_TTL: u8 = 255;
 /// RFC 5880 §6.8.3: transmit no faster than once per second until the session is Up.
 pub const SLOW_START_TX: Duration = Duration::from_secs(1);
@@ -50,7 +57,8 @@ impl BfdState {
     }
 }
 
-/// A BFD control packet (RFC 5880 §4.1) without authentication section.
+/// The mandatory section of a BFD control packet (RFC 5880 §4.1); the authentication section
+/// is handled by [`AuthState`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ControlPacket {
     pub diag: u8,
@@ -87,12 +95,24 @@ pub enum PacketError {
     ZeroMyDiscriminator,
     #[error("your discriminator is zero in state {0:?}")]
     ZeroYourDiscriminator(BfdState),
-    #[error("authentication present but not configured")]
-    AuthNotSupported,
     #[error("your discriminator {0} is not ours")]
     WrongDiscriminator(u32),
-    #[error("TTL {0:?} is not 255")]
-    BadTtl(Option<u8>),
+    #[error("TTL {ttl:?} is below the minimum {min}")]
+    BadTtl { ttl: Option<u8>, min: u8 },
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
+}
+
+impl PacketError {
+    /// Short label for metrics (a small fixed set).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PacketError::BadTtl { .. } => "ttl",
+            PacketError::WrongDiscriminator(_) => "discriminator",
+            PacketError::Auth(e) => e.reason(),
+            _ => "malformed",
+        }
+    }
 }
 
 impl ControlPacket {
@@ -116,7 +136,8 @@ impl ControlPacket {
         b
     }
 
-    /// Decodes and validates a packet as far as possible without session context.
+    /// Decodes and validates the mandatory section as far as possible without session context
+    /// (the A bit is only reported: whether it is acceptable depends on the session).
     pub fn decode(buf: &[u8]) -> Result<Self, PacketError> {
         if buf.len() < PACKET_LEN {
             return Err(PacketError::Truncated);
@@ -161,10 +182,6 @@ impl ControlPacket {
         if p.your_discriminator == 0 && !matches!(p.state, BfdState::Down | BfdState::AdminDown) {
             return Err(PacketError::ZeroYourDiscriminator(p.state));
         }
-        // We have no authentication configured, so we cannot verify it: discard.
-        if p.auth_present {
-            return Err(PacketError::AuthNotSupported);
-        }
         Ok(p)
     }
 }
@@ -180,6 +197,11 @@ pub struct BfdConfig {
     pub passive: bool,
     /// Seed for transmit jitter.
     pub seed: u64,
+    /// Lowest TTL/hop limit accepted on received packets; [`REQUIRED_TTL`] unless an operator
+    /// relaxes it.
+    pub min_ttl: u8,
+    /// Authenticate every packet sent and require it of every packet received.
+    pub auth: Option<AuthKey>,
 }
 
 impl BfdConfig {
@@ -191,6 +213,8 @@ impl BfdConfig {
             detect_mult: 3,
             passive: false,
             seed: u64::from(local_discriminator) | 1,
+            min_ttl: REQUIRED_TTL,
+            auth: None,
         }
     }
 }
@@ -199,6 +223,8 @@ impl BfdConfig {
 pub enum BfdTimer {
     Transmit,
     Detect,
+    /// Twice the detection time without packets: forget the peer's sequence number.
+    AuthSeqReset,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,6 +282,9 @@ pub struct BfdSession {
     remote_detect_mult: u8,
     poll_active: bool,
     rng: u64,
+    auth: Option<AuthState>,
+    /// Whether an [`BfdTimer::AuthSeqReset`] is pending.
+    auth_reset_armed: bool,
 }
 
 impl BfdSession {
@@ -277,6 +306,42 @@ impl BfdSession {
             remote_detect_mult: 0,
             poll_active: false,
             rng: config.seed | 1,
+            // The shell sets a random first sequence number (`set_xmit_auth_seq`).
+            auth: config.auth.map(|k| AuthState::new(k, 0)),
+            auth_reset_armed: false,
+        }
+    }
+
+    /// Sets bfd.XmitAuthSeq; RFC 5880 §6.8.1 wants a random start.
+    pub fn set_xmit_auth_seq(&mut self, seq: u32) {
+        if let Some(a) = &mut self.auth {
+            *a = AuthState::new(*a.key(), seq);
+        }
+    }
+
+    /// Changes the lowest TTL accepted; takes effect with the next packet.
+    pub fn set_min_ttl(&mut self, min_ttl: u8) {
+        self.config.min_ttl = min_ttl;
+    }
+
+    /// Changes the key (or turns authentication on or off); takes effect with the next packet.
+    /// The router must change at the same time: until then its packets are dropped, and the
+    /// session goes down if that lasts longer than the detection time.
+    pub fn set_auth(&mut self, key: Option<AuthKey>, xmit_seq: u32) {
+        self.config.auth = key;
+        match (key, &mut self.auth) {
+            (Some(k), Some(a)) => a.set_key(k),
+            (Some(k), None) => self.auth = Some(AuthState::new(k, xmit_seq)),
+            (None, _) => self.auth = None,
+        }
+    }
+
+    /// Encodes a packet for the wire, signing it (and advancing the sequence number) when
+    /// authentication is configured.
+    pub fn seal(&mut self, p: &ControlPacket) -> Wire {
+        match &mut self.auth {
+            Some(a) => a.seal(p.encode()),
+            None => Wire::unsigned(p.encode()),
         }
     }
 
@@ -332,20 +397,40 @@ impl BfdSession {
             .saturating_mul(self.remote_detect_mult.into())
     }
 
-    /// Validates raw bytes (including the RFC 5881 TTL check) and handles the packet.
+    /// Validates raw bytes (the RFC 5881 TTL check, the mandatory section, authentication)
+    /// and handles the packet. A packet that fails any check changes nothing.
     pub fn receive(
         &mut self,
         bytes: &[u8],
         ttl: Option<u8>,
     ) -> Result<Vec<BfdAction>, PacketError> {
-        if ttl != Some(REQUIRED_TTL) {
-            return Err(PacketError::BadTtl(ttl));
+        // First, as it is the cheapest (RFC 5881 §5 allows it before authentication). No TTL
+        // (the socket could not tell) fails: we cannot show the packet came from the link.
+        if ttl.is_none_or(|t| t < self.config.min_ttl) {
+            return Err(PacketError::BadTtl {
+                ttl,
+                min: self.config.min_ttl,
+            });
         }
         let p = ControlPacket::decode(bytes)?;
         if p.your_discriminator != 0 && p.your_discriminator != self.config.local_discriminator {
             return Err(PacketError::WrongDiscriminator(p.your_discriminator));
         }
-        Ok(self.handle(BfdEvent::Received(p)))
+        // RFC 5880 §6.8.6: A bit without authentication in use, or authentication in use and
+        // no A bit (or a bad one): discard. `decode` checked Length against the datagram.
+        let len = usize::from(bytes[3]);
+        match &mut self.auth {
+            None if p.auth_present => return Err(AuthError::NotConfigured.into()),
+            None => {}
+            Some(a) => a.verify(&bytes[..len], p.detect_mult)?,
+        }
+        let mut out = Vec::new();
+        if self.auth_reset_armed {
+            self.auth_reset_armed = false;
+            out.push(BfdAction::CancelTimer(BfdTimer::AuthSeqReset));
+        }
+        out.extend(self.handle(BfdEvent::Received(p)));
+        Ok(out)
     }
 
     pub fn handle(&mut self, event: BfdEvent) -> Vec<BfdAction> {
@@ -362,6 +447,15 @@ impl BfdSession {
                 }
             }
             BfdEvent::TimerFired(BfdTimer::Detect) => {
+                // RFC 5880 §6.8.1: forget the peer's sequence number after twice the detection
+                // time without packets (one has passed), in case it restarted.
+                if self.auth.as_ref().is_some_and(AuthState::seq_known) {
+                    self.auth_reset_armed = true;
+                    out.push(BfdAction::SetTimer(
+                        BfdTimer::AuthSeqReset,
+                        self.detection_time(),
+                    ));
+                }
                 // RFC 5880 §6.8.1: forget the peer after a silent detection time.
                 self.remote_discr = 0;
                 if matches!(self.state, BfdState::Init | BfdState::Up) {
@@ -370,6 +464,12 @@ impl BfdSession {
                         diag::CONTROL_DETECTION_TIME_EXPIRED,
                         &mut out,
                     );
+                }
+            }
+            BfdEvent::TimerFired(BfdTimer::AuthSeqReset) => {
+                self.auth_reset_armed = false;
+                if let Some(a) = &mut self.auth {
+                    a.forget_seq();
                 }
             }
             BfdEvent::AdminDown => {
@@ -415,7 +515,7 @@ impl BfdSession {
             poll: self.poll_active && !final_,
             final_,
             control_plane_independent: false,
-            auth_present: false,
+            auth_present: self.auth.is_some(),
             demand: false,
             multipoint: false,
             detect_mult: self.config.detect_mult.max(1),

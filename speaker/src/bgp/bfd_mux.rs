@@ -11,7 +11,11 @@
 //! one address share it, as a router runs one BFD session per neighbour address. The session
 //! lives while any [`BfdHandle`] for it does; the last handle to go sends AdminDown. A later
 //! handle with different timers reconfigures the shared session (Poll sequence, RFC 5880
-//! §6.8.3).
+//! §6.8.3); a different minimum TTL or key takes effect with the next packet.
+//!
+//! Every packet a session drops (TTL, malformed, authentication) is counted in
+//! [`dropped_packets`] by peer and reason and logged at most once a minute per session: a
+//! hostile host on the link can send them at any rate.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -19,13 +23,48 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use super::bfd::{BfdAction, BfdConfig, BfdEvent, BfdSession, BfdState, BfdTimer, PACKET_LEN};
+use super::bfd::{
+    BfdAction, BfdConfig, BfdEvent, BfdSession, BfdState, BfdTimer, PACKET_LEN, PacketError,
+};
 use super::net;
+
+/// How often a session may log the packets it drops.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Labels of [`dropped_packets`]: `peer` is the session's peer address (empty for packets
+/// that reach no session: their source address is the sender's to choose), `reason` one of a
+/// fixed set ([`PacketError::reason`], `no_session`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub peer: String,
+    pub reason: &'static str,
+}
+
+/// BFD packets dropped by this process, by peer and reason (the metric
+/// `ferrolb_bfd_packets_dropped_total`).
+pub fn dropped_packets() -> &'static Family<DropLabels, Counter> {
+    static DROPPED: OnceLock<Family<DropLabels, Counter>> = OnceLock::new();
+    DROPPED.get_or_init(Family::default)
+}
+
+/// A fresh random bfd.XmitAuthSeq (RFC 5880 §6.8.1). Should the OS RNG fail, the clock is
+/// the next best thing: what matters is not to restart from a number used before.
+fn random_seq() -> u32 {
+    use rand::TryRng;
+    rand::rngs::SysRng.try_next_u32().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32)
+    })
+}
 
 /// Packets queued per session before the receiver drops more. A session drains its queue at
 /// once; a full queue means it is stuck, and dropping is what a lossy link does anyway.
@@ -208,7 +247,7 @@ impl BfdMux {
         }
         if let Some(e) = inner.sessions.get_mut(&key) {
             e.refs += 1;
-            if !same_timers(&e.config, &config) {
+            if !same_settings(&e.config, &config) {
                 e.config = config;
                 let _ = e.control.send(Control::Reconfigure(config));
             }
@@ -243,10 +282,11 @@ impl BfdMux {
             peer,
             discriminator: disc,
         };
-        let session = BfdSession::new(BfdConfig {
+        let mut session = BfdSession::new(BfdConfig {
             local_discriminator: disc,
             ..config
         });
+        session.set_xmit_auth_seq(random_seq());
         let initial = BfdStatus {
             state: session.state(),
             local_discriminator: disc,
@@ -263,8 +303,9 @@ impl BfdMux {
                 session,
                 peer,
                 tx,
-                timers: [None, None],
+                timers: [None; 3],
                 st: initial,
+                drop_log: DropLog::default(),
                 status: status_tx,
                 up: up_tx,
                 _registration: registration,
@@ -349,10 +390,13 @@ impl BfdMux {
     }
 }
 
-fn same_timers(a: &BfdConfig, b: &BfdConfig) -> bool {
+/// Whether a joining handle's settings are those of the running session.
+fn same_settings(a: &BfdConfig, b: &BfdConfig) -> bool {
     a.desired_min_tx == b.desired_min_tx
         && a.required_min_rx == b.required_min_rx
         && a.detect_mult == b.detect_mult
+        && a.min_ttl == b.min_ttl
+        && a.auth == b.auth
 }
 
 /// Unregisters a session's routes when its task ends, however it ends (even aborted).
@@ -401,6 +445,12 @@ async fn receive(socket: UdpSocket, table: Arc<Mutex<Table>>, local: IpAddr) {
                         });
                     }
                     None => {
+                        dropped_packets()
+                            .get_or_create(&DropLabels {
+                                peer: String::new(),
+                                reason: "no_session",
+                            })
+                            .inc();
                         tracing::trace!(%local, %from, "BFD packet for no session of ours dropped");
                     }
                 }
@@ -417,8 +467,9 @@ struct SessionTask {
     session: BfdSession,
     peer: IpAddr,
     tx: UdpSocket,
-    timers: [Option<Instant>; 2],
+    timers: [Option<Instant>; 3],
     st: BfdStatus,
+    drop_log: DropLog,
     status: watch::Sender<BfdStatus>,
     up: watch::Sender<bool>,
     _registration: Registration,
@@ -437,6 +488,8 @@ impl SessionTask {
             let actions = tokio::select! {
                 c = control.recv() => match c {
                     Some(Control::Reconfigure(c)) => {
+                        self.session.set_min_ttl(c.min_ttl);
+                        self.session.set_auth(c.auth, random_seq());
                         self.session.set_detect_mult(c.detect_mult);
                         self.session.handle(BfdEvent::SetIntervals {
                             desired_min_tx: c.desired_min_tx,
@@ -458,15 +511,14 @@ impl SessionTask {
                         actions
                     }
                     Err(e) => {
-                        self.st.packets_dropped += 1;
-                        tracing::debug!(peer = %self.peer, error = %e, "BFD packet dropped");
+                        self.dropped(e);
                         Vec::new()
                     }
                 },
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
                     let mut actions = Vec::new();
-                    for (i, kind) in [BfdTimer::Transmit, BfdTimer::Detect].into_iter().enumerate() {
+                    for (i, kind) in TIMERS.into_iter().enumerate() {
                         if self.timers[i].is_some_and(|t| t <= now) {
                             self.timers[i] = None;
                             actions.extend(self.session.handle(BfdEvent::TimerFired(kind)));
@@ -496,6 +548,25 @@ impl SessionTask {
         self.publish();
     }
 
+    /// Counts a dropped packet and logs it, at most once per [`DROP_LOG_INTERVAL`].
+    fn dropped(&mut self, e: PacketError) {
+        self.st.packets_dropped += 1;
+        dropped_packets()
+            .get_or_create(&DropLabels {
+                peer: self.peer.to_string(),
+                reason: e.reason(),
+            })
+            .inc();
+        if let Some(suppressed) = self.drop_log.allow(Instant::now()) {
+            tracing::warn!(
+                peer = %self.peer,
+                error = %e,
+                dropped_since_last_log = suppressed,
+                "BFD packet dropped (logged at most once a minute; see ferrolb_bfd_packets_dropped_total)"
+            );
+        }
+    }
+
     fn publish(&mut self) {
         self.st.remote_discriminator = self.session.remote_discriminator();
         let st = self.st;
@@ -510,7 +581,8 @@ impl SessionTask {
         for a in actions {
             match a {
                 BfdAction::Send(p) => {
-                    if let Err(e) = self.tx.send(&p.encode()).await {
+                    let wire = self.session.seal(&p);
+                    if let Err(e) = self.tx.send(wire.as_bytes()).await {
                         tracing::debug!(peer = %self.peer, error = %e, "BFD send failed");
                     }
                 }
@@ -529,10 +601,35 @@ impl SessionTask {
     }
 }
 
+const TIMERS: [BfdTimer; 3] = [BfdTimer::Transmit, BfdTimer::Detect, BfdTimer::AuthSeqReset];
+
 fn timer_index(kind: BfdTimer) -> usize {
     match kind {
         BfdTimer::Transmit => 0,
         BfdTimer::Detect => 1,
+        BfdTimer::AuthSeqReset => 2,
+    }
+}
+
+/// Bounds the log lines about dropped packets.
+#[derive(Default)]
+struct DropLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl DropLog {
+    /// `Some(drops not logged since the last line)` if this drop may be logged now.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < DROP_LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

@@ -13,6 +13,8 @@ fn cfg(disc: u32) -> BfdConfig {
         detect_mult: 3,
         passive: false,
         seed: u64::from(disc),
+        min_ttl: REQUIRED_TTL,
+        auth: None,
     }
 }
 
@@ -117,15 +119,13 @@ fn validation() {
     let mut p = packet();
     p.state = BfdState::AdminDown;
     assert!(ControlPacket::decode(&p.encode()).is_ok());
-    // A bit: 26-byte packet with a (simple password) auth section we cannot verify.
+    // A bit: the mandatory section decodes; whether it is acceptable is the session's call
+    // (`session_level_checks`).
     let mut b = good.to_vec();
     b[1] |= 0x04;
     b[3] = 27;
     b.extend_from_slice(&[1, 3, 1]);
-    assert_eq!(
-        ControlPacket::decode(&b),
-        Err(PacketError::AuthNotSupported)
-    );
+    assert!(ControlPacket::decode(&b).is_ok_and(|p| p.auth_present));
     let mut b = good;
     b[1] |= 0x04;
     assert_eq!(ControlPacket::decode(&b), Err(PacketError::BadLength(24)));
@@ -137,9 +137,27 @@ fn session_level_checks() {
     let p = packet();
     assert_eq!(
         s.receive(&p.encode(), Some(254)),
-        Err(PacketError::BadTtl(Some(254)))
+        Err(PacketError::BadTtl {
+            ttl: Some(254),
+            min: 255
+        })
     );
-    assert_eq!(s.receive(&p.encode(), None), Err(PacketError::BadTtl(None)));
+    assert_eq!(
+        s.receive(&p.encode(), None),
+        Err(PacketError::BadTtl {
+            ttl: None,
+            min: 255
+        })
+    );
+    // A bit while no authentication is configured: we cannot verify it, so discard.
+    let mut b = p.encode().to_vec();
+    b[1] |= 0x04;
+    b[3] = 27;
+    b.extend_from_slice(&[1, 3, 1]);
+    assert_eq!(
+        s.receive(&b, Some(255)),
+        Err(PacketError::Auth(AuthError::NotConfigured))
+    );
     let mut wrong = packet();
     wrong.your_discriminator = 99;
     assert_eq!(
@@ -537,5 +555,227 @@ fn peer_leaving_slow_start_reschedules_our_next_packet() {
         !r.iter()
             .any(|a| matches!(a, BfdAction::SetTimer(BfdTimer::Transmit, _))),
         "{r:?}"
+    );
+}
+
+#[test]
+fn minimum_ttl_is_enforced() {
+    // Default (minimumTtl unset): 255 only, as RFC 5881 requires.
+    assert_eq!(BfdConfig::new(1).min_ttl, 255);
+    let mut c = cfg(1);
+    c.min_ttl = 250;
+    let mut s = BfdSession::new(c);
+    let p = packet();
+    for ttl in [250, 251, 255] {
+        assert!(s.receive(&p.encode(), Some(ttl)).is_ok(), "TTL {ttl}");
+    }
+    for ttl in [Some(249), Some(1), Some(0), None] {
+        assert_eq!(
+            s.receive(&p.encode(), ttl),
+            Err(PacketError::BadTtl { ttl, min: 250 })
+        );
+    }
+    // Changed at run time (a BFDProfile edit): the next packet is judged by the new value.
+    s.set_min_ttl(255);
+    assert!(s.receive(&p.encode(), Some(254)).is_err());
+    assert!(s.receive(&p.encode(), Some(255)).is_ok());
+}
+
+fn auth_cfg(disc: u32, kind: AuthType, key: &[u8]) -> BfdConfig {
+    BfdConfig {
+        auth: Some(AuthKey::new(kind, 1, key).unwrap()),
+        ..cfg(disc)
+    }
+}
+
+/// Delivers every packet `from` sends in `actions` to `to`, sealed as the runtime does.
+fn relay(from: &mut BfdSession, actions: &[BfdAction], to: &mut BfdSession) -> Vec<BfdAction> {
+    let mut out = Vec::new();
+    for p in sent(actions) {
+        let w = from.seal(&p);
+        out.extend(
+            to.receive(w.as_bytes(), Some(255))
+                .expect("authentic packet"),
+        );
+    }
+    out
+}
+
+/// Two authenticated sessions brought Up by exchanging sealed packets.
+fn authenticated_up_pair(kind: AuthType) -> (BfdSession, BfdSession) {
+    let mut a = BfdSession::new(auth_cfg(1, kind, b"key"));
+    let mut b = BfdSession::new(auth_cfg(2, kind, b"key"));
+    a.set_xmit_auth_seq(1000);
+    b.set_xmit_auth_seq(u32::MAX - 3); // wraps during the test
+    let sa = a.start();
+    let sb = b.start();
+    relay(&mut a, &sa, &mut b);
+    relay(&mut b, &sb, &mut a);
+    for _ in 0..4 {
+        let r = a.handle(BfdEvent::TimerFired(BfdTimer::Transmit));
+        let back = relay(&mut a, &r, &mut b);
+        relay(&mut b, &back, &mut a);
+        let r = b.handle(BfdEvent::TimerFired(BfdTimer::Transmit));
+        let back = relay(&mut b, &r, &mut a);
+        relay(&mut a, &back, &mut b);
+    }
+    assert_eq!((a.state(), b.state()), (BfdState::Up, BfdState::Up));
+    (a, b)
+}
+
+#[test]
+fn authenticated_sessions_come_up_in_every_mode() {
+    for kind in [
+        AuthType::KeyedMd5,
+        AuthType::MeticulousKeyedMd5,
+        AuthType::KeyedSha1,
+        AuthType::MeticulousKeyedSha1,
+    ] {
+        let (mut a, _) = authenticated_up_pair(kind);
+        let p = sent(&a.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+        assert!(p.auth_present);
+        let w = a.seal(&p);
+        assert_eq!(w.as_bytes().len(), PACKET_LEN + kind.section_len());
+        assert_eq!(usize::from(w.as_bytes()[3]), w.as_bytes().len());
+    }
+}
+
+/// The lab attack (issue 9): a Down with the router's address and TTL 255 tore the session
+/// down. With authentication it is dropped and changes nothing, however it is dressed.
+#[test]
+fn spoofed_down_is_ignored_with_authentication() {
+    let (mut a, mut b) = authenticated_up_pair(AuthType::MeticulousKeyedSha1);
+    let mut down = packet();
+    down.state = BfdState::Down;
+    down.my_discriminator = 2;
+    down.your_discriminator = 1;
+    let before = a.clone();
+    // No authentication at all.
+    assert_eq!(
+        a.receive(&down.encode(), Some(255)),
+        Err(PacketError::Auth(AuthError::Missing))
+    );
+    // Signed with the wrong key.
+    let mut forger = BfdSession::new(auth_cfg(2, AuthType::MeticulousKeyedSha1, b"guess"));
+    let forged = forger.seal(&ControlPacket {
+        auth_present: true,
+        ..down
+    });
+    assert_eq!(
+        a.receive(forged.as_bytes(), Some(255)),
+        Err(PacketError::Auth(AuthError::BadDigest))
+    );
+    // A real packet of the peer, replayed.
+    let real = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&real);
+    assert!(a.receive(w.as_bytes(), Some(255)).is_ok());
+    let after_real = a.clone();
+    assert!(matches!(
+        a.receive(w.as_bytes(), Some(255)),
+        Err(PacketError::Auth(AuthError::Sequence { .. }))
+    ));
+    assert_eq!(a.state(), BfdState::Up);
+    assert_eq!(format!("{a:?}"), format!("{after_real:?}"));
+    assert_eq!(before.state(), BfdState::Up);
+    // The peer's genuine Down still counts.
+    let _ = b.handle(BfdEvent::AdminDown);
+    let genuine = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&genuine);
+    let r = a.receive(w.as_bytes(), Some(255)).unwrap();
+    assert_eq!(
+        changes(&r),
+        vec![(BfdState::Down, diag::NEIGHBOR_SIGNALED_DOWN)]
+    );
+}
+
+#[test]
+fn auth_sequence_is_forgotten_after_twice_the_detection_time() {
+    let (mut a, _) = authenticated_up_pair(AuthType::MeticulousKeyedSha1);
+    // One silent detection time: Down, and the reset is scheduled one detection time later.
+    let r = a.handle(BfdEvent::TimerFired(BfdTimer::Detect));
+    assert!(
+        r.contains(&BfdAction::SetTimer(BfdTimer::AuthSeqReset, ms(900))),
+        "{r:?}"
+    );
+    // The peer restarted with a new random sequence number: refused until the reset...
+    let mut restarted = BfdSession::new(auth_cfg(2, AuthType::MeticulousKeyedSha1, b"key"));
+    restarted.set_xmit_auth_seq(1_000_000);
+    let p = sent(&restarted.start())[0];
+    let w = restarted.seal(&p);
+    assert!(a.receive(w.as_bytes(), Some(255)).is_err());
+    a.handle(BfdEvent::TimerFired(BfdTimer::AuthSeqReset));
+    // ...then accepted.
+    let w = restarted.seal(&p);
+    assert!(a.receive(w.as_bytes(), Some(255)).is_ok());
+
+    // A packet before the reset fires cancels it.
+    let (mut a, mut b) = authenticated_up_pair(AuthType::KeyedSha1);
+    a.handle(BfdEvent::TimerFired(BfdTimer::Detect));
+    let p = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&p);
+    let r = a.receive(w.as_bytes(), Some(255)).unwrap();
+    assert_eq!(
+        r.first(),
+        Some(&BfdAction::CancelTimer(BfdTimer::AuthSeqReset))
+    );
+    // Without authentication no such timer exists.
+    let (mut plain, _) = up_pair();
+    let r = plain.handle(BfdEvent::TimerFired(BfdTimer::Detect));
+    assert!(
+        !r.iter()
+            .any(|x| matches!(x, BfdAction::SetTimer(BfdTimer::AuthSeqReset, _)))
+    );
+}
+
+#[test]
+fn key_change_applies_to_the_next_packet() {
+    let (mut a, mut b) = authenticated_up_pair(AuthType::KeyedSha1);
+    let new = AuthKey::new(AuthType::KeyedSha1, 2, b"rotated").unwrap();
+    a.set_auth(Some(new), 0);
+    let p = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&p);
+    assert_eq!(
+        a.receive(w.as_bytes(), Some(255)),
+        Err(PacketError::Auth(AuthError::WrongKeyId(1)))
+    );
+    b.set_auth(Some(new), 0);
+    let p = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&p);
+    assert!(a.receive(w.as_bytes(), Some(255)).is_ok());
+    // Turned off on one side only: the other drops its packets.
+    a.set_auth(None, 0);
+    let p = sent(&b.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0];
+    let w = b.seal(&p);
+    assert_eq!(
+        a.receive(w.as_bytes(), Some(255)),
+        Err(PacketError::Auth(AuthError::NotConfigured))
+    );
+    assert!(!sent(&a.handle(BfdEvent::TimerFired(BfdTimer::Transmit)))[0].auth_present);
+}
+
+#[test]
+fn drop_reasons_are_a_small_fixed_set() {
+    let errors = [
+        PacketError::Truncated,
+        PacketError::BadTtl {
+            ttl: None,
+            min: 255,
+        },
+        PacketError::WrongDiscriminator(3),
+        PacketError::Auth(AuthError::Missing),
+        PacketError::Auth(AuthError::BadDigest),
+        PacketError::Auth(AuthError::Sequence { seq: 1, last: 2 }),
+    ];
+    let reasons: Vec<&str> = errors.iter().map(PacketError::reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            "malformed",
+            "ttl",
+            "discriminator",
+            "auth_missing",
+            "auth_digest",
+            "auth_sequence"
+        ]
     );
 }

@@ -197,3 +197,133 @@ async fn a_dropped_handle_stops_its_session() {
     assert_eq!(mux.session_count(), 1);
     r.shutdown().await;
 }
+
+#[test]
+fn drop_log_is_bounded() {
+    let mut log = DropLog::default();
+    let t0 = Instant::now();
+    assert_eq!(log.allow(t0), Some(0));
+    for i in 1..=1000u64 {
+        assert_eq!(log.allow(t0 + Duration::from_millis(i)), None);
+    }
+    assert_eq!(log.allow(t0 + DROP_LOG_INTERVAL), Some(1000));
+    assert_eq!(log.allow(t0 + DROP_LOG_INTERVAL), None);
+}
+
+fn dropped(peer: IpAddr, reason: &'static str) -> u64 {
+    dropped_packets()
+        .get_or_create(&DropLabels {
+            peer: peer.to_string(),
+            reason,
+        })
+        .get()
+}
+
+/// Sends `bytes` to `to`:3784 from `from` with TTL 255, as a host on the link can.
+async fn spoof(from: IpAddr, to: IpAddr, bytes: &[u8]) {
+    let s = UdpSocket::bind((from, 0)).await.unwrap();
+    s.set_ttl(255).unwrap();
+    s.send_to(bytes, (to, 3784)).await.unwrap();
+}
+
+fn with_key(mut c: BfdConfig, key: &[u8]) -> BfdConfig {
+    use crate::bgp::bfd::{AuthKey, AuthType};
+    c.auth = Some(AuthKey::new(AuthType::MeticulousKeyedSha1, 1, key).unwrap());
+    c
+}
+
+/// End to end over real sockets: authenticated sessions come up, and a spoofed Down (right
+/// source address, TTL 255, right discriminators) without authentication or with a guessed key
+/// is dropped, counted, and leaves the session Up.
+#[tokio::test]
+async fn authenticated_session_ignores_spoofed_down() {
+    let (node, router) = (ip("127.0.1.31"), ip("127.0.1.32"));
+    let mux = BfdMux::default();
+    let (Ok(a), Ok(r)) = (
+        mux.spawn(node, router, with_key(fast(31), b"s3cret")),
+        mux.spawn(router, node, with_key(fast(32), b"s3cret")),
+    ) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    wait_up(&a).await;
+    let (mine, theirs) = (
+        a.status().borrow().local_discriminator,
+        a.status().borrow().remote_discriminator,
+    );
+    let before_missing = dropped(router, "auth_missing");
+    let before_digest = dropped(router, "auth_digest");
+    let mut down = ControlPacket::decode(&packet(theirs, mine)).unwrap();
+    down.state = BfdState::Down;
+    down.diag = 3;
+    for _ in 0..5 {
+        spoof(router, node, &down.encode()).await;
+    }
+    let mut forger = BfdSession::new(with_key(BfdConfig::new(theirs), b"guess"));
+    forger.set_xmit_auth_seq(u32::MAX / 2);
+    for _ in 0..5 {
+        let w = forger.seal(&ControlPacket {
+            auth_present: true,
+            ..down
+        });
+        spoof(router, node, w.as_bytes()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.status().borrow().state, BfdState::Up);
+    assert!(*a.up().borrow());
+    assert_eq!(dropped(router, "auth_missing") - before_missing, 5);
+    assert_eq!(dropped(router, "auth_digest") - before_digest, 5);
+    assert!(a.status().borrow().packets_dropped >= 10);
+    a.shutdown().await;
+    r.shutdown().await;
+}
+
+/// Without authentication the same spoofed Down takes the session down: the threat is real.
+#[tokio::test]
+async fn unauthenticated_session_falls_to_spoofed_down() {
+    let (node, router) = (ip("127.0.1.41"), ip("127.0.1.42"));
+    let mux = BfdMux::default();
+    let (Ok(a), Ok(r)) = (
+        mux.spawn(node, router, fast(41)),
+        mux.spawn(router, node, fast(42)),
+    ) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    wait_up(&a).await;
+    let (mine, theirs) = (
+        a.status().borrow().local_discriminator,
+        a.status().borrow().remote_discriminator,
+    );
+    let mut down = ControlPacket::decode(&packet(theirs, mine)).unwrap();
+    down.state = BfdState::Down;
+    spoof(router, node, &down.encode()).await;
+    let mut up = a.up();
+    tokio::time::timeout(Duration::from_secs(1), up.wait_for(|u| !*u))
+        .await
+        .expect("spoofed Down accepted")
+        .unwrap();
+    a.shutdown().await;
+    r.shutdown().await;
+}
+
+/// Keys that differ: the session never comes up, and every packet is counted.
+#[tokio::test]
+async fn mismatched_keys_never_come_up() {
+    let (node, router) = (ip("127.0.1.51"), ip("127.0.1.52"));
+    let mux = BfdMux::default();
+    let (Ok(a), Ok(r)) = (
+        mux.spawn(node, router, with_key(fast(51), b"one")),
+        mux.spawn(router, node, with_key(fast(52), b"two")),
+    ) else {
+        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+        return;
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(a.status().borrow().state, BfdState::Down);
+    assert_eq!(r.status().borrow().state, BfdState::Down);
+    assert!(a.status().borrow().packets_dropped >= 2);
+    assert!(dropped(router, "auth_digest") >= 2);
+    a.shutdown().await;
+    r.shutdown().await;
+}
