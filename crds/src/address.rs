@@ -137,13 +137,91 @@ impl AddressRange {
         self.family == other.family && self.first <= other.last && other.first <= self.last
     }
 
-    /// Length of the shortest prefix that covers the whole range (for aggregation checks).
+    /// Length of the shortest prefix that covers the whole range (which may also cover
+    /// addresses outside it: see [`AddressRange::cidrs`] for aggregation checks).
     pub fn covering_prefix_len(&self) -> u8 {
         let bits = u32::from(self.family.bits());
         let differing = 128 - (self.first ^ self.last).leading_zeros();
         (bits - differing.min(bits)) as u8
     }
+
+    /// The block `ip/len` (host bits of `ip` ignored).
+    pub fn of_prefix(ip: IpAddr, len: u8) -> AddressRange {
+        let family = Family::of(&ip);
+        let host_bits = u32::from(family.bits() - len.min(family.bits()));
+        let host_mask = u128::MAX.checked_shr(128 - host_bits).unwrap_or(0);
+        let first = to_u128(&ip) & !host_mask;
+        AddressRange {
+            family,
+            first,
+            last: first | host_mask,
+        }
+    }
+
+    /// Whether every address of `other` is in this range.
+    pub fn covers(&self, other: &AddressRange) -> bool {
+        self.family == other.family && self.first <= other.first && other.last <= self.last
+    }
+
+    /// The range as the fewest CIDRs that make it up exactly, in address order (at most two per
+    /// bit of the family): `198.18.10.5-198.18.10.9` is `.5/32`, `.6/31`, `.8/31`. MetalLB splits
+    /// ranges the same way; an aggregate no shorter than each CIDR covers only pool addresses.
+    pub fn cidrs(&self) -> Vec<ipnet::IpNet> {
+        let bits = u32::from(self.family.bits());
+        let mut out = Vec::new();
+        let mut cur = self.first;
+        loop {
+            // The largest block starting at `cur` that is aligned and ends within the range.
+            let align = cur.trailing_zeros().min(bits);
+            let span = self.last - cur; // addresses after `cur`
+            let fit = if span == u128::MAX {
+                128
+            } else {
+                127 - (span + 1).leading_zeros()
+            };
+            let k = align.min(fit);
+            let len = (bits - k) as u8;
+            let net = from_u128(self.family, cur).expect("range bounds fit their family");
+            out.push(ipnet::IpNet::new(net, len).expect("length within the family"));
+            let size = 1u128.checked_shl(k).unwrap_or(0);
+            match cur.checked_add(size) {
+                Some(next) if size != 0 && next - 1 < self.last => cur = next,
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// The first block of [`UNUSABLE`] this range overlaps, with what it is.
+    pub fn unusable(&self) -> Option<(&'static str, &'static str)> {
+        UNUSABLE.iter().copied().find(|(block, _)| {
+            block
+                .parse::<AddressRange>()
+                .is_ok_and(|b| b.overlaps(self))
+        })
+    }
 }
+
+/// Blocks a LoadBalancer address may never come from, with what they are: packets to them never
+/// leave a host (loopback, unspecified, "this network"), are not routed (link-local, limited
+/// broadcast) or are not unicast (multicast), so a Service given one is unreachable, and
+/// announcing them (ARP, NDP, BGP) disturbs the segment. Pools overlapping them are refused (the
+/// CRD's CEL rule for CIDRs and range ends; validation for everything).
+pub const UNUSABLE: [(&str, &str); 10] = [
+    (
+        "0.0.0.0/8",
+        "\"this network\", with the unspecified address 0.0.0.0",
+    ),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "the limited broadcast address"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
 
 impl fmt::Display for AddressRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -276,7 +354,136 @@ mod tests {
         assert_eq!(r("::/0").covering_prefix_len(), 0);
     }
 
+    fn nets(s: &str) -> Vec<String> {
+        r(s).cidrs().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn ranges_split_into_cidrs() {
+        assert_eq!(
+            nets("198.18.10.5-198.18.10.9"),
+            ["198.18.10.5/32", "198.18.10.6/31", "198.18.10.8/31"]
+        );
+        assert_eq!(nets("198.18.10.0/24"), ["198.18.10.0/24"]);
+        assert_eq!(
+            nets("198.18.10.0-198.18.11.0"),
+            ["198.18.10.0/24", "198.18.11.0/32"]
+        );
+        assert_eq!(nets("0.0.0.0/0"), ["0.0.0.0/0"]);
+        assert_eq!(nets("::/0"), ["::/0"]);
+        assert_eq!(
+            nets("255.255.255.254-255.255.255.255"),
+            ["255.255.255.254/31"]
+        );
+        assert_eq!(nets("fd00::1-fd00::3"), ["fd00::1/128", "fd00::2/127"]);
+        assert_eq!(nets("::-::1"), ["::/127"]);
+        assert_eq!(
+            nets("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"]
+        );
+        assert_eq!(nets("0.0.0.1-255.255.255.255").len(), 32);
+    }
+
+    #[test]
+    fn prefixes_and_coverage() {
+        let p = AddressRange::of_prefix("198.18.10.7".parse().unwrap(), 28);
+        assert_eq!(p, r("198.18.10.0/28"));
+        assert!(!r("198.18.10.5-198.18.10.9").covers(&p));
+        assert!(r("198.18.10.0/24").covers(&p));
+        assert_eq!(
+            AddressRange::of_prefix("fd00::7".parse().unwrap(), 0),
+            r("::/0")
+        );
+        assert_eq!(
+            AddressRange::of_prefix("198.18.10.7".parse().unwrap(), 32).size(),
+            1
+        );
+        assert!(!r("::/0").covers(&r("0.0.0.0/32")));
+    }
+
+    #[test]
+    fn unusable_blocks_are_named() {
+        for (block, what) in [
+            ("127.0.0.0/8", "loopback"),
+            ("127.0.0.1/32", "loopback"),
+            ("0.0.0.0/32", "this network"),
+            ("0.0.0.0/0", "this network"),
+            ("126.255.255.250-128.0.0.5", "loopback"),
+            ("169.254.1.0/24", "link-local"),
+            ("239.255.255.250/32", "multicast"),
+            ("255.255.255.255/32", "broadcast"),
+            ("255.255.255.0/24", "broadcast"),
+            ("::/128", "unspecified"),
+            ("::/0", "unspecified"),
+            ("::1/128", "loopback"),
+            ("::ffff:198.18.0.1/128", "IPv4-mapped"),
+            ("fe80::/64", "link-local"),
+            ("fe00::-fec0::", "link-local"),
+            ("ff02::1/128", "multicast"),
+        ] {
+            let got = r(block).unusable();
+            assert!(
+                got.is_some_and(|(_, w)| w.contains(what)),
+                "{block}: {got:?}"
+            );
+        }
+        for ok in [
+            "198.18.0.0/15",
+            "1.0.0.0/8",
+            "128.0.0.0/3",
+            "223.255.255.255/32",
+            "240.0.0.0-255.255.255.254",
+            "169.253.0.0/16",
+            "::2/127",
+            "fd00::/8",
+            "2001:db8::/32",
+            "fec0::/10",
+            "fe00::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert_eq!(r(ok).unusable(), None, "{ok}");
+        }
+        for (block, _) in UNUSABLE {
+            assert!(block.parse::<AddressRange>().is_ok(), "{block}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn cidrs_tile_the_range_exactly(a in any::<u32>(), b in any::<u32>()) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let range = r(&format!("{}-{}", Ipv4Addr::from(lo), Ipv4Addr::from(hi)));
+            let parts = range.cidrs();
+            prop_assert!(parts.len() <= 62);
+            let mut next = u128::from(lo);
+            for p in &parts {
+                let block = AddressRange::of_prefix(p.network(), p.prefix_len());
+                prop_assert_eq!(block.bounds().0, next, "contiguous, in order, aligned");
+                prop_assert!(range.covers(&block));
+                next = block.bounds().1 + 1;
+            }
+            prop_assert_eq!(next, u128::from(hi) + 1);
+            // Fewest: no two neighbours merge into one aligned block.
+            for w in parts.windows(2) {
+                prop_assert!(!(w[0].prefix_len() == w[1].prefix_len()
+                    && w[0].supernet().is_some_and(|s| s.contains(&w[1]))));
+            }
+        }
+
+        #[test]
+        fn v6_cidrs_tile_the_range(a in any::<u128>(), b in any::<u128>()) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let range = r(&format!("{}-{}", Ipv6Addr::from(lo), Ipv6Addr::from(hi)));
+            let parts = range.cidrs();
+            prop_assert!(parts.len() <= 254);
+            let mut next = lo;
+            for p in &parts {
+                let block = AddressRange::of_prefix(p.network(), p.prefix_len());
+                prop_assert_eq!(block.bounds().0, next);
+                next = block.bounds().1.wrapping_add(1);
+            }
+            prop_assert_eq!(next, hi.wrapping_add(1));
+        }
+
         #[test]
         fn any_v4_cidr_roundtrips(ip in any::<u32>(), len in 0u8..=32) {
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };

@@ -1,5 +1,7 @@
 //! `BGPPeer`: a router the speakers open BGP sessions to.
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -104,7 +106,8 @@ pub struct BGPPeerSpec {
     #[schemars(length(min = 1, max = 80))]
     pub password: Option<String>,
     /// A `kubernetes.io/basic-auth` Secret in FerroLB's namespace whose `password` key is the TCP
-    /// MD5 password.
+    /// MD5 password (1-80 bytes of UTF-8). The peer is not Valid, and no session starts, while
+    /// the Secret is missing or unusable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretRef>,
     /// Name of a `BFDProfile`: run BFD with the peer and drop the session when BFD goes down.
@@ -157,9 +160,78 @@ pub struct SecretRef {
     /// Secret name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Secret namespace (default: FerroLB's namespace).
+    /// Secret namespace: FerroLB's namespace, which is also the default. FerroLB reads Secrets
+    /// only there, so a peer naming another namespace is not Valid (MetalLB configurations say
+    /// `metallb-system` here: write FerroLB's namespace, or leave it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
+}
+
+/// The Secret type a `passwordSecret` must have (as in MetalLB).
+pub const PASSWORD_SECRET_TYPE: &str = "kubernetes.io/basic-auth";
+/// Field selector for the only Secrets that can be a `passwordSecret`: watchers use it so they
+/// do not receive the other Secrets of the namespace.
+pub const PASSWORD_SECRET_SELECTOR: &str = "type=kubernetes.io/basic-auth";
+/// Longest TCP MD5 key Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MAX_PASSWORD_BYTES: usize = 80;
+
+/// Why a Secret cannot serve as a `passwordSecret`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordSecretError {
+    #[error(
+        "is of type {0}; FerroLB reads only {PASSWORD_SECRET_TYPE} Secrets (as MetalLB): recreate it with that type"
+    )]
+    WrongType(String),
+    #[error("has no 'password' key: put the TCP MD5 password under 'password'")]
+    NoPassword,
+    #[error("has an empty 'password': an empty TCP MD5 key would mean no authentication")]
+    Empty,
+    #[error("'password' is not UTF-8 text")]
+    NotUtf8,
+    #[error("'password' is longer than {MAX_PASSWORD_BYTES} bytes, the TCP MD5 key limit")]
+    TooLong,
+}
+
+/// The TCP MD5 password a `passwordSecret` holds, or why it holds none.
+pub fn secret_password(secret: &Secret) -> Result<String, PasswordSecretError> {
+    let ty = secret.type_.as_deref().unwrap_or("Opaque");
+    if ty != PASSWORD_SECRET_TYPE {
+        return Err(PasswordSecretError::WrongType(ty.to_string()));
+    }
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .ok_or(PasswordSecretError::NoPassword)?;
+    if bytes.0.is_empty() {
+        return Err(PasswordSecretError::Empty);
+    }
+    if bytes.0.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordSecretError::TooLong);
+    }
+    String::from_utf8(bytes.0.clone()).map_err(|_| PasswordSecretError::NotUtf8)
+}
+
+/// `secret` with everything but what [`secret_password`] needs to give the same verdict removed,
+/// and the password itself replaced: for a cache that must explain a bad Secret without holding
+/// anyone's password (the controller's).
+pub fn redact_secret(secret: &mut Secret) {
+    let verdict = secret_password(secret);
+    let meta = &mut secret.metadata;
+    meta.annotations = None; // kubectl's last-applied copy holds the data
+    meta.managed_fields = None;
+    meta.labels = None;
+    secret.string_data = None;
+    secret.immutable = None;
+    let placeholder: Option<Vec<u8>> = match verdict {
+        Ok(_) => Some(b"redacted".to_vec()),
+        Err(PasswordSecretError::WrongType(_) | PasswordSecretError::NoPassword) => None,
+        Err(PasswordSecretError::Empty) => Some(Vec::new()),
+        Err(PasswordSecretError::NotUtf8) => Some(vec![0xff]),
+        Err(PasswordSecretError::TooLong) => Some(vec![b'x'; MAX_PASSWORD_BYTES + 1]),
+    };
+    secret.data = placeholder.map(|p| [("password".to_string(), ByteString(p))].into());
 }
 
 /// Observed state of a peer: validity, and each speaker's session.
@@ -194,4 +266,77 @@ pub struct BGPSessionStatus {
     /// The last error seen on the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(ty: Option<&str>, password: Option<&[u8]>) -> Secret {
+        let mut s = Secret {
+            type_: ty.map(String::from),
+            data: password.map(|p| {
+                [
+                    ("password".to_string(), ByteString(p.to_vec())),
+                    ("username".to_string(), ByteString(b"u".to_vec())),
+                ]
+                .into()
+            }),
+            ..Default::default()
+        };
+        s.metadata.name = Some("md5".into());
+        s.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "{\"stringData\":{\"password\":\"s3cret\"}}".to_string(),
+            )]
+            .into(),
+        );
+        s
+    }
+
+    #[test]
+    fn password_secrets_are_checked_and_redaction_keeps_the_verdict() {
+        let basic = Some(PASSWORD_SECRET_TYPE);
+        let cases = [
+            (secret(basic, Some(b"s3cret")), Ok("s3cret".to_string())),
+            (
+                secret(None, Some(b"s3cret")),
+                Err(PasswordSecretError::WrongType("Opaque".into())),
+            ),
+            (
+                secret(Some("Opaque"), Some(b"s3cret")),
+                Err(PasswordSecretError::WrongType("Opaque".into())),
+            ),
+            (secret(basic, None), Err(PasswordSecretError::NoPassword)),
+            (secret(basic, Some(b"")), Err(PasswordSecretError::Empty)),
+            (
+                secret(basic, Some(&[0xc3, 0x28])),
+                Err(PasswordSecretError::NotUtf8),
+            ),
+            (
+                secret(basic, Some(&[b'a'; 81])),
+                Err(PasswordSecretError::TooLong),
+            ),
+            (secret(basic, Some(&[b'a'; 80])), Ok("a".repeat(80))),
+        ];
+        for (mut s, want) in cases {
+            assert_eq!(secret_password(&s), want);
+            redact_secret(&mut s);
+            let after = secret_password(&s);
+            assert_eq!(after.is_ok(), want.is_ok(), "{want:?}");
+            if let Err(e) = want {
+                assert_eq!(after, Err(e));
+            }
+            let data = s.data.clone().unwrap_or_default();
+            assert!(data.keys().all(|k| k == "password"), "{data:?}");
+            assert!(
+                data.values()
+                    .all(|v| v.0 != b"s3cret" && !v.0.starts_with(b"aaaa")),
+                "{data:?}"
+            );
+            assert!(s.metadata.annotations.is_none());
+            assert_eq!(s.metadata.name.as_deref(), Some("md5"));
+        }
+    }
 }

@@ -68,8 +68,80 @@ pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_selectors: Vec<LabelSelector>,
     /// Interfaces to announce on (`eth0`). Empty: every suitable interface (up, with ARP, not
-    /// loopback).
+    /// loopback). Each a Linux interface name: 1-15 bytes, no '/', ':' or whitespace, not '.'
+    /// or '..' (`eth0:1` is an address label on `eth0`: write `eth0`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), extend("items" = interface_name_schema()))]
     pub interfaces: Vec<String>,
+}
+
+/// Schema of one interface name: one Linux would accept for a link (`dev_valid_name`: at most
+/// IFNAMSIZ - 1 = 15 bytes, no '/', ':' or whitespace, not '.' or '..'), checked by CEL so the
+/// error names the value. Kept in step with [`interface_name_problem`]. (CEL unescapes `\\` in
+/// the string literal, so RE2 sees `\s`.)
+fn interface_name_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "string",
+        // Generous: a bound for CEL's cost estimate. The rule says 15 bytes, and names the value
+        // (a failed maxLength would also hide every CEL verdict on the other names).
+        "maxLength": 64,
+        "x-kubernetes-validations": [{
+            "rule": r"size(self) >= 1 && bytes(self).size() <= 15 && !self.matches('[/:\\s\\x0b]') && self != '.' && self != '..'",
+            "messageExpression": r#""'" + self + "' is not a Linux interface name (eth0): 1-15 bytes, no '/', ':' or whitespace, not '.' or '..' (for an address label such as eth0:1, write eth0)""#,
+            "reason": "FieldValueInvalid"
+        }]
+    })
+}
+
+/// Why `name` cannot be a Linux interface name, if it cannot (the kernel's `dev_valid_name`).
+pub fn interface_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 15 {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is '.' or '..'")
+    } else if name.contains('/') {
+        Some("contains '/'")
+    } else if name.contains(':') {
+        Some("contains ':' (for an address label such as eth0:1, write the interface, eth0)")
+    } else if name.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b) {
+        Some("contains whitespace")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for ok in [
+            "eth0",
+            "enp0s31f6",
+            "br-lan.100",
+            "a",
+            "x23456789012345",
+            "bond0.10",
+            "wlan@x",
+        ] {
+            assert_eq!(interface_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../etc",
+            "eth0:1",
+            "eth 0",
+            "eth0\t",
+            "x234567890123456",
+            "a/b",
+            "éééééééé", // 8 characters, 16 bytes
+        ] {
+            assert!(interface_name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 }

@@ -8,10 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use crate::address::{AddressRange, Family, parse_blocks};
+use crate::bgp_peer::{PASSWORD_SECRET_TYPE, secret_password};
+use crate::l2::interface_name_problem;
 use crate::schema::Community as CommunityValue;
 use crate::{
     BFDProfile, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Community, IPAddressPool,
@@ -27,6 +30,10 @@ pub struct Snapshot {
     pub bgp_peers: Vec<BGPPeer>,
     pub bfd_profiles: Vec<BFDProfile>,
     pub communities: Vec<Community>,
+    /// Secrets in FerroLB's namespace that may be a BGPPeer's `passwordSecret` (those of type
+    /// `kubernetes.io/basic-auth` suffice; they may be redacted with
+    /// [`crate::bgp_peer::redact_secret`]).
+    pub secrets: Vec<Secret>,
 }
 
 /// The verdict on one object: `ok` (in use) or not, with a reason and a message saying what to fix.
@@ -131,6 +138,26 @@ fn validate_pools(s: &Snapshot, r: &mut Report) {
                 let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
                 Verdict::invalid("InvalidAddresses", text.join("; "))
             })?;
+            let unusable: Vec<String> = pool
+                .spec
+                .addresses
+                .iter()
+                .zip(&ranges)
+                .filter_map(|(text, range)| {
+                    range
+                        .unusable()
+                        .map(|(block, what)| format!("'{text}' overlaps {block} ({what})"))
+                })
+                .collect();
+            if !unusable.is_empty() {
+                return Err(Verdict::invalid(
+                    "UnusableAddresses",
+                    format!(
+                        "{}: such addresses cannot be announced or reached; list only unicast addresses outside these blocks",
+                        unusable.join("; ")
+                    ),
+                ));
+            }
             for (i, a) in ranges.iter().enumerate() {
                 if let Some(b) = ranges[i + 1..].iter().find(|b| a.overlaps(b)) {
                     return Err(Verdict::invalid(
@@ -247,11 +274,25 @@ fn validate_l2(s: &Snapshot, r: &mut Report) {
     let pools = all_pool_names(s);
     for adv in &s.l2_advertisements {
         let spec = &adv.spec;
+        // The CRD refuses these; objects stored before it did are refused here.
+        let bad_names: Vec<String> = spec
+            .interfaces
+            .iter()
+            .filter_map(|i| interface_name_problem(i).map(|why| format!("'{i}' {why}")))
+            .collect();
         let v = if let Some(p) =
             selectors_problem("ipAddressPoolSelectors", &spec.ip_address_pool_selectors)
                 .or_else(|| selectors_problem("nodeSelectors", &spec.node_selectors))
         {
             Verdict::invalid("InvalidSelector", p)
+        } else if !bad_names.is_empty() {
+            Verdict::invalid(
+                "InvalidInterface",
+                format!(
+                    "interfaces must be Linux interface names (eth0): {}",
+                    bad_names.join("; ")
+                ),
+            )
         } else {
             let gone = missing(&spec.ip_address_pools, &pools);
             if gone.is_empty() {
@@ -329,23 +370,8 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
                 }
             }
             let selected = bgp_selected_pools(spec, &r.valid_pools);
-            for pool in &selected {
-                for range in &pool.ranges {
-                    let agg = match range.family() {
-                        Family::V4 => spec.aggregation_v4(),
-                        Family::V6 => spec.aggregation_v6(),
-                    };
-                    if agg < range.covering_prefix_len() {
-                        return Verdict::invalid(
-                            "AggregationTooShort",
-                            format!(
-                                "aggregation length /{agg} is shorter than pool {}'s block {range} (/{}): the route would cover addresses outside the pool",
-                                pool.name,
-                                range.covering_prefix_len()
-                            ),
-                        );
-                    }
-                }
+            if let Some(v) = aggregation_problem(spec, &selected) {
+                return v;
             }
             for old in &accepted {
                 let shared_pool = selected.iter().any(|p| {
@@ -395,6 +421,76 @@ fn validate_bgp_advertisements(s: &Snapshot, r: &mut Report) {
     }
 }
 
+/// Whether an advertisement's aggregate could cover addresses outside a pool it selects: ranges
+/// are split into CIDRs (as MetalLB does), and the aggregation length must be no shorter than
+/// any of them.
+fn aggregation_problem(spec: &BGPAdvertisementSpec, selected: &[&ValidPool]) -> Option<Verdict> {
+    // The longest CIDR prefix per family, and where it comes from.
+    let mut need: BTreeMap<Family, (u8, String, String, ipnet::IpNet)> = BTreeMap::new();
+    for pool in selected {
+        for (range, text) in pool.ranges.iter().zip(&pool.spec.addresses) {
+            for net in range.cidrs() {
+                let e = need
+                    .entry(range.family())
+                    .or_insert_with(|| (0, pool.name.clone(), text.to_string(), net));
+                if net.prefix_len() > e.0 {
+                    *e = (net.prefix_len(), pool.name.clone(), text.to_string(), net);
+                }
+            }
+        }
+    }
+    need.into_iter().find_map(|(family, (len, pool, block, net))| {
+        let (agg, field) = match family {
+            Family::V4 => (spec.aggregation_v4(), "aggregationLength"),
+            Family::V6 => (spec.aggregation_v6(), "aggregationLengthV6"),
+        };
+        (agg < len).then(|| {
+            let aggregate = ipnet::IpNet::new(net.network(), agg)
+                .map(|n| n.trunc().to_string())
+                .unwrap_or_default();
+            Verdict::invalid(
+                "AggregationTooShort",
+                format!(
+                    "{field} {agg} would advertise {aggregate}, which covers addresses outside pool {pool}: its block '{block}' splits into CIDRs as long as {net}; set {field} to {len} or more"
+                ),
+            )
+        })
+    })
+}
+
+/// Why a BGPPeer's `passwordSecret` cannot be used, if it cannot.
+fn password_secret_problem(peer: &BGPPeer, secrets: &[Secret]) -> Option<Verdict> {
+    let r = peer.spec.password_secret.as_ref()?;
+    let own = peer.namespace().unwrap_or_default();
+    if let Some(ns) = r
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty() && *ns != own)
+    {
+        return Some(Verdict::invalid(
+            "PasswordSecretNamespace",
+            format!(
+                "passwordSecret.namespace is {ns}, but FerroLB reads Secrets only from its own namespace {own}; remove passwordSecret.namespace or set it to {own}"
+            ),
+        ));
+    }
+    let Some(secret) = secrets.iter().find(|s| s.name_any() == r.name) else {
+        return Some(Verdict::invalid(
+            "PasswordSecretNotFound",
+            format!(
+                "passwordSecret {} not found: create a Secret of type {PASSWORD_SECRET_TYPE} named {} in namespace {own} with the TCP MD5 password under key 'password' (a Secret of another type is not read)",
+                r.name, r.name
+            ),
+        ));
+    };
+    secret_password(secret).err().map(|e| {
+        Verdict::invalid(
+            "PasswordSecretInvalid",
+            format!("passwordSecret {} {e}", r.name),
+        )
+    })
+}
+
 fn validate_peers(s: &Snapshot, r: &mut Report) {
     let bfd: BTreeSet<String> = s.bfd_profiles.iter().map(|p| p.name_any()).collect();
     let mut accepted: Vec<&BGPPeer> = Vec::new();
@@ -419,16 +515,20 @@ fn validate_peers(s: &Snapshot, r: &mut Report) {
                 ),
             )
         } else {
-            match &spec.bfd_profile {
-                Some(p) if !bfd.contains(p) => Verdict::valid(format!(
-                    "in use without BFD: BFDProfile {p} not found; create it or fix bfdProfile"
-                )),
-                _ => Verdict::valid("in use"),
+            // Holds its address from here on, even while its Secret is unusable: fixing the
+            // Secret must not turn a newer duplicate invalid.
+            accepted.push(peer);
+            if let Some(v) = password_secret_problem(peer, &s.secrets) {
+                v
+            } else {
+                match &spec.bfd_profile {
+                    Some(p) if !bfd.contains(p) => Verdict::valid(format!(
+                        "in use without BFD: BFDProfile {p} not found; create it or fix bfdProfile"
+                    )),
+                    _ => Verdict::valid("in use"),
+                }
             }
         };
-        if v.ok {
-            accepted.push(peer);
-        }
         r.bgp_peers.insert(peer.name_any(), v);
     }
 }
@@ -593,5 +693,244 @@ mod tests {
         assert!(r.bgp_peers["a"].ok && r.bgp_peers["a"].message.contains("without BFD"));
         assert_eq!(r.bgp_peers["b"].reason, "DuplicatePeer");
         assert!(r.bgp_peers["c"].ok);
+    }
+
+    #[test]
+    fn pools_with_unusable_addresses_say_which_and_what_to_do() {
+        let s = Snapshot {
+            pools: vec![
+                pool("lo", &["198.18.3.0/24", "127.0.0.0/8"], 1),
+                pool("everything", &["0.0.0.0/0"], 2),
+                pool("mcast", &["239.1.1.1-239.1.1.9"], 3),
+                pool("bcast", &["255.255.255.255/32"], 4),
+                pool("span", &["126.255.255.250-128.0.0.5"], 5),
+                pool("v6", &["fe80::/64", "ff02::1/128", "::1/128", "::/128"], 6),
+                pool("mapped", &["::ffff:198.18.0.0/120"], 7),
+                pool("apipa", &["169.254.10.0/24"], 8),
+                pool("fine", &["198.18.4.0/24", "fd00:18:4::/120"], 9),
+            ],
+            ..Default::default()
+        };
+        let r = validate(&s);
+        let msg = |n: &str| {
+            let v = &r.pools[n];
+            assert!(!v.ok, "{n} accepted");
+            assert_eq!(v.reason, "UnusableAddresses", "{n}: {}", v.message);
+            v.message.clone()
+        };
+        let lo = msg("lo");
+        assert!(
+            lo.contains("'127.0.0.0/8' overlaps 127.0.0.0/8 (loopback)"),
+            "{lo}"
+        );
+        assert!(
+            !lo.contains("198.18.3.0"),
+            "only the bad block is named: {lo}"
+        );
+        assert!(lo.contains("list only unicast addresses"), "{lo}");
+        assert!(msg("everything").contains("0.0.0.0/8"));
+        assert!(msg("mcast").contains("multicast"));
+        assert!(msg("bcast").contains("broadcast"));
+        assert!(msg("span").contains("'126.255.255.250-128.0.0.5' overlaps 127.0.0.0/8"));
+        let v6 = msg("v6");
+        for what in [
+            "fe80::/10 (link-local)",
+            "ff00::/8 (multicast)",
+            "::1/128 (loopback)",
+            "::/128 (the unspecified",
+        ] {
+            assert!(v6.contains(what), "{what}: {v6}");
+        }
+        assert!(msg("mapped").contains("IPv4-mapped"));
+        assert!(msg("apipa").contains("link-local"));
+        assert!(r.pools["fine"].ok);
+        let names: Vec<_> = r.valid_pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["fine"],
+            "no address of a refused pool is handed out"
+        );
+    }
+
+    #[test]
+    fn aggregation_is_checked_per_cidr_of_a_range() {
+        let mut s = Snapshot {
+            pools: vec![
+                pool("range", &["198.18.10.5-198.18.10.9"], 1),
+                pool(
+                    "aligned",
+                    &["198.18.12.0-198.18.12.255", "fd00:18:12::/120"],
+                    2,
+                ),
+            ],
+            bgp_advertisements: vec![
+                adv("range-28", &["range"], None, Some(28), 1),
+                adv("range-31", &["range"], None, Some(31), 2),
+                adv("range-32", &["range"], None, Some(32), 3),
+                adv("aligned-24", &["aligned"], None, Some(24), 4),
+            ],
+            ..Default::default()
+        };
+        let mut v6 = adv("aligned-v6", &["aligned"], None, Some(24), 5);
+        v6.spec.aggregation_length_v6 = Some(112);
+        s.bgp_advertisements.push(v6);
+        let r = validate(&s);
+        let v = &r.bgp_advertisements;
+        // The covering prefix of .5-.9 is a /28, but the /28 also covers .0-.4 and .10-.15.
+        assert_eq!(v["range-28"].reason, "AggregationTooShort");
+        let m = &v["range-28"].message;
+        for part in [
+            "aggregationLength 28",
+            "198.18.10.0/28",
+            "pool range",
+            "198.18.10.5/32",
+            "to 32 or more",
+        ] {
+            assert!(m.contains(part), "{part}: {m}");
+        }
+        assert_eq!(v["range-31"].reason, "AggregationTooShort");
+        assert!(v["range-32"].ok);
+        assert!(
+            v["aligned-24"].ok,
+            "a range that is one CIDR aggregates as that CIDR"
+        );
+        assert_eq!(v["aligned-v6"].reason, "AggregationTooShort");
+        assert!(v["aligned-v6"].message.contains("aggregationLengthV6 112"));
+    }
+
+    fn peer_with_secret(name: &str, secret_ns: Option<&str>, t: i64) -> BGPPeer {
+        let mut p = BGPPeer::new(
+            name,
+            BGPPeerSpec {
+                password_secret: Some(crate::bgp_peer::SecretRef {
+                    name: "md5".into(),
+                    namespace: secret_ns.map(String::from),
+                }),
+                ..BGPPeerSpec::new(64600, 64512, "198.18.0.2")
+            },
+        );
+        p.metadata.namespace = Some("ferrolb-system".into());
+        at(p, t)
+    }
+
+    fn secret(ty: &str, password: Option<&[u8]>) -> Secret {
+        let mut s = Secret {
+            type_: Some(ty.into()),
+            data: password
+                .map(|p| [("password".to_string(), k8s_openapi::ByteString(p.to_vec()))].into()),
+            ..Default::default()
+        };
+        s.metadata.name = Some("md5".into());
+        s.metadata.namespace = Some("ferrolb-system".into());
+        s
+    }
+
+    #[test]
+    fn password_secret_must_be_in_our_namespace_exist_and_hold_a_password() {
+        let verdict = |peer: BGPPeer, secrets: Vec<Secret>| {
+            let s = Snapshot {
+                bgp_peers: vec![peer],
+                secrets,
+                ..Default::default()
+            };
+            validate(&s).bgp_peers["p"].clone()
+        };
+        let good = || vec![secret("kubernetes.io/basic-auth", Some(b"s3cret"))];
+        assert!(verdict(peer_with_secret("p", None, 1), good()).ok);
+        assert!(verdict(peer_with_secret("p", Some("ferrolb-system"), 1), good()).ok);
+        assert!(verdict(peer_with_secret("p", Some(""), 1), good()).ok);
+
+        let v = verdict(peer_with_secret("p", Some("metallb-system"), 1), good());
+        assert_eq!(v.reason, "PasswordSecretNamespace");
+        assert_eq!(
+            v.message,
+            "passwordSecret.namespace is metallb-system, but FerroLB reads Secrets only from its own namespace ferrolb-system; remove passwordSecret.namespace or set it to ferrolb-system"
+        );
+
+        let v = verdict(peer_with_secret("p", None, 1), vec![]);
+        assert_eq!(v.reason, "PasswordSecretNotFound");
+        assert!(
+            v.message.contains("md5 not found") && v.message.contains("kubernetes.io/basic-auth"),
+            "{}",
+            v.message
+        );
+
+        for (s, want) in [
+            (secret("Opaque", Some(b"s3cret")), "is of type Opaque"),
+            (
+                secret("kubernetes.io/basic-auth", None),
+                "has no 'password' key",
+            ),
+            (secret("kubernetes.io/basic-auth", Some(b"")), "empty"),
+            (
+                secret("kubernetes.io/basic-auth", Some(&[0xff, 0xfe])),
+                "not UTF-8",
+            ),
+        ] {
+            let v = verdict(peer_with_secret("p", None, 1), vec![s]);
+            assert_eq!(v.reason, "PasswordSecretInvalid");
+            assert!(
+                v.message.starts_with("passwordSecret md5 ") && v.message.contains(want),
+                "{want}: {}",
+                v.message
+            );
+        }
+        // The controller's redacted copy gives the same verdicts.
+        let mut s = secret("kubernetes.io/basic-auth", Some(&[0xff]));
+        crate::bgp_peer::redact_secret(&mut s);
+        assert!(
+            verdict(peer_with_secret("p", None, 1), vec![s])
+                .message
+                .contains("not UTF-8")
+        );
+    }
+
+    #[test]
+    fn an_unusable_secret_does_not_hand_the_address_to_a_newer_duplicate() {
+        let s = Snapshot {
+            bgp_peers: vec![
+                peer_with_secret("old", None, 1),
+                peer_with_secret("new", None, 2),
+            ],
+            ..Default::default()
+        };
+        let r = validate(&s);
+        assert_eq!(r.bgp_peers["old"].reason, "PasswordSecretNotFound");
+        assert_eq!(r.bgp_peers["new"].reason, "DuplicatePeer");
+    }
+
+    #[test]
+    fn l2_interfaces_must_be_interface_names() {
+        let l2 = |name: &str, ifaces: &[&str]| {
+            L2Advertisement::new(
+                name,
+                crate::L2AdvertisementSpec {
+                    interfaces: ifaces.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+        };
+        let s = Snapshot {
+            l2_advertisements: vec![
+                l2("ok", &["eth0", "bond0.100"]),
+                l2(
+                    "bad",
+                    &["eth0", "../../etc", "eth0:1", "averyveryverylongname"],
+                ),
+            ],
+            ..Default::default()
+        };
+        let r = validate(&s);
+        assert!(r.l2_advertisements["ok"].ok);
+        let v = &r.l2_advertisements["bad"];
+        assert_eq!(v.reason, "InvalidInterface");
+        for part in [
+            "'../../etc' contains '/'",
+            "'eth0:1' contains ':'",
+            "'averyveryverylongname' is longer than 15 bytes",
+        ] {
+            assert!(v.message.contains(part), "{part}: {}", v.message);
+        }
+        assert!(!v.message.contains("'eth0'"), "{}", v.message);
     }
 }

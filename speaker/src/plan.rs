@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_crds::BGPAdvertisement;
-use ferrolb_crds::address::Family;
+use ferrolb_crds::address::{AddressRange, Family};
 use ferrolb_crds::schema::Community;
 use ferrolb_crds::selector;
 use ferrolb_crds::service::{ingress_ips, is_ours, key};
@@ -256,10 +256,7 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
             {
                 continue;
             }
-            let len = match Family::of(&ip) {
-                Family::V4 => adv.spec.aggregation_v4(),
-                Family::V6 => adv.spec.aggregation_v6(),
-            };
+            let len = aggregate_len(&ip, &adv.spec, pool);
             let route = advertisement(w, adv, mask(ip, len), len);
             to_peers(&mut plan, w, adv, me_node, &route);
         }
@@ -327,6 +324,24 @@ pub fn plan(w: &World<'_>, me: &str) -> Plan {
         }
     }
     plan
+}
+
+/// Prefix length to advertise `ip` of `pool` with: the advertisement's aggregation length, or the
+/// host route if that aggregate would cover an address outside the pool. Validation refuses such
+/// advertisements (ranges are split into CIDRs); this makes sure a route never attracts traffic
+/// for addresses FerroLB does not own even if an invalid one slipped through.
+fn aggregate_len(ip: &IpAddr, spec: &ferrolb_crds::BGPAdvertisementSpec, pool: &ValidPool) -> u8 {
+    let family = Family::of(ip);
+    let len = match family {
+        Family::V4 => spec.aggregation_v4(),
+        Family::V6 => spec.aggregation_v6(),
+    };
+    let aggregate = AddressRange::of_prefix(*ip, len);
+    if pool.ranges.iter().any(|r| r.covers(&aggregate)) {
+        len
+    } else {
+        family.bits()
+    }
 }
 
 /// The route for `prefix/len` with the advertisement's attributes.
@@ -750,6 +765,58 @@ mod tests {
                 .l2
                 .is_empty(),
             "no L2Advertisement"
+        );
+    }
+
+    #[test]
+    fn no_aggregate_covers_addresses_outside_the_pool() {
+        let mut cfg = config(None, true);
+        cfg.pools[0].spec.addresses = vec![
+            AddressBlock::from("198.18.10.5-198.18.10.9"),
+            AddressBlock::from("198.18.11.0/24"),
+        ];
+        let svcs = [svc("a", &["198.18.10.6", "198.18.11.7"], false)];
+        let eps = [slice("a", &["n1"])];
+        let routes = |cfg: &Snapshot, report: &Report| -> BTreeSet<(String, u8)> {
+            let live: BTreeSet<String> = ["n1".to_string()].into();
+            let services: Vec<Arc<Service>> = svcs.iter().cloned().map(Arc::new).collect();
+            let slices: Vec<Arc<EndpointSlice>> = eps.iter().cloned().map(Arc::new).collect();
+            let nodes = three();
+            let p = plan(
+                &World {
+                    services: &services,
+                    slices: &slices,
+                    nodes: &nodes,
+                    config: cfg,
+                    report,
+                    live: &live,
+                    lb_class: None,
+                },
+                "n1",
+            );
+            p.bgp
+                .get("frr")
+                .into_iter()
+                .flatten()
+                .map(|r| (r.prefix.to_string(), r.prefix_len))
+                .collect()
+        };
+        // /28 over a range of five addresses: validation refuses it...
+        cfg.bgp_advertisements[0].spec.aggregation_length = Some(28);
+        let report = validate(&cfg);
+        assert_eq!(
+            report.bgp_advertisements["adv"].reason,
+            "AggregationTooShort"
+        );
+        assert!(routes(&cfg, &report).is_empty());
+        // ...and should a verdict say otherwise, the plan still never advertises 198.18.10.0/28,
+        // while the /24 block aggregates as asked.
+        let mut forced = report.clone();
+        forced.bgp_advertisements.get_mut("adv").unwrap().ok = true;
+        cfg.bgp_advertisements[0].spec.aggregation_length = Some(24);
+        assert_eq!(
+            routes(&cfg, &forced),
+            [("198.18.10.6".into(), 32), ("198.18.11.0".into(), 24)].into()
         );
     }
 
