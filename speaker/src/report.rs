@@ -94,10 +94,12 @@ pub struct Visibility {
     client: Client,
     node: String,
     events: EventWriter,
+    /// What this node last wrote on each Service, while it is the node that shows it.
     l2_written: BTreeMap<String, L2Shown>,
-    bgp_written: BTreeMap<String, BGPSessionStatus>,
+    /// This node's entry of each BGPPeer: written (Some) or removed (None).
+    bgp_written: BTreeMap<String, Option<BGPSessionStatus>>,
     l2_writes: Latest<(Arc<Service>, L2Shown)>,
-    bgp_writes: Latest<BGPSessionStatus>,
+    bgp_writes: Latest<Option<BGPSessionStatus>>,
 }
 
 impl Visibility {
@@ -114,8 +116,8 @@ impl Visibility {
         }
     }
 
-    /// Shows `want` on the Service unless it already shows it.
-    pub fn l2(&mut self, svc: &Arc<Service>, want: L2Shown) {
+    /// Shows `want` on the Service unless it already shows it; true if a write was queued.
+    pub fn l2(&mut self, svc: &Arc<Service>, want: L2Shown) -> bool {
         let key = ferrolb_crds::service::key(svc);
         let current = svc
             .status
@@ -128,7 +130,7 @@ impl Visibility {
                 && c.message == want.message
         });
         if shows || self.l2_written.get(&key) == Some(&want) {
-            return;
+            return false;
         }
         self.l2_written.insert(key.clone(), want.clone());
         let client = self.client.clone();
@@ -138,10 +140,20 @@ impl Visibility {
                 let (client, events, key) = (client.clone(), events.clone(), key.clone());
                 async move { write_l2(client, events, &key, &svc, want).await }
             });
+        true
     }
 
-    /// Writes this node's entry in `BGPPeer.status.sessions` when it changed.
-    pub fn bgp(&mut self, namespace: &str, peer: &str, status: BGPSessionStatus) {
+    /// Another node (or nobody) shows the Service now: forget what this node wrote, so that it
+    /// writes (and sends NodeAssigned) again when the address comes back to it.
+    pub fn forget_l2(&mut self, svc: &Service) {
+        if !self.l2_written.is_empty() {
+            self.l2_written.remove(&ferrolb_crds::service::key(svc));
+        }
+    }
+
+    /// Writes this node's entry in `BGPPeer.status.sessions` when it changed; `None` removes it
+    /// (the node no longer peers).
+    pub fn bgp(&mut self, namespace: &str, peer: &str, status: Option<BGPSessionStatus>) {
         if self.bgp_written.get(peer) == Some(&status) {
             return;
         }
@@ -153,31 +165,37 @@ impl Visibility {
             .set(format!("{namespace}/{peer}"), status, move |status| {
                 let (api, manager, peer) = (api.clone(), manager.clone(), name.clone());
                 async move {
+                    // sessions is a list map keyed by node, and this node's field manager owns
+                    // only its own entry: applying an empty list removes just that entry. No
+                    // force: no other manager writes these entries.
                     let body = json!({
                         "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
                         "metadata": { "name": peer },
-                        "status": { "sessions": [status] }
+                        "status": { "sessions": status.into_iter().collect::<Vec<_>>() }
                     });
-                    match api
-                        .patch_status(
-                            &peer,
-                            &PatchParams::apply(&manager).force(),
-                            &Patch::Apply(&body),
-                        )
-                        .await
-                    {
-                        Ok(_) => Ok(()),
-                        // The peer was deleted: nothing left to show.
-                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                        Err(e) => Err(e.to_string()),
-                    }
+                    let r = api
+                        .patch_status(&peer, &PatchParams::apply(&manager), &Patch::Apply(&body))
+                        .await;
+                    settle(r, "BGPPeer", &peer)
                 }
             });
     }
+}
 
-    /// Forgets what was written for a peer no longer used (so a new session is reported).
-    pub fn forget_bgp(&mut self, peer: &str) {
-        self.bgp_written.remove(peer);
+/// A write's outcome for [`Latest`]: Ok when done (landed, or the object is gone), Err to retry.
+/// Errors that no retry can fix (403 refused by RBAC or an admission policy, 409 a field owned by
+/// someone else, 400/422 invalid) are logged and dropped, so they neither retry forever nor hold
+/// the writer; the value is written again when it changes.
+fn settle<T>(r: Result<T, kube::Error>, kind: &str, name: &str) -> Result<(), String> {
+    match r {
+        Ok(_) => Ok(()),
+        // The object was deleted: nothing left to show.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 409 | 422) => {
+            tracing::warn!(kind, object = name, code = s.code, error = %s.message, "status write refused; not retried");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -204,15 +222,19 @@ async fn write_l2(
         "metadata": { "name": svc.name_any(), "namespace": ns },
         "status": { "conditions": [cond] }
     });
-    // One manager for all speakers: the announcer of the moment owns the condition.
-    let pp = PatchParams::apply("ferrolb-speaker").force();
+    // One manager for all speakers: the announcer of the moment owns the condition. No force:
+    // only this manager writes the condition, and the admission policy of deploy/rbac lets the
+    // speaker change nothing else in the status.
+    let pp = PatchParams::apply("ferrolb-speaker");
     match api
         .patch_status(&svc.name_any(), &pp, &Patch::Apply(&body))
         .await
     {
         Ok(_) => {}
-        // The Service is gone: nothing left to show.
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 409 | 422) => {
+            return settle(Err::<(), _>(kube::Error::Api(s)), "Service", key);
+        }
         Err(e) => {
             tracing::warn!(service = key, error = %e, "writing L2 condition failed");
             return Err(e.to_string());

@@ -17,9 +17,10 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::cluster::{Cluster, own};
-use crate::l2::runtime::{DesiredL2, IfaceSelector, L2Config, L2Runtime, L2Status};
-use crate::membership::Membership;
-use crate::metrics::{Metrics, PeerLabels};
+use crate::health::{Backoff, Change, Health, Runtime};
+use crate::l2::runtime::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status, probe};
+use crate::membership::{Authentication, Membership, Seed};
+use crate::metrics::{Metrics, PeerLabels, RuntimeLabels};
 use crate::plan::{self, Plan, World};
 use crate::report::{L2Shown, Visibility};
 use crate::sessions::{NodeAddrs, Sessions, desired_sessions};
@@ -37,12 +38,15 @@ pub struct Settings {
     pub namespace: String,
     pub lb_class: Option<String>,
     pub member_port: u16,
+    /// How membership datagrams are authenticated (keys read at start).
+    pub membership_auth: Authentication,
     pub ignore_interfaces: Vec<String>,
 }
 
-/// Membership seeds: every node's speaker address of our family.
-fn seeds(nodes: &[Node], v4: bool, port: u16) -> Vec<SocketAddr> {
-    let mut out: Vec<SocketAddr> = nodes
+/// Membership seeds: every node's name and speaker address of our family (the membership only
+/// hears these addresses, under these names).
+fn seeds(nodes: &[Node], v4: bool, port: u16) -> Vec<Seed> {
+    let mut out: Vec<Seed> = nodes
         .iter()
         .filter_map(|n| {
             let a = NodeAddrs::of(n);
@@ -51,7 +55,7 @@ fn seeds(nodes: &[Node], v4: bool, port: u16) -> Vec<SocketAddr> {
             } else {
                 a.v6.map(IpAddr::V6)
             };
-            ip.map(|ip| SocketAddr::new(ip, port))
+            ip.map(|ip| Seed::new(n.name_any(), SocketAddr::new(ip, port)))
         })
         .collect();
     out.sort();
@@ -73,6 +77,78 @@ fn desired_l2(plan: &Plan, me: &str) -> DesiredL2 {
         .collect()
 }
 
+/// First retry of an L2 runtime that cannot work, and the cap. A missing capability does not come
+/// back by itself, so retries are rare; each costs one socket() call.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The running L2 runtime, as the main loop sees it.
+struct L2Task {
+    task: tokio::task::JoinHandle<Result<(), L2Error>>,
+    status: watch::Receiver<L2Status>,
+    /// False once the runtime dropped its status sender (it is ending).
+    status_open: bool,
+    reassert: watch::Sender<u64>,
+    started: tokio::time::Instant,
+}
+
+/// Starts the L2 runtime if this process can open packet sockets at all.
+fn start_l2(config: &L2Config, desired: &watch::Sender<DesiredL2>) -> Result<L2Task, L2Error> {
+    probe()?;
+    let runtime = L2Runtime::new(config.clone(), desired.subscribe());
+    let status = runtime.status();
+    let reassert = runtime.reasserter();
+    Ok(L2Task {
+        task: tokio::spawn(runtime.run()),
+        status,
+        status_open: true,
+        reassert,
+        started: tokio::time::Instant::now(),
+    })
+}
+
+enum L2Event {
+    Status,
+    StatusClosed,
+    Ended(String),
+}
+
+/// The next thing the L2 runtime did (never returns while it is not running).
+async fn l2_event(l2: &mut Option<L2Task>) -> L2Event {
+    let Some(t) = l2 else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        r = &mut t.task => L2Event::Ended(match r {
+            Ok(Ok(())) => "the L2 runtime ended".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) if e.is_panic() => format!("the L2 runtime panicked: {e}"),
+            Err(e) => format!("the L2 runtime was cancelled: {e}"),
+        }),
+        r = t.status.changed(), if t.status_open => match r {
+            Ok(()) => L2Event::Status,
+            Err(_) => L2Event::StatusClosed,
+        },
+    }
+}
+
+/// This speaker in the membership: only while its L2 runtime works, so that a node that cannot
+/// answer ARP/NDP is never elected (the others take its addresses over).
+struct Joined {
+    membership: Membership,
+    live: watch::Receiver<BTreeSet<String>>,
+    /// False if the membership driver ended (it holds the sender).
+    open: bool,
+}
+
+/// The next change of the live set (never returns while not a member).
+async fn live_changed(joined: &mut Option<Joined>) -> bool {
+    match joined {
+        Some(j) if j.open => j.live.changed().await.is_ok(),
+        _ => std::future::pending().await,
+    }
+}
+
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -83,6 +159,7 @@ pub async fn run(
     let me = settings.node.clone();
     let (changed_tx, mut changed) = watch::channel(0u64);
     let cluster = Cluster::watch(&client, &settings.namespace, changed_tx);
+    cluster.export_api_reachable(metrics.api_reachable.clone());
     cluster.ready().await;
 
     // Our address, from our Node object, for the membership protocol.
@@ -102,29 +179,66 @@ pub async fn run(
         .context("the Node has no InternalIP address")?;
     let (seeds_tx, seeds_rx) =
         watch::channel(seeds(&own(&cluster.nodes), v4, settings.member_port));
-    let (membership, mut live) = Membership::start(
-        me.clone(),
-        SocketAddr::new(bind_ip, settings.member_port),
-        seeds_rx,
-    )
-    .await?;
+    let join = || async {
+        let (membership, live) = Membership::start(
+            me.clone(),
+            SocketAddr::new(bind_ip, settings.member_port),
+            seeds_rx.clone(),
+            settings.membership_auth.clone(),
+        )
+        .await?;
+        anyhow::Ok(Joined {
+            membership,
+            live,
+            open: true,
+        })
+    };
 
-    let (l2_tx, l2_rx) = watch::channel(DesiredL2::new());
-    let l2 = L2Runtime::new(
-        L2Config {
-            ignore_prefixes: settings.ignore_interfaces.clone(),
-            ..L2Config::default()
-        },
-        l2_rx,
-    );
-    let mut l2_status = l2.status();
-    let reassert = l2.reasserter();
-    let l2_task = tokio::spawn(l2.run());
+    let mut health = Health::default();
+    // Not ready while the watches cannot reach the API server (the plan would be stale); the
+    // cluster module logs the outage.
+    let mut api_reachable = cluster.api_reachable();
+    let mut api_open = true;
+    let runtime_up = |rt: Runtime, up: bool| {
+        metrics
+            .runtime_up
+            .get_or_create(&RuntimeLabels {
+                runtime: rt.label().into(),
+            })
+            .set(i64::from(up));
+    };
+    let (l2_tx, _) = watch::channel(DesiredL2::new());
+    let l2_config = L2Config {
+        ignore_prefixes: settings.ignore_interfaces.clone(),
+        ..L2Config::default()
+    };
+    let mut l2_backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
+    let mut l2_retry_at: Option<tokio::time::Instant> = None;
+    let mut joined: Option<Joined> = None;
+    let mut l2 = match start_l2(&l2_config, &l2_tx) {
+        Ok(t) => {
+            joined = Some(join().await?);
+            Some(t)
+        }
+        Err(e) => {
+            l2_fails(
+                &mut health,
+                &mut joined,
+                &mut l2_backoff,
+                &mut l2_retry_at,
+                e.to_string(),
+            )
+            .await;
+            None
+        }
+    };
+    runtime_up(Runtime::L2, l2.is_some());
+    runtime_up(Runtime::Bgp, true);
     let mut sessions = Sessions::default();
     let mut visibility = Visibility::new(client.clone(), &me);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    ready.store(true, Ordering::Relaxed);
-    tracing::info!(node = me, %bind_ip, "speaker ready");
+    ready.store(health.ready(), Ordering::Relaxed);
+    tracing::info!(node = me, %bind_ip, ready = health.ready(), "speaker started");
 
     tokio::pin!(shutdown);
     let mut last_plan = Plan::default();
@@ -142,14 +256,54 @@ pub async fn run(
                 if !wait.is_zero() {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = live.changed() => {}
+                        _ = live_changed(&mut joined) => {}
                     }
                 }
             }
-            _ = live.changed() => {}
-            _ = l2_status.changed() => {}
+            open = live_changed(&mut joined) => {
+                if !open && let Some(j) = joined.as_mut() {
+                    tracing::error!("the membership driver ended; this node's live set is frozen");
+                    j.open = false;
+                }
+            }
+            ev = l2_event(&mut l2) => match ev {
+                L2Event::Status => {}
+                // The runtime is ending: its task says why at once.
+                L2Event::StatusClosed => {
+                    if let Some(t) = l2.as_mut() {
+                        t.status_open = false;
+                    }
+                }
+                L2Event::Ended(cause) => {
+                    if l2.take().is_some_and(|t| t.started.elapsed() > RETRY_MAX) {
+                        // It worked for a while: retry soon. (One that keeps failing at once
+                        // backs off up to RETRY_MAX instead of rejoining every second.)
+                        l2_backoff.reset();
+                    }
+                    l2_fails(&mut health, &mut joined, &mut l2_backoff, &mut l2_retry_at, cause).await;
+                    runtime_up(Runtime::L2, false);
+                }
+            },
+            _ = tokio::time::sleep_until(l2_retry_at.unwrap_or_else(tokio::time::Instant::now)),
+                if l2_retry_at.is_some() => {
+                match start_l2(&l2_config, &l2_tx) {
+                    Ok(t) => {
+                        l2 = Some(t);
+                        l2_retry_at = None;
+                        health.set(Runtime::L2, Ok(()));
+                        tracing::info!("the L2 runtime works again: rejoining the membership");
+                        joined = Some(join().await?);
+                        runtime_up(Runtime::L2, true);
+                    }
+                    Err(e) => {
+                        l2_fails(&mut health, &mut joined, &mut l2_backoff, &mut l2_retry_at, e.to_string()).await;
+                    }
+                }
+            }
+            r = api_reachable.changed(), if api_open => api_open = r.is_ok(),
             _ = tick.tick() => {}
         }
+        health.set_api_reachable(*api_reachable.borrow_and_update());
         last_plan_at = std::time::Instant::now();
         let nodes = own(&cluster.nodes);
         seeds_tx.send_if_modified(|s| {
@@ -158,7 +312,11 @@ pub async fn run(
             *s = new;
             changed
         });
-        let live_set = live.borrow_and_update().clone();
+        // Out of the membership, the live set is empty: this node wins no L2 election.
+        let live_set = match joined.as_mut() {
+            Some(j) => j.live.borrow_and_update().clone(),
+            None => BTreeSet::new(),
+        };
         let config = cluster.snapshot();
         let report = validate::validate(&config);
         let services = cluster.services.state();
@@ -175,50 +333,132 @@ pub async fn run(
         let plan = plan::plan(&world, &me);
         last_plan_cost = last_plan_at.elapsed();
         metrics.plan_seconds.observe(last_plan_cost.as_secs_f64());
+        let desired = desired_l2(&plan, &me);
         l2_tx.send_if_modified(|cur| {
-            let new = desired_l2(&plan, &me);
-            let changed = *cur != new;
-            *cur = new;
+            let changed = *cur != desired;
+            *cur = desired.clone();
             changed
         });
+        let mut want_bfd = BTreeSet::new();
         if let Some(node) = nodes.iter().find(|n| n.name_any() == me) {
             let (desired, errors) =
                 desired_sessions(node, &config, &report, &own(&cluster.secrets), &plan.bgp);
-            for (peer, e) in errors {
-                tracing::warn!(peer, error = e, "BGP peer not usable on this node");
-            }
+            sessions.report_unusable(errors);
+            want_bfd = desired
+                .iter()
+                .filter(|(_, d)| d.bfd.is_some())
+                .map(|(k, _)| k.clone())
+                .collect();
             sessions.apply(desired);
         }
         // A speaker (re)joined: it may have claimed our addresses while cut off, and the
         // neighbours that heard it point at its MAC. Re-send ours (after the plan above, so a
         // node back from a partition has dropped what it no longer owns).
-        let joined = !last_live.is_empty() && live_set.iter().any(|n| !last_live.contains(n));
-        if joined && !plan.l2.is_empty() {
-            reassert.send_modify(|g| *g += 1);
+        let joined_now = !last_live.is_empty() && live_set.iter().any(|n| !last_live.contains(n));
+        if joined_now
+            && !plan.l2.is_empty()
+            && let Some(t) = &l2
+        {
+            t.reassert.send_modify(|g| *g += 1);
         }
         last_live = live_set.clone();
-        let status = l2_status.borrow_and_update().clone();
-        show_l2(&mut visibility, &cluster, &plan, &last_plan, &status, &me);
-        show_bgp(
+        let status = match l2.as_mut() {
+            Some(t) => t.status.borrow_and_update().clone(),
+            None => L2Status::default(),
+        };
+        // Out of the membership this node's plan says nobody announces anything: writing that
+        // would overwrite what the nodes that took over write.
+        if joined.is_some() {
+            show_l2(
+                &mut visibility,
+                &cluster,
+                &plan,
+                &last_plan,
+                &status,
+                &desired,
+                &me,
+            );
+        }
+        let broken = show_bgp(
             &mut visibility,
             &sessions,
+            &cluster,
+            &want_bfd,
             &settings.namespace,
             &me,
             &metrics,
         );
+        match health.set(
+            Runtime::Bgp,
+            if broken.is_empty() {
+                Ok(())
+            } else {
+                Err(broken.join("; "))
+            },
+        ) {
+            Change::None => {}
+            Change::Up => {
+                tracing::info!("the BGP runtime works again");
+                runtime_up(Runtime::Bgp, true);
+            }
+            Change::Down(cause) => {
+                tracing::error!(
+                    cause,
+                    "the BGP runtime cannot work: /readyz fails until it does"
+                );
+                runtime_up(Runtime::Bgp, false);
+            }
+        }
+        ready.store(health.ready(), Ordering::Relaxed);
         update_metrics(&metrics, &status, live_set.len());
+        if let Some(j) = &joined {
+            metrics.record_membership(&j.membership.stats());
+        }
         last_plan = plan;
     }
 
     // Graceful hand-over: tell the other speakers first (they take over at once), then stop
     // answering and withdraw routes with a Cease.
     tracing::info!("shutting down: leaving, withdrawing");
-    let leave = membership.leave();
+    ready.store(false, Ordering::Relaxed);
+    let leave = async {
+        if let Some(j) = joined {
+            j.membership.leave().await;
+        }
+    };
     drop(l2_tx);
     let (_, _, _) = tokio::join!(leave, sessions.shutdown(), async {
-        let _ = tokio::time::timeout(Duration::from_secs(1), l2_task).await;
+        if let Some(t) = l2 {
+            let _ = tokio::time::timeout(Duration::from_secs(1), t.task).await;
+        }
     });
     Ok(())
+}
+
+/// The L2 runtime cannot work: say why (once per cause), leave the membership so that the other
+/// speakers elect another node for this node's addresses at once (a graceful leave, not a
+/// failure detection), and schedule a retry.
+async fn l2_fails(
+    health: &mut Health,
+    joined: &mut Option<Joined>,
+    backoff: &mut Backoff,
+    retry_at: &mut Option<tokio::time::Instant>,
+    cause: String,
+) {
+    let delay = backoff.next_delay();
+    if let Change::Down(cause) = health.set(Runtime::L2, Err(cause)) {
+        tracing::error!(
+            cause,
+            "the L2 runtime cannot work: out of the membership (other nodes announce this node's \
+             addresses), /readyz fails; retrying with backoff up to {RETRY_MAX:?}"
+        );
+    } else {
+        tracing::debug!(retry_in = ?delay, "the L2 runtime still cannot work");
+    }
+    if let Some(j) = joined.take() {
+        j.membership.leave().await;
+    }
+    *retry_at = Some(tokio::time::Instant::now() + delay);
 }
 
 /// Where each of a Service's addresses is announced, in words.
@@ -245,13 +485,15 @@ fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> 
 }
 
 /// The node announcing a Service's primary address writes where all its addresses are
-/// announced; if nobody announces it any more, the node that did says so.
+/// announced, or why it cannot announce them (no usable interface); if nobody announces it any
+/// more, the node that did says so.
 fn show_l2(
     v: &mut Visibility,
     cluster: &Cluster,
     plan: &Plan,
     last: &Plan,
     status: &L2Status,
+    desired: &DesiredL2,
     me: &str,
 ) {
     for svc in cluster.services.state() {
@@ -270,6 +512,31 @@ fn show_l2(
                     message,
                 },
             );
+        } else if mine_now {
+            // Won but announced nowhere: say why rather than leave a silent black hole.
+            let why = status
+                .scan
+                .as_ref()
+                .zip(desired.get(primary))
+                .and_then(|(scan, sel)| scan.why_nowhere(sel));
+            if let Some(why) = why {
+                let message = format!(
+                    "layer2: {primary} elected to node {me}, which cannot announce it: {why}"
+                );
+                let shown = L2Shown {
+                    announced: false,
+                    reason: "NoMatchingInterface",
+                    message: message.clone(),
+                };
+                if v.l2(&svc, shown) {
+                    tracing::warn!(
+                        service = ferrolb_crds::service::key(&svc),
+                        ip = %primary,
+                        why,
+                        "address elected to this node is announced on no interface"
+                    );
+                }
+            }
         } else if mine_before && !plan.l2.contains_key(primary) {
             let (_, message) = where_announced(plan, status, me, &ips);
             v.l2(
@@ -280,13 +547,36 @@ fn show_l2(
                     message,
                 },
             );
+        } else {
+            // Another node (or nobody) shows it now: if it comes back to us (A -> B -> A), what
+            // we wrote before must not stop us from writing it again.
+            v.forget_l2(&svc);
         }
     }
 }
 
-fn show_bgp(v: &mut Visibility, sessions: &Sessions, ns: &str, me: &str, m: &Metrics) {
+/// Reports this node's BGP sessions (metrics and `BGPPeer.status.sessions`), removes its entry
+/// from peers it no longer peers with, and returns what is broken in the BGP runtime (session
+/// tasks that ended, BFD that could not start).
+fn show_bgp(
+    v: &mut Visibility,
+    sessions: &Sessions,
+    cluster: &Cluster,
+    want_bfd: &BTreeSet<String>,
+    ns: &str,
+    me: &str,
+    m: &Metrics,
+) -> Vec<String> {
     let statuses: BTreeMap<String, _> = sessions.statuses();
+    let mut broken = Vec::new();
     for (peer, (rx, bfd)) in &statuses {
+        // The task holds the sender: closed means it ended (panicked) while still wanted.
+        if rx.has_changed().is_err() {
+            broken.push(format!("BGP session task for peer {peer} ended"));
+        }
+        if want_bfd.contains(peer) && bfd.is_none() {
+            broken.push(format!("BFD for peer {peer} could not start"));
+        }
         let s = rx.borrow().clone();
         let labels = PeerLabels { peer: peer.clone() };
         let up = s.state == crate::bgp::State::Established;
@@ -300,16 +590,32 @@ fn show_bgp(v: &mut Visibility, sessions: &Sessions, ns: &str, me: &str, m: &Met
         v.bgp(
             ns,
             peer,
-            BGPSessionStatus {
+            Some(BGPSessionStatus {
                 node: me.to_string(),
                 state: format!("{:?}", s.state),
                 bfd_state: bfd.map(|b| format!("{b:?}")),
                 prefixes_sent: i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX),
                 last_error: s.last_error.clone(),
-            },
+            }),
         );
     }
-    let _: BTreeSet<&String> = statuses.keys().collect();
+    // Peers that still list this node (also from before a restart) but that it no longer peers
+    // with (nodeSelector changed, peer invalid...): remove the entry.
+    for peer in cluster.peers.state() {
+        let name = peer.name_any();
+        let lists_me = peer
+            .status
+            .as_ref()
+            .is_some_and(|s| s.sessions.iter().any(|x| x.node == me));
+        if lists_me && !statuses.contains_key(&name) {
+            let labels = PeerLabels { peer: name.clone() };
+            m.bgp_session_up.remove(&labels);
+            m.bgp_updates.remove(&labels);
+            m.bgp_prefixes.remove(&labels);
+            v.bgp(ns, &name, None);
+        }
+    }
+    broken
 }
 
 fn update_metrics(m: &Metrics, s: &L2Status, members: usize) {

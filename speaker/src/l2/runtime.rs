@@ -108,6 +108,63 @@ pub struct L2Status {
     pub announcing: DesiredAnnouncements,
     /// Interfaces with an open socket.
     pub interfaces: BTreeMap<IfaceName, Interface>,
+    /// The last interface scan (None until the first one).
+    pub scan: Option<InterfaceScan>,
+}
+
+/// Which interfaces announcements can use, from the last scan: what lets the speaker say why an
+/// address it won is announced nowhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceScan {
+    /// Suitable interfaces (named selectors may use any of them).
+    pub suitable: BTreeSet<IfaceName>,
+    /// Suitable interfaces not ignored ([`IfaceSelector::All`] uses these).
+    pub for_all: BTreeSet<IfaceName>,
+    /// Interfaces present but unsuitable, and why (down, no carrier, enslaved...).
+    pub unsuitable: BTreeMap<IfaceName, String>,
+}
+
+impl InterfaceScan {
+    /// Why `selector` resolves to no interface on this node, or None if it resolves to some.
+    /// Pure.
+    pub fn why_nowhere(&self, selector: &IfaceSelector) -> Option<String> {
+        match selector {
+            IfaceSelector::All if self.for_all.is_empty() => Some(
+                "no suitable interface (every interface is down, unsuitable or ignored)".into(),
+            ),
+            IfaceSelector::All => None,
+            IfaceSelector::Named(names) if names.iter().any(|n| self.suitable.contains(n)) => None,
+            IfaceSelector::Named(names) => {
+                let each: Vec<String> = names
+                    .iter()
+                    .map(|n| match self.unsuitable.get(n) {
+                        Some(why) => format!("{n} ({why})"),
+                        None => format!("{n} (no such interface)"),
+                    })
+                    .collect();
+                Some(format!(
+                    "none of its interfaces is usable: {}",
+                    each.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// Whether this process may open packet sockets at all (CAP_NET_RAW), checked without binding
+/// one: the speaker asks before it joins the membership, so a node that cannot answer ARP/NDP
+/// is never elected to.
+pub fn probe() -> Result<(), L2Error> {
+    match socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None) {
+        Ok(_) => Ok(()),
+        Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+            Err(L2Error::Permission {
+                iface: "(probe)".into(),
+                source,
+            })
+        }
+        Err(source) => Err(L2Error::Socket { source }),
+    }
 }
 
 /// Fatal runtime errors. Everything else is logged and retried.
@@ -115,6 +172,8 @@ pub struct L2Status {
 pub enum L2Error {
     #[error("opening a packet socket on {iface} (needs CAP_NET_RAW): {source}")]
     Permission { iface: IfaceName, source: io::Error },
+    #[error("opening a packet socket: {source}")]
+    Socket { source: io::Error },
 }
 
 /// The L2 announcement runtime for this node.
@@ -271,6 +330,9 @@ struct Shell {
     config: L2Config,
     announcer: Announcer,
     suitable: BTreeMap<IfaceName, Interface>,
+    unsuitable: BTreeMap<IfaceName, String>,
+    /// What [`L2Status::scan`] shows.
+    scan_view: Option<InterfaceScan>,
     open: BTreeMap<IfaceName, Open>,
     events: mpsc::Sender<Event>,
     generation: u64,
@@ -284,6 +346,8 @@ impl Shell {
             config,
             announcer: Announcer::new(),
             suitable: BTreeMap::new(),
+            unsuitable: BTreeMap::new(),
+            scan_view: None,
             open: BTreeMap::new(),
             events,
             generation: 0,
@@ -296,20 +360,39 @@ impl Shell {
         match socket::scan_interfaces(&self.config.sys_class_net) {
             Ok(scan) => {
                 let mut suitable = BTreeMap::new();
+                let mut unsuitable = BTreeMap::new();
                 for (name, verdict) in scan {
                     match verdict {
                         Ok(iface) => {
                             suitable.insert(name, iface);
                         }
-                        Err(why) => debug!(iface = %name, %why, "interface not used for L2"),
+                        Err(why) => {
+                            debug!(iface = %name, %why, "interface not used for L2");
+                            unsuitable.insert(name, why.to_string());
+                        }
                     }
                 }
                 self.suitable = suitable;
+                self.unsuitable = unsuitable;
+                self.scan_view = Some(self.scan());
             }
             // Keep the last good view rather than withdraw everything.
             Err(error) => {
                 warn!(%error, path = %self.config.sys_class_net.display(), "cannot list interfaces")
             }
+        }
+    }
+
+    fn scan(&self) -> InterfaceScan {
+        InterfaceScan {
+            suitable: self.suitable.keys().cloned().collect(),
+            for_all: self
+                .suitable
+                .keys()
+                .filter(|n| !self.is_ignored(n))
+                .cloned()
+                .collect(),
+            unsuitable: self.unsuitable.clone(),
         }
     }
 
@@ -471,6 +554,9 @@ impl Shell {
                 // a rescan sees it usable again, then it is announced afresh.
                 warn!(%iface, %error, "L2 socket failed; closing until the interface is usable");
                 self.suitable.remove(&iface);
+                self.unsuitable
+                    .insert(iface, format!("socket failed: {error}"));
+                self.scan_view = Some(self.scan());
                 true
             }
         }
@@ -531,6 +617,11 @@ impl Shell {
             }
             if s.send_errors != self.send_errors {
                 s.send_errors = self.send_errors;
+                modified = true;
+            }
+            // Kept up to date by rescans (not rebuilt here: this runs after every frame).
+            if s.scan != self.scan_view {
+                s.scan = self.scan_view.clone();
                 modified = true;
             }
             if dirty {
@@ -630,6 +721,39 @@ mod tests {
         ]);
         assert!(resolve(&desired, &BTreeSet::new(), &names(&["eth0"])).is_empty());
         assert!(resolve(&DesiredL2::new(), &names(&["eth0"]), &names(&["eth0"])).is_empty());
+    }
+
+    #[test]
+    fn why_nowhere_names_each_missing_interface() {
+        let scan = InterfaceScan {
+            suitable: names(&["eth0", "veth1"]),
+            for_all: names(&["eth0"]),
+            unsuitable: BTreeMap::from([("eth9".to_string(), "administratively down".to_string())]),
+        };
+        assert_eq!(scan.why_nowhere(&IfaceSelector::All), None);
+        assert_eq!(
+            scan.why_nowhere(&IfaceSelector::Named(names(&["eth0", "gone0"]))),
+            None,
+            "one usable interface is enough"
+        );
+        assert_eq!(
+            scan.why_nowhere(&IfaceSelector::Named(names(&["veth1"]))),
+            None,
+            "named interfaces may be ignored ones"
+        );
+        assert_eq!(
+            scan.why_nowhere(&IfaceSelector::Named(names(&["eth9", "gone0"])))
+                .as_deref(),
+            Some(
+                "none of its interfaces is usable: eth9 (administratively down), gone0 (no such interface)"
+            )
+        );
+        let none = InterfaceScan {
+            suitable: names(&["veth1"]),
+            for_all: BTreeSet::new(),
+            unsuitable: BTreeMap::new(),
+        };
+        assert!(none.why_nowhere(&IfaceSelector::All).is_some());
     }
 
     #[test]
