@@ -6,6 +6,7 @@ pub mod cluster;
 /// Service events, shared with the controller (see its module doc for why not kube's Recorder).
 #[path = "../../controller/src/events.rs"]
 pub mod events;
+pub mod health;
 /// `/metrics`, `/healthz`, `/readyz`: the same three endpoints as the controller, from one file.
 #[path = "../../controller/src/http.rs"]
 pub mod http;

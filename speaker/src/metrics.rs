@@ -11,6 +11,12 @@ pub struct PeerLabels {
     pub peer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuntimeLabels {
+    /// `l2` or `bgp`.
+    pub runtime: String,
+}
+
 /// Gauges mirror the runtimes' own counters (which are monotonic), so a restart of a runtime
 /// shows as a reset, as Prometheus expects of counters.
 #[derive(Clone)]
@@ -26,6 +32,8 @@ pub struct Metrics {
     pub bgp_prefixes: Family<PeerLabels, Gauge>,
     /// How long computing the plan takes (it runs over every Service on each change).
     pub plan_seconds: Histogram,
+    /// 1 while the runtime works; 0 when it cannot (no CAP_NET_RAW, task ended...).
+    pub runtime_up: Family<RuntimeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -42,6 +50,7 @@ impl Default for Metrics {
             bgp_prefixes: Family::default(),
             // 0.1 ms .. ~3 s.
             plan_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            runtime_up: Family::default(),
         }
     }
 }
@@ -99,6 +108,11 @@ impl Metrics {
             "speaker_plan_seconds",
             "Time to compute this node's announcements from the cluster state",
             m.plan_seconds.clone(),
+        );
+        r.register(
+            "speaker_runtime_up",
+            "1 while the speaker's L2 or BGP runtime works; 0 when it cannot (see the speaker's log)",
+            m.runtime_up.clone(),
         );
         // Kept by the BFD runtime itself (one per process, like the sessions it counts for).
         r.register(

@@ -810,7 +810,15 @@ fn service_accounts_get_nothing_more() {
             n,
         ],
     );
-    no("controller", &["list", "secrets", "-n", n]);
+    // Secrets: list/watch in its namespace (BGPPeer passwordSecrets, to explain unusable ones),
+    // nowhere else.
+    yes("controller", &["list", "secrets", "-n", n]);
+    no("controller", &["list", "secrets", "-n", "default"]);
+    no("controller", &["patch", "secrets", "-n", n]);
+    no(
+        "controller",
+        &["patch", "events.events.k8s.io", "-n", "default"],
+    );
     no("controller", &["list", "nodes"]);
     no("controller", &["update", "services", "-n", "default"]);
     no("controller", &["delete", "services", "-n", "default"]);
@@ -865,6 +873,15 @@ fn service_accounts_get_nothing_more() {
         ],
     );
     no("speaker", &["patch", "bgppeers.ferrolb.io", "-n", n]);
+    // Events are created afresh, never patched (controller/src/events.rs): create only.
+    yes(
+        "speaker",
+        &["create", "events.events.k8s.io", "-n", "default"],
+    );
+    no(
+        "speaker",
+        &["patch", "events.events.k8s.io", "-n", "default"],
+    );
     no(
         "speaker",
         &["create", "leases.coordination.k8s.io", "-n", n],
