@@ -1,6 +1,7 @@
 //! FerroLB controller: the pure allocator core, and the thin Kubernetes shell around it.
 
 pub mod allocator;
+pub mod apiwatch;
 pub mod decide;
 pub mod events;
 pub mod http;
@@ -8,3 +9,4 @@ pub mod intent;
 pub mod leader;
 pub mod metrics;
 pub mod runtime;
+pub mod writer;

@@ -77,8 +77,9 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(?settings, "starting");
     let leading = election.leading.clone();
+    let fence = election.fence.clone();
     let result = tokio::select! {
-        r = runtime::run(client, settings, metrics, ready, leading) => r,
+        r = runtime::run(client, settings, metrics, ready, leading, fence) => r,
         _ = shutdown() => {
             tracing::info!("shutting down");
             Ok(())

@@ -30,6 +30,11 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     pub api_writes: Counter,
     pub api_write_errors: Counter,
+    /// Failed writes by class: permanent (refused, not retried), transient (retried),
+    /// conflict (the object changed since the decision; decided again).
+    pub write_failures: Family<ReasonLabels, Counter>,
+    /// 1 while every watch reaches the API server.
+    pub api_reachable: Gauge,
 }
 
 impl Metrics {
@@ -44,6 +49,8 @@ impl Metrics {
             reconcile_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
             api_writes: Counter::default(),
             api_write_errors: Counter::default(),
+            write_failures: Family::default(),
+            api_reachable: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb");
         r.register(
@@ -90,6 +97,16 @@ impl Metrics {
             "controller_api_write_errors",
             "Failed writes to the API server (retried)",
             m.api_write_errors.clone(),
+        );
+        r.register(
+            "controller_write_failures",
+            "Failed writes by class: permanent (refused, not retried), transient (retried), conflict (decided again)",
+            m.write_failures.clone(),
+        );
+        r.register(
+            "controller_api_reachable",
+            "1 while every watch of the controller reaches the API server",
+            m.api_reachable.clone(),
         );
         m
     }

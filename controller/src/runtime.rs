@@ -11,19 +11,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::events::{EventType, EventWriter};
+use crate::apiwatch::{self, ApiHealth};
+use crate::events::EventWriter;
+use crate::leader::Fence;
+use crate::writer::{Outcome, RETRY_LATER, WriteJob, Writer};
 use anyhow::Result;
+use ferrolb_crds::bgp_peer::{PASSWORD_SECRET_SELECTOR, redact_secret};
 use ferrolb_crds::status::{VALID, condition, set_condition};
 use ferrolb_crds::validate::{self, Report, Snapshot, Verdict};
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, annotations,
 };
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::ListParams;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -63,11 +66,15 @@ pub struct Settings {
     pub write_concurrency: usize,
 }
 
-enum Msg {
+/// What the decision loop hears about.
+pub(crate) enum Msg {
     Service(String),
     Namespaces,
     Config,
-    Written(String),
+    /// A Service write ended: key, how, and the resourceVersion it was conditional on.
+    Written(String, Outcome, Option<String>),
+    /// A watch listed afresh (after an outage): deletions may have been missed.
+    Relisted,
 }
 
 /// Reflector stores of everything the controller reads.
@@ -81,6 +88,8 @@ struct Stores {
     peers: Store<BGPPeer>,
     bfd: Store<BFDProfile>,
     communities: Store<Community>,
+    /// Possible BGPPeer `passwordSecret`s, redacted: to explain a missing or unusable one.
+    secrets: Store<Secret>,
 }
 
 impl Stores {
@@ -94,6 +103,7 @@ impl Stores {
             self.peers.wait_until_ready(),
             self.bfd.wait_until_ready(),
             self.communities.wait_until_ready(),
+            self.secrets.wait_until_ready(),
         );
     }
 
@@ -112,17 +122,20 @@ impl Stores {
             bgp_peers: own(&self.peers),
             bfd_profiles: own(&self.bfd),
             communities: own(&self.communities),
+            secrets: own(&self.secrets),
         }
     }
 }
 
-/// Runs a reflector for `api`, sending `msg(object)` for every change that matters. `slim`
-/// trims each object before it is cached (memory grows with the number of Services).
+/// Runs a reflector for `api` (see [`apiwatch::reflect`]: quick resume, health reporting),
+/// sending `msg(object)` for every change that matters. `slim` trims each object before it is
+/// cached (memory grows with the number of Services).
 /// `fingerprint`, when given, names what matters of an object: an update that leaves it unchanged
 /// (our own status writes, for instance) sends nothing, so writing a pool's counts does not
 /// trigger a resync of every Service. Deletions and re-lists always count.
 fn reflect<K>(
     api: Api<K>,
+    health: &ApiHealth,
     tx: mpsc::UnboundedSender<Msg>,
     msg: fn(&K) -> Msg,
     slim: impl Fn(&mut K) + Send + Sync + 'static,
@@ -131,57 +144,54 @@ fn reflect<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).modify(slim),
-    )
-    .default_backoff();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        while let Some(ev) = stream.next().await {
-            let obj = match ev {
-                Ok(watcher::Event::Apply(o)) => {
-                    if let Some(f) = fingerprint {
-                        let key = format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
-                        let print = f(&o);
-                        if seen.get(&key) == Some(&print) {
-                            continue;
-                        }
-                        seen.insert(key, print);
+    let cfg = watcher::Config::default();
+    reflect_with(api, cfg, health, tx, msg, slim, fingerprint)
+}
+
+/// [`reflect`] with a watcher configuration (a field selector, say).
+fn reflect_with<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    health: &ApiHealth,
+    tx: mpsc::UnboundedSender<Msg>,
+    msg: fn(&K) -> Msg,
+    slim: impl Fn(&mut K) + Send + Sync + 'static,
+    fingerprint: Option<fn(&K) -> String>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let key = |o: &K| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
+    apiwatch::reflect(api, cfg, health.clone(), slim, move |ev| {
+        let m = match ev {
+            watcher::Event::Apply(o) => {
+                if let Some(f) = fingerprint {
+                    let print = f(o);
+                    if seen.get(&key(o)) == Some(&print) {
+                        return true;
                     }
-                    o
+                    seen.insert(key(o), print);
                 }
-                Ok(watcher::Event::Delete(o)) => {
-                    seen.remove(&format!(
-                        "{}/{}",
-                        o.namespace().unwrap_or_default(),
-                        o.name_any()
-                    ));
-                    o
-                }
-                Ok(watcher::Event::InitApply(o)) => {
-                    if let Some(f) = fingerprint {
-                        seen.insert(
-                            format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
-                            f(&o),
-                        );
-                    }
-                    o
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)");
-                    continue;
-                }
-            };
-            if tx.send(msg(&obj)).is_err() {
-                return;
+                msg(o)
             }
-        }
-    });
-    store
+            watcher::Event::Delete(o) => {
+                seen.remove(&key(o));
+                msg(o)
+            }
+            watcher::Event::InitApply(o) => {
+                if let Some(f) = fingerprint {
+                    seen.insert(key(o), f(o));
+                }
+                msg(o)
+            }
+            // The store now holds the fresh list: objects deleted meanwhile are gone from
+            // it without a Delete event, so everything is looked at again.
+            watcher::Event::InitDone => Msg::Relisted,
+            watcher::Event::Init => return true,
+        };
+        tx.send(m).is_ok()
+    })
 }
 
 /// What of a configuration object matters to allocation: its spec (generation) and labels.
@@ -199,6 +209,11 @@ fn peer_print(p: &BGPPeer) -> String {
     format!("{}/{sessions:?}", config_print(p))
 }
 
+/// A (redacted) Secret matters through whether its password is usable.
+fn secret_print(s: &Secret) -> String {
+    format!("{:?}/{:?}", s.type_, s.data)
+}
+
 /// Namespaces matter to allocation through their labels only.
 fn namespace_print(n: &Namespace) -> String {
     format!("{:?}", n.metadata.labels)
@@ -213,14 +228,17 @@ pub async fn run(
     metrics: Metrics,
     ready: Arc<AtomicBool>,
     mut leader: watch::Receiver<bool>,
+    fence: Fence,
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let health = ApiHealth::start("controller");
     let ns = settings.namespace.as_str();
     let manager = manager_for(settings.lb_class.as_deref());
     let ours = manager.clone();
     let stores = Stores {
         services: reflect(
             Api::all(client.clone()),
+            &health,
             tx.clone(),
             |s| Msg::Service(key_of(s)),
             move |s: &mut Service| slim_service(s, &ours),
@@ -228,6 +246,7 @@ pub async fn run(
         ),
         namespaces: reflect(
             Api::all(client.clone()),
+            &health,
             tx.clone(),
             |_| Msg::Namespaces,
             |n: &mut Namespace| {
@@ -238,6 +257,7 @@ pub async fn run(
         ),
         pools: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
@@ -245,6 +265,7 @@ pub async fn run(
         ),
         l2: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
@@ -252,6 +273,7 @@ pub async fn run(
         ),
         bgp_ads: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
@@ -259,6 +281,7 @@ pub async fn run(
         ),
         peers: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
@@ -266,6 +289,7 @@ pub async fn run(
         ),
         bfd: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
@@ -273,15 +297,40 @@ pub async fn run(
         ),
         communities: reflect(
             Api::namespaced(client.clone(), ns),
+            &health,
             tx.clone(),
             |_| Msg::Config,
             keep,
             Some(config_print),
         ),
+        // Only Secrets that can be a passwordSecret are asked for, and each is redacted before
+        // it is cached: the controller says why one is unusable without holding any password.
+        secrets: reflect_with(
+            Api::namespaced(client.clone(), ns),
+            watcher::Config::default().fields(PASSWORD_SECRET_SELECTOR),
+            &health,
+            tx.clone(),
+            |_| Msg::Config,
+            redact_secret,
+            Some(secret_print),
+        ),
     };
     stores.ready().await;
-    ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced");
+    // Ready while the watches reach the API server (a controller that cannot see changes
+    // cannot act on them); the gauge says the same.
+    let mut reachable = health.reachable();
+    let gauge = metrics.api_reachable.clone();
+    tokio::spawn(async move {
+        loop {
+            let up = *reachable.borrow_and_update();
+            ready.store(up, Ordering::Relaxed);
+            gauge.set(i64::from(up));
+            if reachable.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 
     let writer = Writer {
         manager: manager.clone(),
@@ -290,6 +339,7 @@ pub async fn run(
         metrics: metrics.clone(),
         permits: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
         tx: tx.clone(),
+        fence,
     };
     let mut ctl = Controller {
         settings,
@@ -301,6 +351,8 @@ pub async fn run(
         again: BTreeSet::new(),
         pending: BTreeSet::new(),
         freed: false,
+        blocked: BTreeMap::new(),
+        tx: tx.clone(),
     };
 
     loop {
@@ -340,7 +392,7 @@ struct Batch {
     services: BTreeSet<String>,
     config: bool,
     everything: bool,
-    written: Vec<String>,
+    written: Vec<(String, Outcome, Option<String>)>,
 }
 
 impl Batch {
@@ -350,8 +402,8 @@ impl Batch {
                 self.services.insert(k);
             }
             Msg::Config => self.config = true,
-            Msg::Namespaces => self.everything = true,
-            Msg::Written(k) => self.written.push(k),
+            Msg::Namespaces | Msg::Relisted => self.everything = true,
+            Msg::Written(k, o, rv) => self.written.push((k, o, rv)),
         }
     }
 }
@@ -375,6 +427,11 @@ struct Controller {
     pending: BTreeSet<String>,
     /// Whether addresses were freed since pending Services were last retried.
     freed: bool,
+    /// Services not to decide again while the store still shows this resourceVersion: their
+    /// write got 409 (wait for the fresh object) or was refused for good (wait for a change of
+    /// the Service; a configuration change clears them all).
+    blocked: BTreeMap<String, String>,
+    tx: mpsc::UnboundedSender<Msg>,
 }
 
 impl Controller {
@@ -475,14 +532,34 @@ impl Controller {
     }
 
     fn process(&mut self, mut batch: Batch) {
-        for k in batch.written.drain(..) {
+        for (k, outcome, rv) in batch.written.drain(..) {
             self.in_flight.remove(&k);
+            match outcome {
+                Outcome::Conflict | Outcome::Refused => {
+                    if let Some(rv) = rv {
+                        self.blocked.insert(k.clone(), rv);
+                    }
+                }
+                Outcome::GaveUp => {
+                    let tx = self.tx.clone();
+                    let key = k.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETRY_LATER).await;
+                        let _ = tx.send(Msg::Service(key));
+                    });
+                }
+                Outcome::Done | Outcome::Gone | Outcome::Fenced => {}
+            }
             if self.again.remove(&k) {
                 batch.services.insert(k);
             }
         }
         if self.leading.is_none() {
             return;
+        }
+        if batch.config || batch.everything {
+            // Refused writes get another go when the configuration changes.
+            self.blocked.clear();
         }
         if batch.config {
             self.apply_config();
@@ -563,6 +640,12 @@ impl Controller {
                 return;
             }
         };
+        if let Some(rv) = self.blocked.get(key) {
+            if svc.metadata.resource_version.as_ref() == Some(rv) {
+                return;
+            }
+            self.blocked.remove(key);
+        }
         let started = Instant::now();
         let ns = svc.namespace().unwrap_or_default();
         let ns_labels = self
@@ -725,11 +808,11 @@ impl Controller {
     }
 }
 
-fn verdict_condition(v: &Verdict, generation: Option<i64>) -> Condition {
+pub(crate) fn verdict_condition(v: &Verdict, generation: Option<i64>) -> Condition {
     condition(VALID, v.ok, v.reason, v.message.clone(), generation, now())
 }
 
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
@@ -765,7 +848,7 @@ fn slim_service(s: &mut Service, manager: &str) {
 /// Caches a configuration object as it is.
 fn keep<K>(_: &mut K) {}
 
-fn our_condition(svc: &Service) -> Option<&Condition> {
+pub(crate) fn our_condition(svc: &Service) -> Option<&Condition> {
     svc.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -793,196 +876,3 @@ fn up_to_date(svc: &Service, d: &Decision) -> bool {
     });
     ingress_ips(svc) == d.ips && pool == d.pool.as_ref() && cond_same
 }
-
-enum WriteJob {
-    Apply(Arc<Service>, Decision),
-    Clear(Arc<Service>),
-}
-
-/// Performs API writes off the decision loop, bounded by `permits`.
-#[derive(Clone)]
-struct Writer {
-    manager: String,
-    client: Client,
-    events: EventWriter,
-    metrics: Metrics,
-    permits: Arc<Semaphore>,
-    tx: mpsc::UnboundedSender<Msg>,
-}
-
-impl Writer {
-    fn spawn(&self, key: String, job: WriteJob) {
-        let w = self.clone();
-        tokio::spawn(async move {
-            let _permit = w.permits.clone().acquire_owned().await;
-            let mut delay = Duration::from_millis(100);
-            // Retry until it lands: the decision stands, and losing a write would leave the
-            // Service showing something else.
-            loop {
-                match w.write_service(&job).await {
-                    Ok(()) => break,
-                    Err(e) if is_gone(&e) => break,
-                    Err(e) => {
-                        w.metrics.api_write_errors.inc();
-                        tracing::warn!(service = key, error = %e, "write failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-            let _ = w.tx.send(Msg::Written(key));
-        });
-    }
-
-    async fn write_service(&self, job: &WriteJob) -> Result<(), kube::Error> {
-        let (svc, decision) = match job {
-            WriteJob::Apply(s, d) => (s, Some(d)),
-            WriteJob::Clear(s) => (s, None),
-        };
-        let ns = svc.namespace().unwrap_or_default();
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
-        let name = svc.name_any();
-        let status = match decision {
-            Some(d) => {
-                let ingress: Vec<_> = d
-                    .ips
-                    .iter()
-                    .map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" }))
-                    .collect();
-                let mut lb = json!({});
-                if !ingress.is_empty() {
-                    lb = json!({ "ingress": ingress });
-                }
-                let old = our_condition(svc);
-                let status_str = if d.ok { "True" } else { "False" };
-                let transition = match old {
-                    Some(c) if c.status == status_str => c.last_transition_time.clone(),
-                    _ => now(),
-                };
-                let cond = Condition {
-                    type_: SERVICE_CONDITION.into(),
-                    status: status_str.into(),
-                    reason: d.reason.into(),
-                    message: d.message.clone(),
-                    observed_generation: svc.metadata.generation,
-                    last_transition_time: transition,
-                };
-                json!({ "loadBalancer": lb, "conditions": [cond] })
-            }
-            None => json!({}),
-        };
-        let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name, "namespace": ns }, "status": status });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(&self.manager).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-        self.metrics.api_writes.inc();
-        // The pool annotation after the status: the address is what clients wait for.
-        let pool = decision.and_then(|d| d.pool.clone());
-        if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
-            let patch = json!({ "metadata": { "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool } } });
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            self.metrics.api_writes.inc();
-        }
-
-        // An event when what the Service shows changes meaningfully (not on every retry).
-        let changed = match (decision, our_condition(svc)) {
-            (Some(d), Some(c)) => c.reason != d.reason || c.message != d.message,
-            (Some(_), None) => true,
-            (None, _) => true,
-        };
-        if changed {
-            let (type_, reason, note) = match decision {
-                Some(d) if d.ok && d.reason == "IPAllocated" => {
-                    (EventType::Normal, d.reason, d.message.clone())
-                }
-                Some(d) => (EventType::Warning, d.reason, d.message.clone()),
-                None => (
-                    EventType::Normal,
-                    "ClearAssignment",
-                    "no longer a FerroLB LoadBalancer Service; addresses released".to_string(),
-                ),
-            };
-            if let Err(e) = self
-                .events
-                .publish(type_, reason, "Allocate", note, svc.object_ref(&()))
-                .await
-            {
-                tracing::debug!(error = %e, "event not published");
-            }
-        }
-        Ok(())
-    }
-
-    /// Merge-patches a status subresource in the background.
-    fn patch_status<K>(&self, api: Api<K>, name: String, body: serde_json::Value)
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                Ok(_) => {
-                    metrics.api_writes.inc();
-                }
-                Err(e) => {
-                    metrics.api_write_errors.inc();
-                    tracing::warn!(object = name, error = %e, "status write failed");
-                }
-            }
-        });
-    }
-
-    /// Writes `Valid` conditions of a kind whose verdict changed.
-    fn verdicts<K>(&self, api: Api<K>, objs: &[K], verdicts: &BTreeMap<String, Verdict>)
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-        K: HasConditions,
-    {
-        for o in objs {
-            let Some(v) = verdicts.get(&o.name_any()) else {
-                continue;
-            };
-            let mut conds = o.conditions().to_vec();
-            if set_condition(&mut conds, verdict_condition(v, o.meta().generation)) {
-                self.patch_status(
-                    api.clone(),
-                    o.name_any(),
-                    json!({ "status": { "conditions": conds } }),
-                );
-            }
-        }
-    }
-}
-
-fn is_gone(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-/// Kinds whose status carries `conditions`.
-trait HasConditions {
-    fn conditions(&self) -> &[Condition];
-}
-
-macro_rules! has_conditions {
-    ($($k:ty),*) => {$(
-        impl HasConditions for $k {
-            fn conditions(&self) -> &[Condition] {
-                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
-            }
-        }
-    )*};
-}
-has_conditions!(
-    L2Advertisement,
-    BGPAdvertisement,
-    BGPPeer,
-    BFDProfile,
-    Community
-);

@@ -7,14 +7,15 @@ use ferrolb_crds::validate::Snapshot;
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Lookup, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{Lookup, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+
+use crate::apiwatch::{self, ApiHealth};
 
 /// Reflector stores of everything the speaker reads.
 #[derive(Clone)]
@@ -29,13 +30,18 @@ pub struct Cluster {
     pub peers: Store<BGPPeer>,
     pub bfd: Store<BFDProfile>,
     pub communities: Store<Community>,
+    health: ApiHealth,
 }
 
-fn reflect<K>(api: Api<K>, cfg: watcher::Config, changed: watch::Sender<u64>) -> Store<K>
+fn reflect<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    health: &ApiHealth,
+    changed: watch::Sender<u64>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store();
     // The speaker never reads field managers or `kubectl apply`'s copy of an object: drop them
     // before caching (memory grows with the number of Services and EndpointSlices).
     let slim = |o: &mut K| {
@@ -45,66 +51,87 @@ where
             a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     };
-    let stream = reflector::reflector(writer, watcher(api, cfg).modify(slim))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(_) => {
-                    changed.send_modify(|n| *n = n.wrapping_add(1));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error (retrying)")
-                }
-            }
+    apiwatch::reflect(api, cfg, health.clone(), slim, move |ev| {
+        if !matches!(ev, watcher::Event::Init) {
+            changed.send_modify(|n| *n = n.wrapping_add(1));
         }
-    });
-    store
+        true
+    })
 }
 
 impl Cluster {
-    /// Starts watching; `changed` ticks on every change.
+    /// Starts watching; `changed` ticks on every change. Each watch resumes within ~1 s of the
+    /// API server answering again; one line is logged when they start failing and one when
+    /// they recover (see `api_reachable`).
     pub fn watch(client: &Client, namespace: &str, changed: watch::Sender<u64>) -> Cluster {
         let all = watcher::Config::default;
         let ns = |c: &Client| c.clone();
+        let health = ApiHealth::start("speaker");
+        let h = &health;
         Cluster {
-            services: reflect(Api::all(client.clone()), all(), changed.clone()),
-            slices: reflect(Api::all(client.clone()), all(), changed.clone()),
-            nodes: reflect(Api::all(client.clone()), all(), changed.clone()),
+            services: reflect(Api::all(client.clone()), all(), h, changed.clone()),
+            slices: reflect(Api::all(client.clone()), all(), h, changed.clone()),
+            nodes: reflect(Api::all(client.clone()), all(), h, changed.clone()),
+            // Only password Secrets (BGP, BFD), which must be basic-auth as in MetalLB: no other
+            // Secret of the namespace is read or cached.
             secrets: reflect(
                 Api::namespaced(ns(client), namespace),
-                all(),
+                all().fields(ferrolb_crds::bgp_peer::PASSWORD_SECRET_SELECTOR),
+                h,
                 changed.clone(),
             ),
             pools: reflect(
                 Api::namespaced(ns(client), namespace),
                 all(),
+                h,
                 changed.clone(),
             ),
             l2: reflect(
                 Api::namespaced(ns(client), namespace),
                 all(),
+                h,
                 changed.clone(),
             ),
             bgp_ads: reflect(
                 Api::namespaced(ns(client), namespace),
                 all(),
+                h,
                 changed.clone(),
             ),
             peers: reflect(
                 Api::namespaced(ns(client), namespace),
                 all(),
+                h,
                 changed.clone(),
             ),
             bfd: reflect(
                 Api::namespaced(ns(client), namespace),
                 all(),
+                h,
                 changed.clone(),
             ),
-            communities: reflect(Api::namespaced(ns(client), namespace), all(), changed),
+            communities: reflect(Api::namespaced(ns(client), namespace), all(), h, changed),
+            health,
         }
+    }
+
+    /// True while every watch reaches the API server; false from ~1 s after they start
+    /// failing until they have all listed again. For readiness and the `api_reachable` gauge.
+    pub fn api_reachable(&self) -> watch::Receiver<bool> {
+        self.health.reachable()
+    }
+
+    /// Sets `gauge` to 1 while the watches reach the API server, 0 while they do not.
+    pub fn export_api_reachable(&self, gauge: prometheus_client::metrics::gauge::Gauge) {
+        let mut rx = self.api_reachable();
+        tokio::spawn(async move {
+            loop {
+                gauge.set(i64::from(*rx.borrow_and_update()));
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     pub async fn ready(&self) {
@@ -130,6 +157,7 @@ impl Cluster {
             bgp_peers: own(&self.peers),
             bfd_profiles: own(&self.bfd),
             communities: own(&self.communities),
+            secrets: own(&self.secrets),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! FerroLB speaker: pure cores (L2 frames, election and announcer; BGP codec, session FSM and
 //! BFD; the announcement plan) and the thin shells that drive them.
 
+/// Watches that resume quickly after an API-server outage and report it, shared with the
+/// controller.
+#[path = "../../controller/src/apiwatch.rs"]
+pub mod apiwatch;
 pub mod bgp;
 pub mod cluster;
 /// Service events, shared with the controller (see its module doc for why not kube's Recorder).

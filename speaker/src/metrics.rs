@@ -32,6 +32,8 @@ pub struct Metrics {
     pub bgp_prefixes: Family<PeerLabels, Gauge>,
     /// How long computing the plan takes (it runs over every Service on each change).
     pub plan_seconds: Histogram,
+    /// 1 while every watch reaches the API server (`Cluster::api_reachable`).
+    pub api_reachable: Gauge,
     /// 1 while the runtime works; 0 when it cannot (no CAP_NET_RAW, task ended...).
     pub runtime_up: Family<RuntimeLabels, Gauge>,
 }
@@ -50,6 +52,7 @@ impl Default for Metrics {
             bgp_prefixes: Family::default(),
             // 0.1 ms .. ~3 s.
             plan_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            api_reachable: Gauge::default(),
             runtime_up: Family::default(),
         }
     }
@@ -108,6 +111,11 @@ impl Metrics {
             "speaker_plan_seconds",
             "Time to compute this node's announcements from the cluster state",
             m.plan_seconds.clone(),
+        );
+        r.register(
+            "speaker_api_reachable",
+            "1 while every watch of the speaker reaches the API server",
+            m.api_reachable.clone(),
         );
         r.register(
             "speaker_runtime_up",

@@ -160,6 +160,7 @@ pub async fn run(
     let (changed_tx, mut changed) = watch::channel(0u64);
     let cluster = Cluster::watch(&client, &settings.namespace, changed_tx);
     cluster.export_api_reachable(metrics.api_reachable.clone());
+    cluster.export_api_reachable(metrics.api_reachable.clone());
     cluster.ready().await;
 
     // Our address, from our Node object, for the membership protocol.
