@@ -7,6 +7,7 @@ pub mod events;
 pub mod http;
 pub mod intent;
 pub mod leader;
+pub mod membership_secret;
 pub mod metrics;
 pub mod runtime;
 pub mod writer;

@@ -61,6 +61,12 @@ async fn main() -> anyhow::Result<()> {
         ready.clone(),
     ));
 
+    // The speakers' membership key: created if missing, never overwritten.
+    tokio::spawn(ferrolb_controller::membership_secret::ensure(
+        client.clone(),
+        args.namespace.clone(),
+    ));
+
     let election = leader::elect(
         client.clone(),
         &args.namespace,

@@ -12,6 +12,20 @@
 
 lab_ferrolb_bin_dir() { echo "${FERROLB_BIN_DIR:-$LAB_REPO/target/debug}"; }
 
+# The speakers' membership key file (in a cluster: the Secret ferrolb-memberlist, mounted). Written
+# once per lab, kept across restarts; tests may rewrite it (key rotation) and must restore it.
+lab_ferrolb_membership_keys() {
+  local file="$LAB_DIR/memberlist-keys"
+  if [ ! -s "$file" ]; then
+    (
+      umask 077
+      head -c 32 /dev/urandom | base64 -w0 >"$file.tmp" && echo >>"$file.tmp"
+    ) || lab_die "could not write $file"
+    mv "$file.tmp" "$file"
+  fi
+  echo "$file"
+}
+
 lab_ferrolb_names() { # the child names, one per line
   local n
   echo controller
@@ -86,9 +100,11 @@ lab_ferrolb_start() {
     lab_log "note: $bindir/ferrolb-controller not built: controller not started"
   fi
   if [ -x "$bindir/ferrolb-speaker" ]; then
+    local keys
+    keys=$(lab_ferrolb_membership_keys)
     for n in "${LAB_NODES[@]}"; do
       lab_ferrolb_supervise "speaker-$n" -- ip netns exec "$n" "${env[@]}" "KUBECONFIG=$skube" "NODE_NAME=$n" \
-        "$bindir/ferrolb-speaker" "${sargs[@]}"
+        "$bindir/ferrolb-speaker" --membership-key-file "$keys" "${sargs[@]}"
     done
   else
     lab_log "note: $bindir/ferrolb-speaker not built: speakers not started"

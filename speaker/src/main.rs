@@ -1,6 +1,7 @@
 //! `ferrolb-speaker`: makes the network deliver LoadBalancer IPs to this node (L2 or BGP).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -23,6 +24,14 @@ struct Args {
     /// UDP port of the speakers' membership protocol.
     #[arg(long, env = "FERROLB_MEMBER_PORT", default_value_t = ferrolb_speaker::membership::DEFAULT_PORT)]
     member_port: u16,
+    /// File with the membership keys, one base64 key per line; the first signs, all are accepted
+    /// (the Secret ferrolb-memberlist, entry `keys`, mounted). Re-read every 5 s.
+    #[arg(long, env = "FERROLB_MEMBERSHIP_KEY_FILE", default_value = ferrolb_speaker::membership::keys::DEFAULT_KEY_FILE)]
+    membership_key_file: PathBuf,
+    /// Run the membership without authentication: anyone on the node network can then forge
+    /// membership datagrams. Without a key file and without this flag the speaker refuses to start.
+    #[arg(long, env = "FERROLB_INSECURE_MEMBERSHIP")]
+    insecure_membership: bool,
     /// Interfaces never used for "all interfaces" L2 announcements (name prefixes).
     #[arg(
         long,
@@ -42,6 +51,12 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log_format);
+    // Before anything else: a speaker without a key must not start.
+    let membership_auth = ferrolb_speaker::membership::Authentication::from_flags(
+        &args.membership_key_file,
+        args.insecure_membership,
+        &args.namespace,
+    )?;
     let client = kube::Client::try_default().await?;
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
@@ -56,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         namespace: args.namespace,
         lb_class: args.lb_class,
         member_port: args.member_port,
+        membership_auth,
         ignore_interfaces: args.ignore_interfaces,
     };
     tracing::info!(?settings, "starting");

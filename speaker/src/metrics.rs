@@ -1,6 +1,7 @@
 //! Prometheus metrics of the speaker (`/metrics`), refreshed from the runtimes' status.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -15,6 +16,12 @@ pub struct PeerLabels {
 pub struct RuntimeLabels {
     /// `l2` or `bgp`.
     pub runtime: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// See `membership::Reason::label`.
+    pub reason: String,
 }
 
 /// Gauges mirror the runtimes' own counters (which are monotonic), so a restart of a runtime
@@ -36,6 +43,10 @@ pub struct Metrics {
     pub api_reachable: Gauge,
     /// 1 while the runtime works; 0 when it cannot (no CAP_NET_RAW, task ended...).
     pub runtime_up: Family<RuntimeLabels, Gauge>,
+    /// Membership datagrams dropped, per reason (`ferrolb_membership_rejected_total`). A real
+    /// counter: the speaker may leave and rejoin the membership, which restarts its counts.
+    pub membership_rejected: Family<ReasonLabels, Counter>,
+    membership_seen: std::sync::Arc<std::sync::Mutex<crate::membership::reject::Rejected>>,
 }
 
 impl Default for Metrics {
@@ -54,6 +65,8 @@ impl Default for Metrics {
             plan_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             api_reachable: Gauge::default(),
             runtime_up: Family::default(),
+            membership_rejected: Family::default(),
+            membership_seen: Default::default(),
         }
     }
 }
@@ -117,17 +130,48 @@ impl Metrics {
             "1 while every watch of the speaker reaches the API server",
             m.api_reachable.clone(),
         );
-        r.register(
-            "speaker_runtime_up",
-            "1 while the speaker's L2 or BGP runtime works; 0 when it cannot (see the speaker's log)",
-            m.runtime_up.clone(),
-        );
         // Kept by the BFD runtime itself (one per process, like the sessions it counts for).
         r.register(
             "bfd_packets_dropped",
             "BFD control packets dropped, by peer and reason (ttl, auth_*, malformed, ...)",
             crate::bgp::bfd_mux::dropped_packets().clone(),
         );
+        r.register(
+            "speaker_runtime_up",
+            "1 while the speaker's L2 or BGP runtime works; 0 when it cannot (see the speaker's log)",
+            m.runtime_up.clone(),
+        );
+        r.register(
+            "membership_rejected",
+            "Membership datagrams (or member updates in them) dropped, by reason",
+            m.membership_rejected.clone(),
+        );
+        // Every reason shows, at 0 until it happens.
+        for reason in crate::membership::Reason::ALL {
+            let _ = m.membership_rejected.get_or_create(&ReasonLabels {
+                reason: reason.label().into(),
+            });
+        }
         m
+    }
+
+    /// Adds the membership's rejections since the last call.
+    pub fn record_membership(&self, stats: &crate::membership::Stats) {
+        let Ok(mut seen) = self.membership_seen.lock() else {
+            return;
+        };
+        for (reason, now) in stats.rejected.iter() {
+            let before = seen.get(reason);
+            // Fewer than before: a new Membership (rejoin) counting from zero.
+            let delta = if now >= before { now - before } else { now };
+            if delta > 0 {
+                self.membership_rejected
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.label().into(),
+                    })
+                    .inc_by(delta);
+            }
+        }
+        *seen = stats.rejected;
     }
 }

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 pub mod bgp;
 pub mod l2;
+pub mod membership;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -639,6 +639,9 @@ fn controller_and_speaker_work_under_their_service_accounts() {
         "--member-port",
         &member_port,
     ])
+    // The lab speakers' membership key (hack/lib/ferrolb.sh).
+    .arg("--membership-key-file")
+    .arg(repo().join(".lab/memberlist-keys"))
     .args(["--metrics-addr", &format!("127.0.0.1:{speaker_metrics}")])
     .env("KUBECONFIG", rbac.kubeconfig("speaker"))
     .env("NODE_NAME", NODE)
@@ -815,6 +818,22 @@ fn service_accounts_get_nothing_more() {
     yes("controller", &["list", "secrets", "-n", n]);
     no("controller", &["list", "secrets", "-n", "default"]);
     no("controller", &["patch", "secrets", "-n", n]);
+    // The membership key Secret: read by name, created if missing; nothing else.
+    yes(
+        "controller",
+        &["get", "secrets/ferrolb-memberlist", "-n", n],
+    );
+    yes("controller", &["create", "secrets", "-n", n]);
+    no("controller", &["get", "secrets/someone-else", "-n", n]);
+    no(
+        "controller",
+        &["patch", "secrets/ferrolb-memberlist", "-n", n],
+    );
+    no(
+        "controller",
+        &["delete", "secrets/ferrolb-memberlist", "-n", n],
+    );
+    no("controller", &["create", "secrets", "-n", "default"]);
     no(
         "controller",
         &["patch", "events.events.k8s.io", "-n", "default"],

@@ -1,10 +1,18 @@
 //! The sans-IO membership state machine: foca plus everything we decide
-//! around it (wire envelope, timer queue, live set, seeds, restarts).
+//! around it (authentication, vetting, timer queue, live set, seeds,
+//! restarts).
 //!
-//! Time only comes in through `now` arguments and bytes only go out through
-//! [`Core::take_outbox`], so tests drive several cores in memory with a fake
-//! clock. The tokio shell (`driver.rs`) just moves datagrams and sleeps until
+//! Time only comes in through `now` arguments (and the [`WallClock`] the
+//! core is built with) and bytes only go out through [`Core::take_outbox`],
+//! so tests drive several cores in memory with a fake clock. The tokio shell
+//! (`driver.rs`) just moves datagrams and sleeps until
 //! [`Core::next_deadline`].
+//!
+//! A received datagram goes through, in order, each step cheaper than the
+//! next and nothing parsed before the MAC is verified: the source must be a
+//! known node address ([`Roster`]); the MAC ([`seal::open`]); the seq's age
+//! and replay window ([`seal::check_time`], [`ReplayWindow`], per known
+//! address only); what it claims ([`vet::vet`]); and only then foca.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
@@ -13,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use foca::{Config, Foca, NoCustomBroadcast, Notification, PostcardCodec, Runtime};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -21,13 +29,10 @@ use tracing::{debug, info, warn};
 
 use super::config;
 use super::identity::MemberId;
-
-/// Every datagram starts with this, so stray traffic on the port (an old
-/// memberlist speaker also defaults to 7946) is counted and dropped before
-/// it reaches the decoder, and the format can evolve.
-pub const MAGIC: [u8; 4] = *b"FLBm";
-pub const VERSION: u8 = 1;
-pub const ENVELOPE_LEN: usize = MAGIC.len() + 1;
+use super::keys::KeyRing;
+use super::reject::{RateLimitedLog, Reason, RejectCounters, Rejected};
+use super::seal::{self, OpenError, ReplayWindow, SeqCounter, SeqError};
+use super::vet::{self, Roster, Seed, Vetted};
 
 /// How often we knock on seeds whose node is not live.
 pub const REJOIN_EVERY: Duration = Duration::from_secs(1);
@@ -46,6 +51,24 @@ pub const SEED_BACKOFF_MAX: Duration = Duration::from_secs(8);
 pub const REJOIN_GRACE: Duration = Duration::from_secs(3);
 pub const REJOIN_GRACE_SUSPICION: Duration = Duration::from_millis(1200);
 
+/// Bytes around each foca payload; foca's packet limit leaves room for them
+/// (the plain format is shorter, the limit the same).
+pub const ENVELOPE_LEN: usize = seal::OVERHEAD;
+
+/// Our wall clock in µs since the epoch at the given instant: sequence
+/// numbers, their age, and the identity-counter ceiling. Tests derive it from
+/// their fake clock.
+pub type WallClock = Arc<dyn Fn(Instant) -> u64 + Send + Sync>;
+
+/// How datagrams are authenticated.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// HMAC-SHA256 under these keys (see [`seal`]).
+    Keys(KeyRing),
+    /// None (`--insecure-membership`): plain datagrams only.
+    Insecure,
+}
+
 type Timer = foca::Timer<MemberId>;
 type Swim = Foca<MemberId, PostcardCodec, StdRng, NoCustomBroadcast>;
 
@@ -53,10 +76,10 @@ type Swim = Foca<MemberId, PostcardCodec, StdRng, NoCustomBroadcast>;
 #[derive(Debug, Default)]
 pub struct Counters {
     received: AtomicU64,
-    malformed: AtomicU64,
-    rejected: AtomicU64,
+    rejected: RejectCounters,
     sent: AtomicU64,
     send_errors: AtomicU64,
+    unroutable: AtomicU64,
     restarts: AtomicU64,
 }
 
@@ -65,14 +88,16 @@ pub struct Counters {
 pub struct Stats {
     /// Datagrams read from the socket.
     pub datagrams_received: u64,
-    /// Dropped: not ours (envelope), too long, or undecodable.
-    pub datagrams_malformed: u64,
-    /// Decoded but refused by the protocol (e.g. claims to come from us).
-    pub datagrams_rejected: u64,
+    /// Datagrams (or, for [`Reason::UnknownMember`], member updates in
+    /// them) dropped, per reason.
+    pub rejected: Rejected,
     /// Datagrams handed to the socket.
     pub datagrams_sent: u64,
     /// Datagrams the socket refused (no route, buffer full, ...).
     pub send_errors: u64,
+    /// Datagrams foca wanted to send to an address that is not a known node
+    /// (never sent).
+    pub unroutable: u64,
     /// Times we started afresh under a renewed identity after being cut off.
     pub restarts: u64,
 }
@@ -81,10 +106,10 @@ impl Counters {
     pub fn snapshot(&self) -> Stats {
         Stats {
             datagrams_received: self.received.load(Relaxed),
-            datagrams_malformed: self.malformed.load(Relaxed),
-            datagrams_rejected: self.rejected.load(Relaxed),
+            rejected: self.rejected.snapshot(),
             datagrams_sent: self.sent.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
+            unroutable: self.unroutable.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
         }
     }
@@ -94,14 +119,14 @@ impl Counters {
     }
 }
 
-/// What foca asked for during one interaction (our [`Runtime`]).
+/// What foca asked for during one interaction (our [`Runtime`]). Payloads
+/// are framed (sealed) in [`Core::apply_effects`], which has the keys.
 #[derive(Default)]
 struct Effects {
     sends: Vec<(SocketAddr, Bytes)>,
     timers: Vec<(Duration, Timer)>,
     membership_changed: bool,
     defunct: bool,
-    buf: BytesMut,
 }
 
 impl Runtime<MemberId> for Effects {
@@ -124,12 +149,8 @@ impl Runtime<MemberId> for Effects {
     }
 
     fn send_to(&mut self, to: MemberId, data: &[u8]) {
-        self.buf.reserve(ENVELOPE_LEN + data.len());
-        self.buf.put_slice(&MAGIC);
-        self.buf.put_u8(VERSION);
-        self.buf.put_slice(data);
         self.sends
-            .push((to.socket_addr(), self.buf.split().freeze()));
+            .push((to.socket_addr(), Bytes::copy_from_slice(data)));
     }
 
     fn submit_after(&mut self, event: Timer, after: Duration) {
@@ -174,13 +195,6 @@ struct SeedState {
     backoff: Duration,
 }
 
-/// Why a datagram was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
-    Malformed,
-    Rejected,
-}
-
 pub struct Core {
     node: String,
     swim: Swim,
@@ -200,10 +214,26 @@ pub struct Core {
     defunct: bool,
     left: bool,
     counters: Arc<Counters>,
+    auth: Auth,
+    wall: WallClock,
+    seq: SeqCounter,
+    /// Every Node's membership address and name, ours included.
+    roster: Roster,
+    /// Replay state per known node address (bounded by the roster).
+    windows: BTreeMap<SocketAddr, ReplayWindow>,
+    log: RateLimitedLog,
+    frame: BytesMut,
 }
 
 impl Core {
-    pub fn new(id: MemberId, mut rng: StdRng, now: Instant, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        id: MemberId,
+        mut rng: StdRng,
+        now: Instant,
+        counters: Arc<Counters>,
+        auth: Auth,
+        wall: WallClock,
+    ) -> Self {
         let config = config::for_cluster(1, ENVELOPE_LEN);
         let node = id.node().to_owned();
         let swim = Foca::new(
@@ -212,6 +242,7 @@ impl Core {
             StdRng::from_rng(&mut rng),
             PostcardCodec,
         );
+        let roster = Roster::new(&[Seed::new(node.clone(), id_addr(&swim))]);
         Self {
             live: BTreeSet::from([node.clone()]),
             node,
@@ -229,6 +260,20 @@ impl Core {
             defunct: false,
             left: false,
             counters,
+            auth,
+            wall,
+            seq: SeqCounter::default(),
+            roster,
+            windows: BTreeMap::new(),
+            log: RateLimitedLog::default(),
+            frame: BytesMut::new(),
+        }
+    }
+
+    /// Replaces the keys (the key file changed). Ignored when insecure.
+    pub fn set_keys(&mut self, ring: KeyRing) {
+        if let Auth::Keys(current) = &mut self.auth {
+            *current = ring;
         }
     }
 
@@ -262,31 +307,89 @@ impl Core {
         &self.config
     }
 
-    /// Feeds a received datagram. Anything wrong with it is counted and
-    /// dropped; nothing in it can make us panic.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
+    /// Feeds a datagram received from `from`. Anything wrong with it is
+    /// counted, logged at a bounded rate and dropped; nothing in it can make
+    /// us panic, and nothing is decoded before it is authenticated.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), Reason> {
         self.counters.received.fetch_add(1, Relaxed);
         if self.left {
             return Ok(());
         }
-        let verdict = match open_envelope(datagram) {
-            None => Err(Dropped::Malformed),
-            Some(payload) => match self.swim.handle_data(payload, &mut self.effects) {
-                Ok(()) => Ok(()),
-                Err(err) => {
-                    debug!(error = %err, len = datagram.len(), "dropped datagram");
-                    Err(classify(&err))
-                }
-            },
+        match self.admit(now, from, datagram) {
+            Ok(()) => {
+                // Even a refused datagram may have changed state before the error.
+                self.apply_effects(now);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.counters.rejected.add(refusal.reason);
+                self.log.note(now, refusal.reason, from, &refusal.detail);
+                self.apply_effects(now);
+                Err(refusal.reason)
+            }
+        }
+    }
+
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), vet::Refusal> {
+        let refuse = |reason, detail: String| vet::Refusal { reason, detail };
+        if !self.roster.knows(&from) {
+            return Err(refuse(
+                Reason::NotANode,
+                format!(
+                    "{} bytes from an address that is not a node's",
+                    datagram.len()
+                ),
+            ));
+        }
+        let me = self.identity().socket_addr();
+        let wall = (self.wall)(now);
+        let payload = match &self.auth {
+            Auth::Insecure => {
+                seal::open_plain(datagram).map_err(|e| open_refusal(e, &self.auth))?
+            }
+            Auth::Keys(ring) => {
+                let opened = seal::open(ring, from, me, datagram)
+                    .map_err(|e| open_refusal(e, &self.auth))?;
+                seal::check_time(opened.seq, wall).map_err(seq_refusal)?;
+                self.windows
+                    .entry(from)
+                    .or_default()
+                    .accept(opened.seq)
+                    .map_err(seq_refusal)?;
+                opened.payload
+            }
         };
-        match verdict {
-            Err(Dropped::Malformed) => self.counters.malformed.fetch_add(1, Relaxed),
-            Err(Dropped::Rejected) => self.counters.rejected.fetch_add(1, Relaxed),
-            Ok(()) => 0,
+        let trimmed = match vet::vet(payload, from, &self.roster, wall)? {
+            Vetted::AsIs => None,
+            Vetted::Trimmed(rest, refusal) => {
+                // The message itself goes on without the refused updates.
+                self.counters.rejected.add(refusal.reason);
+                self.log.note(now, refusal.reason, from, &refusal.detail);
+                Some(rest)
+            }
         };
-        // Even a refused datagram may have changed state before the error.
-        self.apply_effects(now);
-        verdict
+        let payload = trimmed.as_deref().unwrap_or(payload);
+        self.swim
+            .handle_data(payload, &mut self.effects)
+            .map_err(|err| {
+                let reason = match err {
+                    foca::Error::Decode(_)
+                    | foca::Error::MalformedPacket
+                    | foca::Error::DataTooBig => Reason::Malformed,
+                    _ => Reason::Protocol,
+                };
+                refuse(reason, format!("refused by SWIM: {err}"))
+            })
     }
 
     /// Fires every timer due at `now` and, once per [`REJOIN_EVERY`], knocks
@@ -306,6 +409,7 @@ impl Core {
             }
             self.apply_effects(now);
         }
+        self.log.flush(now);
         if let Some(until) = self.grace_until
             && now >= until
         {
@@ -318,11 +422,17 @@ impl Core {
         }
     }
 
-    /// Replaces the seed list (addresses of every node's speaker; ours is
-    /// ignored). New seeds are contacted at once.
-    pub fn set_seeds(&mut self, now: Instant, seeds: &[SocketAddr]) {
+    /// Replaces the seed list: every Node's name and membership address
+    /// (ours is skipped as a seed). Only these addresses are heard, answered
+    /// and probed, and only under these names. New seeds are contacted at
+    /// once.
+    pub fn set_seeds(&mut self, now: Instant, seeds: &[Seed]) {
         let me = self.identity().socket_addr();
-        let wanted: BTreeSet<SocketAddr> = seeds.iter().copied().filter(|s| *s != me).collect();
+        let mut roster: Vec<Seed> = seeds.iter().filter(|s| s.addr != me).cloned().collect();
+        let wanted: BTreeSet<SocketAddr> = roster.iter().map(|s| s.addr).collect();
+        roster.push(Seed::new(self.node.clone(), me));
+        self.roster = Roster::new(&roster);
+        self.windows.retain(|addr, _| wanted.contains(addr));
         self.seeds.retain(|addr, _| wanted.contains(addr));
         for addr in wanted {
             self.seeds.entry(addr).or_insert(SeedState {
@@ -360,9 +470,27 @@ impl Core {
     /// Turns what foca asked for into queued datagrams, timers and a fresh
     /// live set.
     fn apply_effects(&mut self, now: Instant) {
-        let sent = self.effects.sends.len() as u64;
-        self.counters.sent.fetch_add(sent, Relaxed);
-        self.outbox.append(&mut self.effects.sends);
+        if !self.effects.sends.is_empty() {
+            let me = self.identity().socket_addr();
+            let wall = (self.wall)(now);
+            for (to, payload) in std::mem::take(&mut self.effects.sends) {
+                // Vetting keeps foca to known members; this makes sure.
+                if !self.roster.knows(&to) || to == me {
+                    self.counters.unroutable.fetch_add(1, Relaxed);
+                    debug!(%to, "not sending to an address that is not a node's");
+                    continue;
+                }
+                match &self.auth {
+                    Auth::Keys(ring) => {
+                        let seq = self.seq.next(wall);
+                        seal::seal(ring, seq, me, to, &payload, &mut self.frame);
+                    }
+                    Auth::Insecure => seal::plain(&payload, &mut self.frame),
+                }
+                self.outbox.push((to, self.frame.split().freeze()));
+                self.counters.sent.fetch_add(1, Relaxed);
+            }
+        }
         if !self.left {
             for (after, timer) in self.effects.timers.drain(..) {
                 self.timer_seq += 1;
@@ -493,68 +621,358 @@ impl Core {
     }
 }
 
-/// The foca payload inside a datagram, if the datagram is ours.
-fn open_envelope(datagram: &[u8]) -> Option<&[u8]> {
-    if datagram.len() > config::MAX_DATAGRAM {
-        return None;
-    }
-    let payload = datagram.strip_prefix(&MAGIC)?;
-    let (&version, payload) = payload.split_first()?;
-    (version == VERSION).then_some(payload)
+fn id_addr(swim: &Swim) -> SocketAddr {
+    swim.identity().socket_addr()
 }
 
-fn classify(err: &foca::Error) -> Dropped {
-    match err {
-        foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig => {
-            Dropped::Malformed
-        }
-        _ => Dropped::Rejected,
+fn open_refusal(err: OpenError, auth: &Auth) -> vet::Refusal {
+    let (reason, detail) = match (err, auth) {
+        (OpenError::Malformed, _) => (
+            Reason::Malformed,
+            "not a FerroLB membership datagram".to_owned(),
+        ),
+        (OpenError::Unauthenticated, _) => (
+            Reason::Unauthenticated,
+            "unauthenticated (is the sender running with --insecure-membership?)".to_owned(),
+        ),
+        (OpenError::UnknownKey, Auth::Insecure) => (
+            Reason::UnknownKey,
+            "authenticated, but we run with --insecure-membership and hold no key".to_owned(),
+        ),
+        (OpenError::UnknownKey, Auth::Keys(ring)) => (
+            Reason::UnknownKey,
+            format!("signed with a key we do not hold (ours: {:?})", ring.ids()),
+        ),
+        (OpenError::BadMac, _) => (Reason::BadMac, "MAC does not match".to_owned()),
+    };
+    vet::Refusal { reason, detail }
+}
+
+fn seq_refusal(err: SeqError) -> vet::Refusal {
+    let (reason, detail) = match err {
+        SeqError::Replay => (
+            Reason::Replay,
+            "sequence number already seen (replay)".to_owned(),
+        ),
+        SeqError::TooOld { by } => (
+            Reason::TooOld,
+            format!(
+                "sealed {:.1}s ago (limit {}s): a replay, or the sender's clock is behind ours",
+                by.as_secs_f64(),
+                seal::MAX_AGE.as_secs()
+            ),
+        ),
+        SeqError::FromFuture { by } => (
+            Reason::FromFuture,
+            format!(
+                "sealed {:.1}s in the future (limit {}s): the sender's clock is ahead of ours; \
+                 keep node clocks in sync (NTP)",
+                by.as_secs_f64(),
+                seal::MAX_AHEAD.as_secs()
+            ),
+        ),
+    };
+    vet::Refusal { reason, detail }
+}
+
+/// Test fixtures shared with the simulation.
+#[cfg(test)]
+pub(super) mod fixtures {
+    use super::*;
+
+    /// Wall clock µs at the fake clock's start: the real clock when the test process first asks,
+    /// because identity renewal (`MemberId::renew`, called inside foca) reads the real clock, and
+    /// identities more than a minute ahead of the fake one would be refused.
+    pub fn wall_t0() -> u64 {
+        static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *BASE.get_or_init(super::super::identity::now_micros)
+    }
+
+    pub fn ring() -> KeyRing {
+        KeyRing::new(&[[0x5a_u8; 32]]).expect("valid key")
+    }
+
+    pub fn keyed() -> Auth {
+        Auth::Keys(ring())
+    }
+
+    /// A wall clock that advances with the fake `Instant`s, from [`wall_t0`].
+    pub fn wall(t0: Instant) -> WallClock {
+        Arc::new(move |now: Instant| {
+            let since = now.saturating_duration_since(t0).as_micros();
+            wall_t0() + u64::try_from(since).unwrap_or(u64::MAX)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{keyed, ring, wall, wall_t0};
     use super::*;
+    use foca::{Codec, Header, Member, Message};
 
     fn addr(last: u8) -> SocketAddr {
         SocketAddr::from(([198, 18, 210, last], 7946))
     }
 
-    fn core(last: u8, now: Instant) -> Core {
-        let id = MemberId::new(format!("node-{last}"), addr(last), 1000);
+    fn seeds(lasts: &[u8]) -> Vec<Seed> {
+        lasts
+            .iter()
+            .map(|&l| Seed::new(format!("node-{l}"), addr(l)))
+            .collect()
+    }
+
+    fn id(last: u8) -> MemberId {
+        MemberId::new(format!("node-{last}"), addr(last), 1000)
+    }
+
+    fn core_with(last: u8, now: Instant, auth: Auth) -> Core {
         Core::new(
-            id,
+            id(last),
             StdRng::seed_from_u64(u64::from(last)),
             now,
             Arc::default(),
+            auth,
+            wall(now),
         )
     }
 
-    #[test]
-    fn envelope_rejects_foreign_and_oversized_datagrams() {
-        assert_eq!(open_envelope(b"FLBm\x01abc"), Some(&b"abc"[..]));
-        assert_eq!(open_envelope(b"FLBm\x02abc"), None);
-        assert_eq!(open_envelope(b"FLBm"), None);
-        assert_eq!(open_envelope(b"\x00\x01\x02"), None);
-        assert_eq!(open_envelope(&[]), None);
-        let mut big = b"FLBm\x01".to_vec();
-        big.resize(config::MAX_DATAGRAM + 1, 0);
-        assert_eq!(open_envelope(&big), None);
+    fn core(last: u8, now: Instant) -> Core {
+        core_with(last, now, keyed())
+    }
+
+    /// Two cores that know each other; returns them joined.
+    fn pair(t0: Instant) -> (Core, Core) {
+        let (mut a, mut b) = (core(1, t0), core(2, t0));
+        a.set_seeds(t0, &seeds(&[1, 2]));
+        b.set_seeds(t0, &seeds(&[1, 2]));
+        for _ in 0..4 {
+            for (to, d) in a.take_outbox() {
+                assert_eq!(to, addr(2));
+                let _ = b.handle_datagram(t0, addr(1), &d);
+            }
+            for (to, d) in b.take_outbox() {
+                assert_eq!(to, addr(1));
+                let _ = a.handle_datagram(t0, addr(2), &d);
+            }
+        }
+        assert_eq!(a.live().len(), 2);
+        assert_eq!(b.live().len(), 2);
+        (a, b)
+    }
+
+    fn rejected(c: &Core, r: Reason) -> u64 {
+        c.counters.snapshot().rejected.get(r)
+    }
+
+    /// A datagram from node-2 to node-1 saying `members`, sealed with `ring`
+    /// (or plain) at wall time `seq`.
+    fn forged(
+        src: MemberId,
+        members: &[Member<MemberId>],
+        ring: Option<&KeyRing>,
+        seq: u64,
+    ) -> Vec<u8> {
+        let header = Header {
+            src,
+            src_incarnation: 0,
+            dst: id(1),
+            message: Message::Gossip,
+        };
+        let mut payload = Vec::new();
+        foca::PostcardCodec
+            .encode_header(&header, &mut payload)
+            .expect("encode");
+        payload.extend_from_slice(&u16::try_from(members.len()).expect("few").to_be_bytes());
+        for m in members {
+            foca::PostcardCodec
+                .encode_member(m, &mut payload)
+                .expect("encode");
+        }
+        let mut out = BytesMut::new();
+        match ring {
+            Some(r) => seal::seal(r, seq, addr(2), addr(1), &payload, &mut out),
+            None => seal::plain(&payload, &mut out),
+        }
+        out.to_vec()
     }
 
     #[test]
     fn garbage_is_counted_not_fatal() {
         let now = Instant::now();
         let mut c = core(1, now);
-        assert_eq!(c.handle_datagram(now, b"hello"), Err(Dropped::Malformed));
+        c.set_seeds(now, &seeds(&[1, 2]));
         assert_eq!(
-            c.handle_datagram(now, b"FLBm\x01\xff\xff\xff\xff"),
-            Err(Dropped::Malformed)
+            c.handle_datagram(now, addr(2), b"hello"),
+            Err(Reason::Malformed)
+        );
+        assert_eq!(
+            c.handle_datagram(now, addr(2), b"FLBm\x01\xff\xff\xff\xff"),
+            Err(Reason::Unauthenticated)
+        );
+        let mut junk = b"FLBm\x02".to_vec();
+        junk.resize(100, 0xff);
+        assert_eq!(
+            c.handle_datagram(now, addr(2), &junk),
+            Err(Reason::UnknownKey)
+        );
+        assert_eq!(
+            c.handle_datagram(now, addr(9), b"FLBm\x02"),
+            Err(Reason::NotANode)
         );
         let stats = c.counters.snapshot();
-        assert_eq!(stats.datagrams_received, 2);
-        assert_eq!(stats.datagrams_malformed, 2);
+        assert_eq!(stats.datagrams_received, 4);
+        assert_eq!(stats.rejected.total(), 4);
         assert_eq!(c.live(), &BTreeSet::from(["node-1".to_owned()]));
+    }
+
+    #[test]
+    fn forged_down_is_refused_and_the_real_one_is_heard() {
+        let t0 = Instant::now();
+        let (mut a, _b) = pair(t0);
+        let wall_now = wall_t0() + 10_000;
+        let down = |id: MemberId| Member::new(id, 1, foca::State::Down);
+        let huge = MemberId::new("node-2", addr(2), u64::MAX);
+        // Unauthenticated, with the wrong key, or claiming node-2 down with
+        // an unbeatable counter: none gets through.
+        let other = KeyRing::new(&[[0x11_u8; 32]]).expect("key");
+        let cases = [
+            (
+                forged(id(2), &[down(id(2))], None, wall_now),
+                Reason::Unauthenticated,
+            ),
+            (
+                forged(id(2), &[down(id(2))], Some(&other), wall_now),
+                Reason::UnknownKey,
+            ),
+            (
+                forged(huge.clone(), &[down(id(2))], Some(&ring()), wall_now),
+                Reason::BumpAhead,
+            ),
+        ];
+        for (d, why) in cases {
+            assert_eq!(a.handle_datagram(t0, addr(2), &d), Err(why));
+        }
+        assert_eq!(a.live().len(), 2);
+        // A key holder's update with a huge counter is dropped from the
+        // message; the message itself (from the real node) still counts.
+        let d = forged(id(2), &[down(huge)], Some(&ring()), wall_now + 1);
+        assert_eq!(a.handle_datagram(t0, addr(2), &d), Ok(()));
+        assert_eq!(rejected(&a, Reason::BumpAhead), 2);
+        assert_eq!(a.live().len(), 2);
+    }
+
+    #[test]
+    fn replays_and_stale_datagrams_are_refused() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        let t1 = t0 + Duration::from_millis(100);
+        b.on_tick(t1 + Duration::from_secs(1));
+        let out = b.take_outbox();
+        let (_, d) = out
+            .iter()
+            .find(|(to, _)| *to == addr(1))
+            .expect("b talks to a");
+        assert_eq!(a.handle_datagram(t1, addr(2), d), Ok(()));
+        assert_eq!(a.handle_datagram(t1, addr(2), d), Err(Reason::Replay));
+        // Accepted datagrams are only valid for the address pair they were
+        // sealed for.
+        let mut c = core(3, t0);
+        c.set_seeds(t0, &seeds(&[1, 2, 3]));
+        assert_eq!(c.handle_datagram(t1, addr(2), d), Err(Reason::BadMac));
+        // A restarted receiver has no replay state, but the age limit holds.
+        let mut fresh = core(1, t0);
+        fresh.set_seeds(t0, &seeds(&[1, 2]));
+        let late = t1 + seal::MAX_AGE + Duration::from_secs(2);
+        assert_eq!(fresh.handle_datagram(late, addr(2), d), Err(Reason::TooOld));
+        // A sender whose clock runs ahead is refused, and said so.
+        let ahead = forged(id(2), &[], Some(&ring()), wall_t0() + 90_000_000);
+        assert_eq!(
+            fresh.handle_datagram(t0, addr(2), &ahead),
+            Err(Reason::FromFuture)
+        );
+    }
+
+    #[test]
+    fn impostors_and_unknown_sources_are_refused() {
+        let t0 = Instant::now();
+        let (mut a, _b) = pair(t0);
+        // Sealed by a key holder, from node-2's address, claiming to be node-3.
+        let n3 = MemberId::new("node-3", addr(2), 1000);
+        let d = forged(n3, &[], Some(&ring()), wall_t0() + 20_000);
+        assert_eq!(
+            a.handle_datagram(t0, addr(2), &d),
+            Err(Reason::IdentityMismatch)
+        );
+        // A fake member with a real name at another address is dropped.
+        let fake = MemberId::new("node-2", addr(7), wall_t0());
+        let d = forged(
+            id(2),
+            &[Member::alive(fake)],
+            Some(&ring()),
+            wall_t0() + 20_001,
+        );
+        assert_eq!(a.handle_datagram(t0, addr(2), &d), Ok(()));
+        assert_eq!(rejected(&a, Reason::IdentityMismatch), 1);
+        assert_eq!(rejected(&a, Reason::UnknownMember), 1);
+        assert_eq!(
+            a.live(),
+            &BTreeSet::from(["node-1".to_owned(), "node-2".to_owned()])
+        );
+        assert_eq!(a.handle_datagram(t0, addr(7), &d), Err(Reason::NotANode));
+    }
+
+    #[test]
+    fn key_rotation_keeps_talking() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        let old = [0x5a_u8; 32];
+        let new = [0x77_u8; 32];
+        let step = |a: &mut Core, b: &mut Core, at: Instant| {
+            a.on_tick(at);
+            b.on_tick(at);
+            let mut refused = 0;
+            for (_, d) in a.take_outbox() {
+                refused += usize::from(b.handle_datagram(at, addr(1), &d).is_err());
+            }
+            for (_, d) in b.take_outbox() {
+                refused += usize::from(a.handle_datagram(at, addr(2), &d).is_err());
+            }
+            refused
+        };
+        let phases = [
+            (vec![old, new], vec![old]),      // new key added on a only
+            (vec![old, new], vec![old, new]), // everywhere
+            (vec![new, old], vec![old, new]), // a signs with it first
+            (vec![new, old], vec![new, old]), // everyone does
+            (vec![new], vec![new, old]),      // old removed on a
+            (vec![new], vec![new]),           // everywhere
+        ];
+        let mut at = t0;
+        for (ka, kb) in phases {
+            a.set_keys(KeyRing::new(&ka).expect("keys"));
+            b.set_keys(KeyRing::new(&kb).expect("keys"));
+            for _ in 0..30 {
+                at += Duration::from_millis(20);
+                assert_eq!(step(&mut a, &mut b, at), 0);
+            }
+            assert_eq!(a.live().len(), 2);
+            assert_eq!(b.live().len(), 2);
+        }
+    }
+
+    #[test]
+    fn insecure_mode_talks_plain_and_still_vets() {
+        let t0 = Instant::now();
+        let mut a = core_with(1, t0, Auth::Insecure);
+        a.set_seeds(t0, &seeds(&[1, 2]));
+        let out = a.take_outbox();
+        assert!(out.iter().all(|(_, d)| d.starts_with(b"FLBm\x01")));
+        let d = forged(id(2), &[], Some(&ring()), wall_t0());
+        assert_eq!(a.handle_datagram(t0, addr(2), &d), Err(Reason::UnknownKey));
+        let d = forged(id(2), &[], None, 0);
+        assert_eq!(a.handle_datagram(t0, addr(2), &d), Ok(()));
+        assert_eq!(a.handle_datagram(t0, addr(9), &d), Err(Reason::NotANode));
     }
 
     #[test]
@@ -562,11 +980,11 @@ mod tests {
         let t0 = Instant::now();
         let mut c = core(1, t0);
         // Our own address is not a seed.
-        c.set_seeds(t0, &[addr(1), addr(2), addr(3)]);
+        c.set_seeds(t0, &seeds(&[1, 2, 3]));
         let out = c.take_outbox();
         let dests: BTreeSet<_> = out.iter().map(|(a, _)| *a).collect();
         assert_eq!(dests, BTreeSet::from([addr(2), addr(3)]));
-        assert!(out.iter().all(|(_, d)| d.starts_with(&MAGIC)));
+        assert!(out.iter().all(|(_, d)| d.starts_with(b"FLBm\x02")));
 
         // Alone: knock every REJOIN_EVERY.
         for i in 1..=3 {
@@ -574,10 +992,10 @@ mod tests {
             assert_eq!(c.take_outbox().len(), 2, "tick {i}");
         }
         // An unchanged seed list does not trigger extra announces.
-        c.set_seeds(t0 + REJOIN_EVERY * 3, &[addr(2), addr(3)]);
+        c.set_seeds(t0 + REJOIN_EVERY * 3, &seeds(&[2, 3]));
         assert!(c.take_outbox().is_empty());
         // A new seed is contacted immediately.
-        c.set_seeds(t0 + REJOIN_EVERY * 3, &[addr(2), addr(3), addr(4)]);
+        c.set_seeds(t0 + REJOIN_EVERY * 3, &seeds(&[2, 3, 4]));
         let out = c.take_outbox();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, addr(4));

@@ -7,16 +7,17 @@
 //! starved membership task would itself look dead to its peers.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use super::config::MAX_DATAGRAM;
 use super::core::{Core, Counters};
+use super::keys::{KeyFile, RELOAD_EVERY, Reload};
+use super::vet::Seed;
 
 /// The leave message is sent twice, this far apart, in case one is lost.
 pub const LEAVE_REPEAT_AFTER: Duration = Duration::from_millis(20);
@@ -27,11 +28,14 @@ pub type StopRequest = oneshot::Sender<()>;
 pub async fn run(
     mut core: Core,
     socket: UdpSocket,
-    mut seeds: watch::Receiver<Vec<SocketAddr>>,
+    mut seeds: watch::Receiver<Vec<Seed>>,
     live_tx: watch::Sender<BTreeSet<String>>,
     mut stop: oneshot::Receiver<StopRequest>,
     counters: Arc<Counters>,
+    mut key_file: Option<KeyFile>,
 ) {
+    let mut reload = tokio::time::interval(RELOAD_EVERY);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // One byte more than we ever send: a longer datagram is truncated into
     // something the core sees as oversized and drops.
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -63,9 +67,14 @@ pub async fn run(
                 return;
             }
             () = tokio::time::sleep_until(deadline) => core.on_tick(Instant::now()),
+            _ = reload.tick(), if key_file.is_some() => {
+                if let Some(file) = key_file.as_mut() {
+                    reload_keys(&mut core, file);
+                }
+            }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, from)) => {
-                    if let Err(why) = core.handle_datagram(Instant::now(), &buf[..len]) {
+                    if let Err(why) = core.handle_datagram(Instant::now(), from, &buf[..len]) {
                         debug!(%from, len, ?why, "dropped datagram");
                     }
                 }
@@ -85,6 +94,26 @@ pub async fn run(
                 Err(_) => seeds_open = false,
             },
         }
+    }
+}
+
+/// Picks up a rotated key file (a mounted Secret changes in place).
+fn reload_keys(core: &mut Core, file: &mut KeyFile) {
+    match file.reload() {
+        Reload::Unchanged => {}
+        Reload::Changed(ring) => {
+            info!(
+                file = %file.path().display(),
+                signing = %ring.signing().id,
+                accepted = ?ring.ids(),
+                "membership keys changed"
+            );
+            core.set_keys(ring);
+        }
+        Reload::Failed(problem) => error!(
+            %problem,
+            "membership key file unusable: keeping the keys in use until it is fixed"
+        ),
     }
 }
 

@@ -95,7 +95,8 @@ impl fmt::Display for MemberId {
     }
 }
 
-fn now_micros() -> u64 {
+/// The wall clock in µs since the epoch.
+pub(crate) fn now_micros() -> u64 {
     // A clock before 1970 only costs the restart-outranks-predecessor
     // property, so fall back to 0 rather than fail.
     SystemTime::now()

@@ -36,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use super::Membership;
+use super::{Authentication, Membership, Seed};
 
 fn micros() -> u128 {
     SystemTime::now()
@@ -54,10 +54,16 @@ fn env(key: &str) -> String {
 fn lab_node() {
     let node = env("FLB_MEM_NODE");
     let bind: SocketAddr = env("FLB_MEM_BIND").parse().expect("FLB_MEM_BIND");
-    let seeds: Vec<SocketAddr> = env("FLB_MEM_SEEDS")
+    // name=address,...
+    let seeds: Vec<Seed> = env("FLB_MEM_SEEDS")
         .split(',')
-        .map(|s| s.trim().parse().expect("FLB_MEM_SEEDS"))
+        .map(|s| {
+            let (name, addr) = s.trim().split_once('=').expect("FLB_MEM_SEEDS: name=addr");
+            Seed::new(name, addr.parse().expect("FLB_MEM_SEEDS address"))
+        })
         .collect();
+    let auth = Authentication::from_flags(env("FLB_MEM_KEYS").as_ref(), false, "lab")
+        .expect("FLB_MEM_KEYS: a key file");
     // RUST_LOG=ferrolb_speaker::membership=debug,foca=debug shows the protocol.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -70,7 +76,7 @@ fn lab_node() {
     runtime.block_on(async move {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let (_seeds_tx, seeds_rx) = watch::channel(seeds);
-        let (membership, mut live) = Membership::start(node.clone(), bind, seeds_rx)
+        let (membership, mut live) = Membership::start(node.clone(), bind, seeds_rx, auth)
             .await
             .expect("start");
         let mut shown = BTreeSet::from([node.clone()]);

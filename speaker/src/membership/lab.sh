@@ -10,10 +10,13 @@
 set -euo pipefail
 
 ROUNDS=${1:-12}
-SW=t-mem-sw
+SW="t-mem-sw"
 PORT=7946
-SEEDS=198.18.210.1:$PORT,198.18.210.2:$PORT,198.18.210.3:$PORT
+SEEDS=node-1=198.18.210.1:$PORT,node-2=198.18.210.2:$PORT,node-3=198.18.210.3:$PORT
 OUT=$(mktemp -d /tmp/t-mem.XXXXXX)
+# The speakers' shared membership key (authentication costs are part of what
+# is measured).
+head -c 32 /dev/urandom | base64 -w0 >"$OUT/keys"
 declare -A PID=()
 
 cleanup() {
@@ -49,7 +52,7 @@ now_us() { date +%s%6N; }
 start_node() { # i
     local i=$1
     ip netns exec "t-mem-$i" env FLB_MEM_NODE="node-$i" FLB_MEM_BIND="198.18.210.$i:$PORT" \
-        FLB_MEM_SEEDS="$SEEDS" RUST_BACKTRACE=1 RUST_LOG="${RUST_LOG:-warn}" \
+        FLB_MEM_SEEDS="$SEEDS" FLB_MEM_KEYS="$OUT/keys" RUST_BACKTRACE=1 RUST_LOG="${RUST_LOG:-warn}" \
         "$BIN" membership::lab::lab_node --ignored --exact --nocapture --test-threads=1 \
         >>"$OUT/node-$i.log" 2>&1 &
     PID[$i]=$!

@@ -4,13 +4,34 @@
 //! - [`identity`]: [`MemberId`], a speaker's renewable cluster identity.
 //! - [`config`]: the foca tuning, with the detection-time arithmetic and the
 //!   packet-rate trade-off.
-//! - `core`: the sans-IO state machine (foca, wire envelope, timers, live
+//! - [`keys`]: the shared keys (key file, rotation, reload).
+//! - [`seal`]: the authenticated datagram format and the replay window.
+//! - [`vet`]: what an authenticated datagram may claim (Nodes at their
+//!   addresses, believable identity counters, no reflection).
+//! - [`reject`]: rejection reasons, counters and rate-limited logging.
+//! - `core`: the sans-IO state machine (foca, authentication, timers, live
 //!   set, seeds); unit- and simulation-tested with a fake clock.
-//! - `driver`: the thin tokio shell (one UDP socket, one timer).
+//! - `driver`: the thin tokio shell (one UDP socket, one timer, key reload).
 //!
-//! Wire: UDP, default port [`DEFAULT_PORT`]; each datagram is `"FLBm"`, a
-//! version byte and a foca/postcard message. Unauthenticated: anyone who can
-//! send UDP to the port can lie about membership.
+//! Wire: UDP, default port [`DEFAULT_PORT`]; each datagram is `"FLBm"`,
+//! version 2, key id, sequence number, a foca/postcard message and an
+//! HMAC-SHA256 tag over all of it and the address pair ([`seal`]).
+//!
+//! # Trust
+//!
+//! Only datagrams from a Node's InternalIP (our family) at the membership
+//! port are looked at; only those sealed with a key from the key file are
+//! decoded; a sequence number seen before, or more than 30 s from our
+//! clock, is refused; and a sender may only speak as the Node at its
+//! address, and only about Nodes at their addresses ([`vet`]). So a host
+//! on the node network without the key can only make us count drops (the
+//! `ferrolb_membership_rejected_total{reason}` metric, one warning per
+//! reason per 10 s). A node holding the key (any node: every speaker has
+//! it) can still lie about the others' liveness: authentication keeps
+//! outsiders out, not a compromised member. With `--insecure-membership`
+//! datagrams are plain (version 1) and anyone able to spoof a node's source
+//! address can lie about membership; the address and identity checks
+//! still apply.
 //!
 //! Measured on a real network (three speakers in namespaces on a bridge,
 //! `lab.sh`; 34 faults per kind; shared 2-core machine at load ~6), time
@@ -34,13 +55,18 @@ pub mod config;
 mod core;
 mod driver;
 pub mod identity;
+pub mod keys;
 #[cfg(test)]
 mod lab;
+pub mod reject;
+pub mod seal;
 #[cfg(test)]
 mod sim;
+pub mod vet;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,11 +74,14 @@ use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use tokio::sync::{oneshot, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use self::core::Stats;
-use self::core::{Core, Counters};
+use self::core::{Auth, Core, Counters};
 pub use self::identity::MemberId;
+use self::keys::{KeyFile, KeyRing};
+pub use self::reject::Reason;
+pub use self::vet::Seed;
 
 /// memberlist's port, which MetalLB speakers use too.
 pub const DEFAULT_PORT: u16 = 7946;
@@ -66,6 +95,43 @@ pub const RECV_BUFFER: usize = 1 << 20;
 /// Upper bound on [`Membership::leave`].
 pub const LEAVE_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// How membership datagrams are authenticated, from the speaker's flags.
+#[derive(Clone, Debug)]
+pub enum Authentication {
+    /// HMAC-SHA256 with the keys of this file, re-read every
+    /// [`keys::RELOAD_EVERY`].
+    Keys { file: KeyFile, ring: KeyRing },
+    /// None (`--insecure-membership`).
+    Insecure,
+}
+
+impl Authentication {
+    /// Reads the key file now, so a speaker without a usable key refuses to
+    /// start (with an error saying what to create), unless `insecure`.
+    pub fn from_flags(
+        key_file: &Path,
+        insecure: bool,
+        namespace: &str,
+    ) -> anyhow::Result<Authentication> {
+        if insecure {
+            warn!(
+                "MEMBERSHIP AUTHENTICATION DISABLED (--insecure-membership): anyone who can send \
+                 UDP to the membership port on the node network can declare nodes down or invent \
+                 members, and so move or black-hole L2 addresses"
+            );
+            return Ok(Authentication::Insecure);
+        }
+        let (file, ring) = KeyFile::open(key_file, namespace)?;
+        info!(
+            file = %key_file.display(),
+            signing = %ring.signing().id,
+            accepted = ?ring.ids(),
+            "membership datagrams are authenticated"
+        );
+        Ok(Authentication::Keys { file, ring })
+    }
+}
+
 /// A running membership agent. Dropping it leaves the cluster in the
 /// background; [`Membership::leave`] does the same and waits for it.
 pub struct Membership {
@@ -76,9 +142,11 @@ pub struct Membership {
 impl Membership {
     /// Binds UDP on `bind` (the node's own address, which peers use to reach
     /// us; port usually [`DEFAULT_PORT`]) and joins the speakers at `seeds`
-    /// (every node's speaker address; ours is ignored; may change over
-    /// time). Seeds whose node is not live are re-contacted periodically, so
-    /// restarts and partitions heal without outside help.
+    /// (every Node's name and speaker address; ours is ignored as a seed;
+    /// may change over time). Only seeds are heard and answered, and only
+    /// under their Node's name. Seeds whose node is not live are
+    /// re-contacted periodically, so restarts and partitions heal without
+    /// outside help.
     ///
     /// Returns once a first peer answered (plus [`JOIN_SETTLE`]), or after
     /// [`JOIN_GRACE`], or at once if there is nobody to ask. The receiver
@@ -86,7 +154,8 @@ impl Membership {
     pub async fn start(
         node: String,
         bind: SocketAddr,
-        seeds: watch::Receiver<Vec<SocketAddr>>,
+        seeds: watch::Receiver<Vec<Seed>>,
+        auth: Authentication,
     ) -> anyhow::Result<(Membership, watch::Receiver<BTreeSet<String>>)> {
         anyhow::ensure!(!node.is_empty(), "membership needs a node name");
         // Our identity carries this address for peers to reply to, so it
@@ -106,10 +175,22 @@ impl Membership {
         let counters = Arc::new(Counters::default());
         let id = MemberId::starting_now(node, bind);
         info!(%id, "starting membership");
-        let core = Core::new(id, rng, Instant::now(), Arc::clone(&counters));
+        let (core_auth, key_file) = match auth {
+            Authentication::Keys { file, ring } => (Auth::Keys(ring), Some(file)),
+            Authentication::Insecure => (Auth::Insecure, None),
+        };
+        let wall: self::core::WallClock = Arc::new(|_| identity::now_micros());
+        let core = Core::new(
+            id,
+            rng,
+            Instant::now(),
+            Arc::clone(&counters),
+            core_auth,
+            wall,
+        );
         let (live_tx, mut live_rx) = watch::channel(core.live().clone());
         let (stop_tx, stop_rx) = oneshot::channel();
-        let has_peers_to_ask = seeds.borrow().iter().any(|s| *s != bind);
+        let has_peers_to_ask = seeds.borrow().iter().any(|s| s.addr != bind);
 
         let driver_counters = Arc::clone(&counters);
         std::thread::Builder::new()
@@ -118,8 +199,16 @@ impl Membership {
                 runtime.block_on(async move {
                     match tokio::net::UdpSocket::from_std(socket) {
                         Ok(socket) => {
-                            driver::run(core, socket, seeds, live_tx, stop_rx, driver_counters)
-                                .await;
+                            driver::run(
+                                core,
+                                socket,
+                                seeds,
+                                live_tx,
+                                stop_rx,
+                                driver_counters,
+                                key_file,
+                            )
+                            .await;
                         }
                         Err(err) => error!(error = %err, "membership socket setup failed"),
                     }
