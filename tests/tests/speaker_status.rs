@@ -138,3 +138,60 @@ fn interfaces_matching_nothing_on_the_elected_node_are_reported() {
         .count();
     assert_eq!(lines, 1, "logged once");
 }
+
+/// Deletes a BGPPeer when dropped.
+struct Peer(String);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = lab().kubectl(&[
+            "delete",
+            "bgppeer",
+            "-n",
+            ferrolb_crds::DEFAULT_NAMESPACE,
+            &self.0,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+    }
+}
+
+#[test]
+fn bgp_peer_entries_of_nodes_that_stop_peering_are_removed() {
+    let peer = Peer(ferrolb_tests::unique("gone"));
+    // Nobody listens at this address: the session stays in Connect/Active, which is enough for
+    // the node to report it.
+    let apply = |node: &str| {
+        let r = lab().apply(&format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: {}}}\n\
+             spec: {{myASN: 64600, peerASN: 64512, peerAddress: 198.18.0.97, connectTime: 1s,\n  \
+             nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {node}}}}}]}}\n",
+            peer.0
+        ));
+        assert!(r.ok, "{}", r.stderr);
+    };
+    let nodes = || {
+        lab()
+            .kubectl(&[
+                "get",
+                "bgppeer",
+                "-n",
+                ferrolb_crds::DEFAULT_NAMESPACE,
+                &peer.0,
+                "-o",
+                "jsonpath={.status.sessions[*].node}",
+            ])
+            .stdout
+    };
+    apply("flb-node1");
+    wait_for("flb-node1's entry", Duration::from_secs(15), || {
+        (nodes() == "flb-node1").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", nodes()));
+    // The peer now selects another node: flb-node1 no longer peers and removes its entry.
+    apply("flb-node2");
+    wait_for("flb-node2's entry alone", Duration::from_secs(15), || {
+        (nodes() == "flb-node2").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", nodes()));
+}
