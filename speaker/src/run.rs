@@ -160,7 +160,6 @@ pub async fn run(
     let (changed_tx, mut changed) = watch::channel(0u64);
     let cluster = Cluster::watch(&client, &settings.namespace, changed_tx);
     cluster.export_api_reachable(metrics.api_reachable.clone());
-    cluster.export_api_reachable(metrics.api_reachable.clone());
     cluster.ready().await;
 
     // Our address, from our Node object, for the membership protocol.
@@ -628,4 +627,63 @@ fn update_metrics(m: &Metrics, s: &L2Status, members: usize) {
     m.l2_malformed_dropped.set(g(c.malformed_dropped));
     m.announced.set(s.announcing.len() as i64);
     m.members.set(members as i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(
+        run: impl Future<Output = Result<(), L2Error>> + Send + 'static,
+    ) -> (Option<L2Task>, watch::Sender<L2Status>) {
+        let (status_tx, status) = watch::channel(L2Status::default());
+        let t = L2Task {
+            task: tokio::spawn(run),
+            status,
+            status_open: true,
+            reassert: watch::channel(0).0,
+            started: tokio::time::Instant::now(),
+        };
+        (Some(t), status_tx)
+    }
+
+    /// What the main loop does with the events, until the runtime is reported ended.
+    async fn until_ended(l2: &mut Option<L2Task>) -> (String, usize) {
+        let mut events = 0;
+        loop {
+            events += 1;
+            assert!(
+                events < 10,
+                "the closed status channel is polled again and again"
+            );
+            match l2_event(l2).await {
+                L2Event::Status => {}
+                L2Event::StatusClosed => l2.as_mut().unwrap().status_open = false,
+                L2Event::Ended(cause) => return (cause, events),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ended_l2_runtime_is_reported_with_its_cause_and_not_polled_again() {
+        let (mut l2, status) = task(async {
+            Err(L2Error::Permission {
+                iface: "eth0".into(),
+                source: std::io::ErrorKind::PermissionDenied.into(),
+            })
+        });
+        drop(status);
+        let (cause, events) = until_ended(&mut l2).await;
+        assert!(cause.contains("CAP_NET_RAW"), "{cause}");
+        assert!(events <= 2);
+
+        let (mut l2, _status) = task(async { panic!("boom") });
+        let (cause, _) = until_ended(&mut l2).await;
+        assert!(cause.contains("panicked"), "{cause}");
+
+        // Not running: nothing happens (the retry timer takes over).
+        let mut none: Option<L2Task> = None;
+        let idle = tokio::time::timeout(Duration::from_millis(50), l2_event(&mut none)).await;
+        assert!(idle.is_err());
+    }
 }
