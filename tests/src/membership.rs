@@ -279,6 +279,39 @@ impl LogMark {
     }
 }
 
+/// Each speaker's current membership identity, from its log (`starting membership id=...`, or a
+/// later renewal): what an attacker who decodes captured plain datagrams, or guesses start times,
+/// knows. Forged datagrams that name the receiver's real identity are the ones foca would act on.
+pub fn identities() -> BTreeMap<&'static str, MemberId> {
+    NODES
+        .iter()
+        .map(|n| {
+            let log = std::fs::read_to_string(repo().join(format!(".lab/logs/speaker-{n}.log")))
+                .unwrap_or_default();
+            let id = log
+                .lines()
+                .filter_map(|l| {
+                    ["starting membership id=", "rejoined as_=", " new="]
+                        .iter()
+                        .find_map(|key| l.split_once(key).map(|(_, rest)| rest))
+                })
+                .filter_map(parse_member_id)
+                .filter(|id| id.node() == *n)
+                .next_back()
+                .unwrap_or_else(|| panic!("no membership identity in {n}'s log"));
+            (*n, id)
+        })
+        .collect()
+}
+
+/// `name@ip:port#bump` (MemberId's Display).
+fn parse_member_id(text: &str) -> Option<MemberId> {
+    let word = text.split_whitespace().next()?;
+    let (name, rest) = word.split_once('@')?;
+    let (addr, bump) = rest.split_once('#')?;
+    Some(MemberId::new(name, addr.parse().ok()?, bump.parse().ok()?))
+}
+
 /// Every MAC that answers ARP for `vip` on the client's eth0 within a few probes.
 pub fn arp_answerers(vip: &str) -> BTreeSet<String> {
     let r = lab().exec("flb-client", &["arping", "-c3", "-w3", "-I", "eth0", vip]);

@@ -15,11 +15,11 @@ use std::time::Duration;
 use ferrolb_speaker::membership::MemberId;
 use ferrolb_tests::l2::{L2Case, members_seen, wait_membership_whole};
 use ferrolb_tests::membership::{
-    Datagram, KeysGuard, LogMark, arp_answerers, capture, down, foca_payload, hold_for, node_addr,
-    now_micros, plain, rejected_by_node, sealed_with_wrong_key, send_from_client,
+    Datagram, KeysGuard, LogMark, arp_answerers, capture, down, foca_payload, hold_for, identities,
+    node_addr, now_micros, plain, rejected_by_node, sealed_with_wrong_key, send_from_client,
 };
 use ferrolb_tests::{NODES, Responders, binary, lab, node_mac, wait_for, who_answers};
-use foca::{Member, Message};
+use foca::{Member, Message, State};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -126,11 +126,15 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
             data: d.clone(),
         });
     }
-    // (c) Forged "the announcer is down", to each observer:
+    // (c) Forged "the announcer is down", to each observer, naming the real identities (as an
+    // attacker decoding captured plain datagrams would: foca ignores a message not addressed to
+    // the receiver's current identity):
+    let ids = identities();
+    let victim = ids[announcer.as_str()].clone();
     for (i, &to) in observers.iter().enumerate() {
-        let dst = MemberId::new(to, node_addr(to), 0);
+        let dst = ids[to].clone();
         let spoofed = observers[1 - i];
-        let as_peer = MemberId::new(spoofed, node_addr(spoofed), now);
+        let as_peer = ids[spoofed].clone();
         // issue 9's datagram: plain, from the client, unbeatable identity counter;
         let attacker = MemberId::new("attacker", client, now);
         let p = foca_payload(
@@ -144,11 +148,17 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
             dst: node_addr(to),
             data: plain(&p),
         });
-        // the same spoofed from the other observer, with a believable counter (what works
-        // against --insecure-membership, whose identity checks still pass it), plain and
-        // well-formed but sealed with a key the speakers do not hold.
-        for bump in [now + 50_000_000, u64::MAX] {
-            let p = foca_payload(&as_peer, &dst, Message::Gossip, &[down(&announcer, bump)]);
+        // the announcer's own identity down (what works against --insecure-membership, whose
+        // address and identity checks pass it), and newer identities down, one with a counter
+        // 50 s ahead, one unbeatable; spoofed from the other observer, plain and well-formed but
+        // sealed with a key the speakers do not hold.
+        let downs = [
+            Member::new(victim.clone(), u16::MAX, State::Down),
+            down(&announcer, now + 50_000_000),
+            down(&announcer, u64::MAX),
+        ];
+        for d in downs {
+            let p = foca_payload(&as_peer, &dst, Message::Gossip, &[d]);
             out.push(Datagram {
                 src: Some(node_addr(spoofed)),
                 dst: node_addr(to),
@@ -231,8 +241,8 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
         assert!(grew(n, &["malformed"]) > 0, "{n}: {:?}", after);
     }
     for o in &observers {
-        assert!(grew(o, &["unauthenticated"]) >= 52, "{o}: {:?}", after);
-        assert!(grew(o, &["unknown_key"]) >= 52, "{o}: {:?}", after);
+        assert!(grew(o, &["unauthenticated"]) >= 53, "{o}: {:?}", after);
+        assert!(grew(o, &["unknown_key"]) >= 53, "{o}: {:?}", after);
     }
     assert!(
         grew(&announcer, &["replay", "too_old"]) >= captured.len() as u64,
