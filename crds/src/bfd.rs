@@ -191,6 +191,30 @@ impl BFDProfileSpec {
     pub fn multiplier(&self) -> u8 {
         self.detect_multiplier.unwrap_or(3).clamp(2, 255) as u8
     }
+    /// The key `authentication` asks for, read from `secrets` (FerroLB's namespace), or why it
+    /// cannot be had (for the speaker, which then does not start the profile's peers, and for
+    /// validation). `Ok(None)`: no authentication.
+    pub fn auth_key(&self, secrets: &[Secret]) -> Result<Option<Vec<u8>>, String> {
+        let Some(a) = &self.authentication else {
+            return Ok(None);
+        };
+        let name = &a.password_secret.name;
+        if a.key_id > 255 {
+            return Err(format!("authentication.keyID {} is not 0-255", a.key_id));
+        }
+        let secret = secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+            .ok_or_else(|| {
+                format!(
+                    "authentication.passwordSecret {name} not found: create a Secret of type {PASSWORD_SECRET_TYPE} with the key under 'password'"
+                )
+            })?;
+        bfd_key(secret, a.type_)
+            .map(Some)
+            .map_err(|e| format!("authentication.passwordSecret {name} {e}"))
+    }
+
     /// Lowest TTL accepted: 255 unless `minimumTtl` says otherwise.
     pub fn min_ttl(&self) -> u8 {
         self.minimum_ttl.map_or(255, |t| t.clamp(1, 254) as u8)
@@ -238,6 +262,30 @@ mod tests {
             bfd_key(&secret("Opaque", Some(b"k")), KeyedSha1),
             Err(BfdKeySecretError::WrongType("Opaque".into()))
         );
+    }
+
+    #[test]
+    fn auth_key_names_the_secret_and_the_problem() {
+        let mut spec = BFDProfileSpec::default();
+        assert_eq!(spec.auth_key(&[]), Ok(None));
+        spec.authentication = Some(BfdAuthentication {
+            type_: BfdAuthType::KeyedSha1,
+            key_id: 1,
+            password_secret: BfdSecretRef {
+                name: "bfd-key".into(),
+            },
+        });
+        let err = spec.auth_key(&[]).unwrap_err();
+        assert!(err.contains("bfd-key not found"), "{err}");
+        let mut s = secret(PASSWORD_SECRET_TYPE, Some(b"k3y"));
+        s.metadata.name = Some("bfd-key".into());
+        assert_eq!(
+            spec.auth_key(std::slice::from_ref(&s)),
+            Ok(Some(b"k3y".to_vec()))
+        );
+        s.data = None;
+        let err = spec.auth_key(&[s]).unwrap_err();
+        assert!(err.contains("bfd-key has no 'password'"), "{err}");
     }
 
     #[test]

@@ -69,7 +69,8 @@ fn bfd_auth(
     secrets: &[Secret],
 ) -> Result<Option<AuthKey>, String> {
     use ferrolb_crds::bfd::BfdAuthType as T;
-    let Some(a) = &spec.authentication else {
+    let why = |e: String| format!("BFDProfile {name}: {e}");
+    let (Some(a), Some(key)) = (&spec.authentication, spec.auth_key(secrets).map_err(why)?) else {
         return Ok(None);
     };
     let kind = match a.type_ {
@@ -78,16 +79,8 @@ fn bfd_auth(
         T::KeyedSha1 => AuthType::KeyedSha1,
         T::MeticulousKeyedSha1 => AuthType::MeticulousKeyedSha1,
     };
-    let secret_name = &a.password_secret.name;
-    let why =
-        |e: String| format!("BFDProfile {name}: authentication.passwordSecret {secret_name} {e}");
-    let key_id =
-        u8::try_from(a.key_id).map_err(|_| why(format!("keyID {} is not 0-255", a.key_id)))?;
-    let secret = secrets
-        .iter()
-        .find(|s| s.name_any() == *secret_name)
-        .ok_or_else(|| why("not found".into()))?;
-    let key = ferrolb_crds::bfd::bfd_key(secret, a.type_).map_err(|e| why(e.to_string()))?;
+    // `auth_key` checked the key ID's range and the key's length.
+    let key_id = u8::try_from(a.key_id).map_err(|e| why(e.to_string()))?;
     AuthKey::new(kind, key_id, &key)
         .map(Some)
         .map_err(|e| why(e.to_string()))

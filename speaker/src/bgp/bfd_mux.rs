@@ -594,6 +594,8 @@ impl SessionTask {
                     tracing::info!(peer = %self.peer, ?from, ?to, diag, "BFD state change");
                     self.st.state = to;
                     self.st.diag = diag;
+                    // Status first: whoever wakes on `up` then reads a status that says why.
+                    self.publish();
                     self.up.send_replace(to == BfdState::Up);
                 }
             }
