@@ -557,8 +557,9 @@ impl Controller {
         if self.leading.is_none() {
             return;
         }
-        if batch.config || batch.everything {
-            // Refused writes get another go when the configuration changes.
+        if batch.config {
+            // Refused writes get another go when FerroLB's configuration changes (not on every
+            // Namespace event or re-list: those come often and change nothing for them).
             self.blocked.clear();
         }
         if batch.config {
