@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ferrolb_crds::bgp_peer::secret_password;
 use ferrolb_crds::schema::parse_duration;
 use ferrolb_crds::validate::{Report, Snapshot};
 use ferrolb_crds::{BFDProfileSpec, BGPPeer, DynamicAsn, selector};
@@ -106,7 +107,9 @@ fn secs(d: &Option<ferrolb_crds::schema::Duration>) -> Option<Duration> {
     d.as_ref().and_then(|d| parse_duration(d.as_str()))
 }
 
-/// The TCP MD5 password of a peer: inline, or the `password` key of its Secret.
+/// The TCP MD5 password of a peer: inline, or the `password` key of its Secret (which must be in
+/// FerroLB's namespace, where `secrets` come from). Validation has refused peers whose Secret is
+/// unusable; this is checked again because the two may see different moments of the cache.
 fn password(peer: &BGPPeer, secrets: &[Secret]) -> Result<Option<String>, String> {
     if let Some(p) = &peer.spec.password {
         return Ok(Some(p.clone()));
@@ -114,18 +117,23 @@ fn password(peer: &BGPPeer, secrets: &[Secret]) -> Result<Option<String>, String
     let Some(r) = &peer.spec.password_secret else {
         return Ok(None);
     };
+    let own = peer.namespace().unwrap_or_default();
+    if r.namespace
+        .as_deref()
+        .is_some_and(|ns| !ns.is_empty() && ns != own)
+    {
+        return Err(format!(
+            "passwordSecret {} is not in FerroLB's namespace {own}",
+            r.name
+        ));
+    }
     let s = secrets
         .iter()
         .find(|s| s.name_any() == r.name)
         .ok_or_else(|| format!("passwordSecret {} not found", r.name))?;
-    let v = s
-        .data
-        .as_ref()
-        .and_then(|d| d.get("password"))
-        .ok_or_else(|| format!("Secret {} has no 'password' key", r.name))?;
-    String::from_utf8(v.0.clone())
+    secret_password(s)
         .map(Some)
-        .map_err(|_| format!("Secret {} password is not UTF-8", r.name))
+        .map_err(|e| format!("passwordSecret {} {e}", r.name))
 }
 
 /// Session settings for one peer, or why it cannot run.
@@ -335,6 +343,8 @@ pub struct Sessions {
     running: BTreeMap<String, Running>,
     cease: watch::Sender<bool>,
     on_sigterm: Option<tokio::task::AbortHandle>,
+    /// Why each peer that selects this node cannot run, as last logged.
+    unusable: Unusable,
 }
 
 impl Default for Sessions {
@@ -343,7 +353,33 @@ impl Default for Sessions {
             running: BTreeMap::new(),
             cease: watch::channel(false).0,
             on_sigterm: None,
+            unusable: Unusable::default(),
         }
+    }
+}
+
+/// Peers that cannot run on this node, and why; so each reason is logged once when it appears
+/// (planning runs on every cluster change: logging each time flooded the log).
+#[derive(Debug, Default)]
+pub struct Unusable(BTreeMap<String, String>);
+
+impl Unusable {
+    /// Records the current reasons; returns the peers whose reason is new or changed (`Some`)
+    /// and those that are usable again (`None`).
+    pub fn update(&mut self, now: BTreeMap<String, String>) -> Vec<(String, Option<String>)> {
+        let mut changes: Vec<(String, Option<String>)> = now
+            .iter()
+            .filter(|(peer, why)| self.0.get(*peer) != Some(*why))
+            .map(|(peer, why)| (peer.clone(), Some(why.clone())))
+            .collect();
+        changes.extend(
+            self.0
+                .keys()
+                .filter(|peer| !now.contains_key(*peer))
+                .map(|peer| (peer.clone(), None)),
+        );
+        self.0 = now;
+        changes
     }
 }
 
@@ -435,6 +471,18 @@ impl Sessions {
                         },
                     );
                 }
+            }
+        }
+    }
+
+    /// Logs why peers cannot run on this node (from [`desired_sessions`]), once per change.
+    pub fn report_unusable(&mut self, errors: BTreeMap<String, String>) {
+        for (peer, why) in self.unusable.update(errors) {
+            match why {
+                Some(error) => {
+                    tracing::warn!(peer, error, "BGP peer not usable on this node")
+                }
+                None => tracing::info!(peer, "BGP peer usable on this node again"),
             }
         }
     }
@@ -647,6 +695,7 @@ mod tests {
                 name: Some("md5".into()),
                 ..Default::default()
             },
+            type_: Some("kubernetes.io/basic-auth".into()),
             data: Some([("password".to_string(), ByteString(b"s3cret".to_vec()))].into()),
             ..Default::default()
         };
@@ -683,6 +732,7 @@ mod tests {
                     }]
                 }),
             ],
+            secrets: vec![secret.clone()],
             ..Default::default()
         };
         let (d, errors) = desired(&config, &[secret]);
@@ -694,11 +744,72 @@ mod tests {
         assert!(d["multihop"].config.peer.graceful_restart.is_none());
         assert_eq!(t("ibgp").md5_password.as_deref(), Some("inline"));
         assert_eq!(t("secret").md5_password.as_deref(), Some("s3cret"));
-        assert!(errors["no-secret"].contains("absent"), "{errors:?}");
+        // Validation refuses a peer whose Secret is missing (its condition says why): it is
+        // neither run nor logged here.
+        assert!(errors.is_empty(), "{errors:?}");
         assert!(!d.contains_key("no-secret") && !d.contains_key("elsewhere"));
+        // Should the two disagree (the Secret went between validation and here), the reason
+        // is returned once per plan; the caller logs it once per change.
+        let (_, errors) = desired(&config, &[]);
+        assert!(errors["secret"].contains("md5 not found"), "{errors:?}");
         assert_eq!(
             d["direct"].config.peer.router_id,
             std::net::Ipv4Addr::new(198, 18, 0, 11)
         );
+    }
+
+    #[test]
+    fn secrets_outside_ferrolbs_namespace_or_of_the_wrong_shape_are_refused() {
+        let mut p = peer("p", "198.18.0.2", |s| {
+            s.password_secret = Some(SecretRef {
+                name: "md5".into(),
+                namespace: Some("metallb-system".into()),
+            })
+        });
+        p.metadata.namespace = Some("ferrolb-system".into());
+        let mut secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("md5".into()),
+                namespace: Some("ferrolb-system".into()),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: Some([("password".to_string(), ByteString(b"s3cret".to_vec()))].into()),
+            ..Default::default()
+        };
+        let secrets = [secret.clone()];
+        assert!(
+            password(&p, &secrets)
+                .unwrap_err()
+                .contains("ferrolb-system")
+        );
+        p.spec.password_secret.as_mut().unwrap().namespace = Some("ferrolb-system".into());
+        assert_eq!(password(&p, &secrets).unwrap().as_deref(), Some("s3cret"));
+        secret.type_ = Some("Opaque".into());
+        assert!(password(&p, &[secret]).unwrap_err().contains("type Opaque"));
+    }
+
+    #[test]
+    fn unusable_peers_are_reported_once_per_change() {
+        let mut u = Unusable::default();
+        let errs = |e: &[(&str, &str)]| -> BTreeMap<String, String> {
+            e.iter()
+                .map(|(p, w)| (p.to_string(), w.to_string()))
+                .collect()
+        };
+        let some = |p: &str, w: &str| (p.to_string(), Some(w.to_string()));
+        assert_eq!(u.update(errs(&[("a", "x")])), [some("a", "x")]);
+        for _ in 0..1000 {
+            assert!(
+                u.update(errs(&[("a", "x")])).is_empty(),
+                "same reason: silent"
+            );
+        }
+        assert_eq!(
+            u.update(errs(&[("a", "y"), ("b", "z")])),
+            [some("a", "y"), some("b", "z")]
+        );
+        assert_eq!(u.update(errs(&[("b", "z")])), [("a".to_string(), None)]);
+        assert!(u.update(errs(&[("b", "z")])).is_empty());
     }
 }
