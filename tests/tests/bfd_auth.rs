@@ -52,13 +52,13 @@ while time.time() < end:
 sys.exit(1)
 "#;
 
-/// Sends BFD Down control packets from `src` to `dst`:3784 with TTL 255 through a raw socket
+/// Sends BFD Down control packets from `src` to `dst`:3784 with TTL `ttl` through a raw socket
 /// (hand-built IPv4 + UDP), so the source address is the router's. `mode`: `plain` (no
 /// authentication) or `forged` (a keyed SHA1 section with key ID 1, the next sequence numbers
 /// and a digest made with a guessed key).
 const SPOOF: &str = r#"
 import hashlib, socket, struct, sys
-src, dst, my, your, mode, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+src, dst, my, your, mode, count, ttl = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 for i in range(count):
     auth = mode != "plain"
@@ -69,7 +69,7 @@ for i in range(count):
         bfd += struct.pack(">BBBBI", 4, 28, 1, 0, 1000 + i) + b"guess".ljust(20, b"\0")
         bfd[32:52] = hashlib.sha1(bytes(bfd)).digest()
     udp = struct.pack(">HHHH", 49152 + i, 3784, 8 + len(bfd), 0) + bytes(bfd)
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0x4242 + i, 0, 255, 17, 0,
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0x4242 + i, 0, ttl, 17, 0,
                      socket.inet_aton(src), socket.inet_aton(dst))
     s.sendto(ip + udp, (dst, 0))
 "#;
@@ -135,9 +135,13 @@ fn discriminators() -> (String, String, bool) {
 }
 
 fn spoof(my: &str, your: &str, mode: &str) {
+    spoof_ttl(my, your, mode, 255);
+}
+
+fn spoof_ttl(my: &str, your: &str, mode: &str, ttl: u8) {
     let dst = node_addr(NODE, false);
-    let n = COUNT.to_string();
-    let (ok, out) = python_in(SPOOFER, SPOOF, &[BIRD.v4, &dst, my, your, mode, &n]);
+    let (n, ttl) = (COUNT.to_string(), ttl.to_string());
+    let (ok, out) = python_in(SPOOFER, SPOOF, &[BIRD.v4, &dst, my, your, mode, &n, &ttl]);
     assert!(ok, "spoofing from {SPOOFER}: {out}");
 }
 
@@ -230,5 +234,55 @@ fn spoofed_bfd_down_is_ignored_with_authentication() {
         flapped.is_ok(),
         "the spoof did not take the unauthenticated session down: the check above proves nothing"
     );
+    wait_up(&p);
+}
+
+/// `minimumTtl` is honoured (issue 9: it was documented, and only 255 was ever accepted). The
+/// flb-client sends the Downs, so the only thing that differs between them is the TTL.
+#[test]
+fn minimum_ttl_is_enforced() {
+    let p = unique("bfd-ttl");
+    let mut o = Objects::new();
+    let _routers = RouterConfig::set(&[("LAB_BFD", "1")]);
+    o.apply(
+        "BFDProfile",
+        &p,
+        "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}",
+    );
+    o.peer(&p, BIRD, false, &format!("bfdProfile: {p}"));
+    wait_up(&p);
+
+    // Unset: 255 only (RFC 5881). A Down with TTL 254 is dropped and counted.
+    let (bird_disc, our_disc, _) = discriminators();
+    let before = bird_since();
+    let ttl0 = dropped("ttl");
+    spoof_ttl(&bird_disc, &our_disc, "plain", 254);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(before, bird_since(), "a TTL 254 Down was accepted");
+    assert_eq!(dropped("ttl") - ttl0, f64::from(COUNT));
+
+    // minimumTtl: 254 (the session restarts with the new setting): 253 is dropped...
+    let restarted_from = bird_since().0;
+    o.patch_spec("BFDProfile", &p, "{\"minimumTtl\": 254}");
+    // A profile change restarts the peer's session; wait for that (or 5 s) before measuring.
+    let _ = wait_for("the session to restart", Duration::from_secs(5), || {
+        (bird_since().0 != restarted_from).then_some(())
+    });
+    wait_up(&p);
+    let (bird_disc, our_disc, _) = discriminators();
+    let before = bird_since();
+    let ttl0 = dropped("ttl");
+    spoof_ttl(&bird_disc, &our_disc, "plain", 253);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(before, bird_since(), "a TTL 253 Down was accepted");
+    assert_eq!(dropped("ttl") - ttl0, f64::from(COUNT));
+    // ...and 254 is accepted: the same Down now takes the (unauthenticated) session down.
+    spoof_ttl(&bird_disc, &our_disc, "plain", 254);
+    wait_for(
+        "the TTL 254 Down to be accepted with minimumTtl 254",
+        Duration::from_secs(10),
+        || (bird_since().0 != before.0).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}: minimumTtl 254 not applied"));
     wait_up(&p);
 }
