@@ -215,7 +215,8 @@ pub fn secret_password(secret: &Secret) -> Result<String, PasswordSecretError> {
 
 /// `secret` with everything but what [`secret_password`] needs to give the same verdict removed,
 /// and the password itself replaced: for a cache that must explain a bad Secret without holding
-/// anyone's password (the controller's).
+/// anyone's password (the controller's). Only that verdict survives: other checks (a BFD key's
+/// length, say) must not run on a redacted Secret.
 pub fn redact_secret(secret: &mut Secret) {
     let verdict = secret_password(secret);
     let meta = &mut secret.metadata;
