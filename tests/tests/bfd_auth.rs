@@ -155,6 +155,12 @@ fn wait_up(peer: &str) -> Duration {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", BIRD.cli("show bfd sessions").stdout));
     let took = t0.elapsed();
+    // BIRD's side too: a session still coming back (after a profile change) would move the
+    // "since" times later and look like a flap.
+    wait_for(&format!("BIRD BGP Established with {addr}"), SETTLE, || {
+        BIRD.established(&addr).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     wait_shown_established(peer, SETTLE, |e| e.bfd_state.as_deref() == Some("Up"));
     // Let the Poll sequences that follow Up settle before measuring anything.
     std::thread::sleep(Duration::from_secs(2));
