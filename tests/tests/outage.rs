@@ -26,7 +26,14 @@ struct Pool(String);
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let _ = lab().kubectl(&["delete", "ipaddresspool", &self.0, "--wait=false"]);
+        let _ = lab().kubectl(&[
+            "delete",
+            "ipaddresspool",
+            "-n",
+            ferrolb_crds::DEFAULT_NAMESPACE,
+            &self.0,
+            "--wait=false",
+        ]);
     }
 }
 
