@@ -6,6 +6,22 @@
 //! with a few piggybacked updates) up to the largest that fits a datagram. Each measurement is
 //! `RUNS` runs of `PER_RUN` datagrams; latencies are per datagram over all runs (Instant
 //! overhead, ~20-30 ns, included), throughput per run.
+//!
+//! Last run (shared 2-core machine, load ~4; release build):
+//!
+//! ```text
+//! seal    249 B datagram ( 200 B payload): p50    360 ns  p99    411 ns
+//! open    249 B datagram ( 200 B payload): p50    361 ns  p99    401 ns
+//! seal    649 B datagram ( 600 B payload): p50    581 ns  p99    651 ns
+//! open    649 B datagram ( 600 B payload): p50    601 ns  p99    671 ns
+//! seal   1049 B datagram (1000 B payload): p50    922 ns  p99   1033 ns
+//! open   1049 B datagram (1000 B payload): p50    912 ns  p99   1032 ns
+//! seal   1400 B datagram (1351 B payload): p50   1103 ns  p99   1232 ns
+//! open   1400 B datagram (1351 B payload): p50   1112 ns  p99   1252 ns
+//! ```
+//!
+//! A speaker sends and receives ~25 datagrams/s each way (config.rs), most under 200 bytes:
+//! ~20 µs of CPU per second for authentication.
 
 use std::hint::black_box;
 use std::net::SocketAddr;

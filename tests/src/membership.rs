@@ -296,8 +296,7 @@ pub fn identities() -> BTreeMap<&'static str, MemberId> {
                         .find_map(|key| l.split_once(key).map(|(_, rest)| rest))
                 })
                 .filter_map(parse_member_id)
-                .filter(|id| id.node() == *n)
-                .next_back()
+                .rfind(|id| id.node() == *n)
                 .unwrap_or_else(|| panic!("no membership identity in {n}'s log"));
             (*n, id)
         })
