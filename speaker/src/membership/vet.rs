@@ -60,7 +60,6 @@ impl Roster {
         self.0.contains_key(addr)
     }
 
-
     /// Whether `id` is a Node at its address, with a believable counter.
     pub fn check(&self, id: &MemberId, wall_micros: u64) -> Result<(), Refusal> {
         match self.0.get(&id.socket_addr()) {
