@@ -693,18 +693,8 @@ pub fn wait_shown_established(
 /// A sample of the speaker's metrics on `node` (from inside the node's namespace), e.g.
 /// `metric("flb-node1", "ferrolb_bgp_session_up", "frr")`.
 pub fn metric(node: &str, name: &str, peer: &str) -> Option<f64> {
-    let r = run(Command::new("ip").args([
-        "netns",
-        "exec",
-        node,
-        "curl",
-        "-s",
-        "-m",
-        "2",
-        "http://127.0.0.1:7473/metrics",
-    ]));
     let label = format!("{name}{{peer=\"{peer}\"}}");
-    r.stdout.lines().find_map(|l| {
+    crate::speaker_metrics(node).lines().find_map(|l| {
         l.strip_prefix(&label)
             .and_then(|v| v.trim().parse::<f64>().ok())
     })

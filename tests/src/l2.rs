@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{NODES, TestNamespace, lab, repo, unique, wait_for, who_answers};
+use crate::{NODES, TestNamespace, lab, repo, speaker_metrics, unique, wait_for, who_answers};
 
 /// A pool of one or two addresses, an L2Advertisement, and a Service in a namespace of its own,
 /// with a hand-made EndpointSlice (the lab has no kubelets).
@@ -157,17 +157,7 @@ pub fn members_seen() -> Vec<Option<u64>> {
     NODES
         .iter()
         .map(|n| {
-            let r = lab().exec(
-                n,
-                &[
-                    "curl",
-                    "-s",
-                    "--max-time",
-                    "1",
-                    "http://127.0.0.1:7473/metrics",
-                ],
-            );
-            r.stdout
+            speaker_metrics(n)
                 .lines()
                 .find_map(|l| l.strip_prefix("ferrolb_speaker_members "))
                 .and_then(|v| v.trim().parse().ok())

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -175,6 +175,30 @@ impl Lab {
         let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         Ok(s.trim().parse()?)
     }
+}
+
+/// The Prometheus text a node's speaker serves on :7473 (empty if it does not answer in 2 s).
+pub fn speaker_metrics(node: &str) -> String {
+    lab()
+        .exec(
+            node,
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                "http://127.0.0.1:7473/metrics",
+            ],
+        )
+        .stdout
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises the tests of one test binary that change shared lab state (router configs,
+/// speakers stopped or restarted): cargo runs a binary's tests on several threads.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Polls `f` until it returns `Some`, or fails after `timeout`.

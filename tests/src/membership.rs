@@ -15,7 +15,7 @@ use ferrolb_speaker::membership::keys::KeyRing;
 use ferrolb_speaker::membership::seal;
 use foca::{Codec, Header, Member, Message, PostcardCodec, State};
 
-use crate::{NODES, lab, repo};
+use crate::{NODES, lab, repo, speaker_metrics};
 
 /// The membership port the lab's speakers use.
 pub const PORT: u16 = 7946;
@@ -221,17 +221,7 @@ pub fn rejected_by_node() -> Vec<BTreeMap<String, u64>> {
     NODES
         .iter()
         .map(|n| {
-            let r = lab().exec(
-                n,
-                &[
-                    "curl",
-                    "-s",
-                    "--max-time",
-                    "1",
-                    "http://127.0.0.1:7473/metrics",
-                ],
-            );
-            r.stdout
+            speaker_metrics(n)
                 .lines()
                 .filter_map(|l| l.strip_prefix("ferrolb_membership_rejected_total{reason=\""))
                 .filter_map(|l| {

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::bgp::{BIRD, Objects, RouterConfig, node_addr, wait_shown_established};
-use ferrolb_tests::{unique, wait_for};
+use ferrolb_tests::{serial, speaker_metrics, unique, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(40);
 const NODE: &str = "flb-node1";
@@ -111,16 +111,11 @@ fn bird_since() -> (String, String) {
 
 /// `ferrolb_bfd_packets_dropped_total` on node1 for BIRD's address and `reason`.
 fn dropped(reason: &str) -> f64 {
-    let o = Command::new("ip")
-        .args(["netns", "exec", NODE, "curl", "-s", "-m", "2"])
-        .arg("http://127.0.0.1:7473/metrics")
-        .output()
-        .expect("curl runs");
     let want = format!(
         "ferrolb_bfd_packets_dropped_total{{peer=\"{}\",reason=\"{reason}\"}}",
         BIRD.v4
     );
-    String::from_utf8_lossy(&o.stdout)
+    speaker_metrics(NODE)
         .lines()
         .find_map(|l| l.strip_prefix(&want).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
@@ -169,6 +164,8 @@ fn wait_up(peer: &str) -> Duration {
 
 #[test]
 fn spoofed_bfd_down_is_ignored_with_authentication() {
+    // Both tests reconfigure the routers and peer node1 with BIRD.
+    let _s = serial();
     let p = unique("bfd-auth");
     let mut o = Objects::new();
     let t_config = Instant::now();
@@ -247,6 +244,7 @@ fn spoofed_bfd_down_is_ignored_with_authentication() {
 /// flb-client sends the Downs, so the only thing that differs between them is the TTL.
 #[test]
 fn minimum_ttl_is_enforced() {
+    let _s = serial();
     let p = unique("bfd-ttl");
     let mut o = Objects::new();
     let _routers = RouterConfig::set(&[("LAB_BFD", "1")]);

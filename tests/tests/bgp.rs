@@ -6,7 +6,6 @@
 //! the router configuration and deletes its objects when done, even when it fails.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::bgp::{
@@ -15,13 +14,7 @@ use ferrolb_tests::bgp::{
     wait_router_sessions, wait_shown_established,
 };
 use ferrolb_tests::l2::{Hold, signal_speaker, wait_speaker_back};
-use ferrolb_tests::{NODES, TestNamespace, lab, unique, wait_for};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use ferrolb_tests::{NODES, TestNamespace, lab, serial, unique, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(40);
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::l2::{Hold, L2Case, signal_speaker, wait_membership_whole, wait_speaker_back};
-use ferrolb_tests::{NODES, Responders, lab, repo, wait_for, who_answers};
+use ferrolb_tests::{NODES, Responders, lab, repo, speaker_metrics, wait_for, who_answers};
 
 /// The command line and environment of a running process (`/proc`).
 fn command_of(pid: i32) -> (Vec<String>, Vec<(String, String)>) {
@@ -145,17 +145,7 @@ impl Drop for Crippled {
 
 /// Members each speaker's own metric shows, by node.
 fn members(node: &str) -> Option<u64> {
-    let r = lab().exec(
-        node,
-        &[
-            "curl",
-            "-s",
-            "--max-time",
-            "1",
-            "http://127.0.0.1:7473/metrics",
-        ],
-    );
-    r.stdout
+    speaker_metrics(node)
         .lines()
         .find_map(|l| l.strip_prefix("ferrolb_speaker_members "))
         .and_then(|v| v.trim().parse().ok())

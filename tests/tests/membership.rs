@@ -9,7 +9,6 @@
 //! make the other speakers drop the announcer (logged `member down`) and the hostile test fails.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use ferrolb_speaker::membership::MemberId;
@@ -18,14 +17,8 @@ use ferrolb_tests::membership::{
     Datagram, KeysGuard, LogMark, arp_answerers, capture, down, foca_payload, hold_for, identities,
     node_addr, now_micros, plain, rejected_by_node, sealed_with_wrong_key, send_from_client,
 };
-use ferrolb_tests::{NODES, Responders, binary, lab, node_mac, wait_for, who_answers};
+use ferrolb_tests::{NODES, Responders, binary, lab, node_mac, serial, wait_for, who_answers};
 use foca::{Member, Message, State};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The client's address on the node segment.
 const CLIENT: [u8; 4] = [198, 18, 0, 100];
