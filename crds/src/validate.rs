@@ -85,12 +85,6 @@ pub struct Report {
     pub community_aliases: BTreeMap<String, CommunityValue>,
 }
 
-impl Report {
-    pub fn pool_ok(&self, name: &str) -> bool {
-        self.pools.get(name).is_some_and(|v| v.ok)
-    }
-}
-
 /// Objects sorted oldest first (creation time, then name): the order in which conflicts are won.
 fn by_age<K: kube::Resource>(objs: &[K]) -> Vec<&K> {
     let mut v: Vec<&K> = objs.iter().collect();

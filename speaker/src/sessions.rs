@@ -392,11 +392,6 @@ impl Drop for Sessions {
 }
 
 impl Sessions {
-    /// Makes every session (running or to come) send a Cease and stop.
-    pub fn cease_all(&self) {
-        self.cease.send_replace(true);
-    }
-
     /// Listens for SIGTERM (once) to cease every session at once.
     fn watch_sigterm(&mut self) {
         if self.on_sigterm.is_some() || tokio::runtime::Handle::try_current().is_err() {
