@@ -67,19 +67,28 @@ impl L2Case {
         self.ns.web_ips(Duration::from_secs(15))
     }
 
-    /// The node the Service's L2 condition names as announcer of its primary address.
-    pub fn announcer(&self) -> String {
-        wait_for("the L2 condition", Duration::from_secs(15), || {
-            let r = lab().kubectl(&[
+    /// A field (`status`, `reason`, `message`) of the Service's `ferrolb.io/L2Announced`
+    /// condition; empty while there is none.
+    pub fn condition(&self, field: &str) -> String {
+        lab()
+            .kubectl(&[
                 "get",
                 "svc",
                 "-n",
                 &self.ns.name,
                 "web",
                 "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="ferrolb.io/L2Announced")].message}"#,
-            ]);
-            let msg = r.stdout;
+                &format!(
+                    r#"jsonpath={{.status.conditions[?(@.type=="ferrolb.io/L2Announced")].{field}}}"#
+                ),
+            ])
+            .stdout
+    }
+
+    /// The node the Service's L2 condition names as announcer of its primary address.
+    pub fn announcer(&self) -> String {
+        wait_for("the L2 condition", Duration::from_secs(15), || {
+            let msg = self.condition("message");
             let node = msg
                 .split("from node ")
                 .nth(1)?

@@ -254,11 +254,23 @@ pub struct ControllerProc {
     pub child: std::process::Child,
     pub metrics_port: u16,
     pub args: Vec<String>,
+    kubeconfig: PathBuf,
     log: PathBuf,
 }
 
 impl ControllerProc {
     pub fn start(config_ns: &str, class: &str, extra: &[&str]) -> ControllerProc {
+        Self::start_with(config_ns, class, extra, &lab().kubeconfig)
+    }
+
+    /// [`start`](Self::start) with another kubeconfig (another identity, or another way to the
+    /// API server).
+    pub fn start_with(
+        config_ns: &str,
+        class: &str,
+        extra: &[&str],
+        kubeconfig: &Path,
+    ) -> ControllerProc {
         let mut args: Vec<String> = vec![
             "--namespace".into(),
             config_ns.into(),
@@ -268,10 +280,10 @@ impl ControllerProc {
             format!("ferrolb-controller-{config_ns}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(args)
+        Self::spawn(args, kubeconfig.to_path_buf())
     }
 
-    fn spawn(args: Vec<String>) -> ControllerProc {
+    fn spawn(args: Vec<String>, kubeconfig: PathBuf) -> ControllerProc {
         let metrics_port = free_port();
         let log = repo()
             .join(".lab/logs")
@@ -282,7 +294,7 @@ impl ControllerProc {
             .args(&args)
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
-            .env("KUBECONFIG", &lab().kubeconfig)
+            .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,ferrolb_controller=debug")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
@@ -293,6 +305,7 @@ impl ControllerProc {
             child,
             metrics_port,
             args,
+            kubeconfig,
             log,
         }
     }
@@ -300,7 +313,7 @@ impl ControllerProc {
     /// SIGKILL, then start again with the same arguments.
     pub fn restart_hard(&mut self) {
         self.kill();
-        let next = Self::spawn(self.args.clone());
+        let next = Self::spawn(self.args.clone(), self.kubeconfig.clone());
         let old = std::mem::replace(self, next);
         std::mem::forget(old);
     }

@@ -11,13 +11,11 @@
 //!   refused one gets a Warning event, and the write-error count stops growing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrolb_tests::{ControllerProc, TestNamespace, binary, free_port, lab, repo, unique};
+use ferrolb_tests::{ControllerProc, TestNamespace, lab, repo, unique};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::watcher;
@@ -91,74 +89,24 @@ impl Proxy {
     }
 }
 
-/// A controller replica with its own kubeconfig and identity; killed when dropped.
-struct Replica {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Replica {
-    fn start(kubeconfig: &std::path::Path, identity: &str, cfg_ns: &str, class: &str) -> Replica {
-        let port = free_port();
-        let log = repo()
-            .join(".lab/logs")
-            .join(format!("test-fencing-{identity}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary("ferrolb-controller"))
-            .args(["--namespace", cfg_ns, "--lb-class", class])
-            .args(["--lease-name", &format!("ferrolb-controller-{cfg_ns}")])
-            .args(["--identity", identity])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,ferrolb_controller=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("controller starts");
-        Replica { child, port, log }
-    }
-
-    fn metrics(&self) -> String {
-        // (A busy single-threaded controller may be slow to answer: try again.)
-        for _ in 0..3 {
-            if let Some(m) =
-                http_get(self.port, "/metrics").filter(|m| m.contains("ferrolb_controller_leader "))
-            {
-                return m;
-            }
+/// A replica's metrics. (A busy single-threaded controller may be slow to answer: try again.)
+fn metrics(r: &ControllerProc) -> String {
+    for _ in 0..3 {
+        if let Some(m) = r
+            .http_get("/metrics")
+            .filter(|m| m.contains("ferrolb_controller_leader "))
+        {
+            return m;
         }
-        String::new()
     }
-
-    fn leading(&self) -> bool {
-        // (Whole lines: the HELP text reads "1 while this replica is the leader".)
-        self.metrics()
-            .lines()
-            .any(|l| l.trim() == "ferrolb_controller_leader 1")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    String::new()
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+fn leading(r: &ControllerProc) -> bool {
+    // (Whole lines: the HELP text reads "1 while this replica is the leader".)
+    metrics(r)
+        .lines()
+        .any(|l| l.trim() == "ferrolb_controller_leader 1")
 }
 
 /// The value of an unlabelled or labelled metric line (`name{...} value`), summed.
@@ -254,9 +202,9 @@ async fn partitioned_leader_stops_and_cannot_clobber() {
         ),
     )
     .expect("write kubeconfig");
-    let a = Replica::start(&kc_a, "fence-a", &cfg_ns.name, &class);
+    let a = ControllerProc::start_with(&cfg_ns.name, &class, &["--identity", "fence-a"], &kc_a);
     let t = Instant::now();
-    while !a.leading() {
+    while !leading(&a) {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "A never led:\n{}",
@@ -264,7 +212,12 @@ async fn partitioned_leader_stops_and_cannot_clobber() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let b = Replica::start(&lab().kubeconfig, "fence-b", &cfg_ns.name, &class);
+    let b = ControllerProc::start_with(
+        &cfg_ns.name,
+        &class,
+        &["--identity", "fence-b"],
+        &lab().kubeconfig,
+    );
 
     let client = lab().client().await.expect("client");
     let api: Api<Service> = Api::namespaced(client.clone(), &svc_ns.name);
@@ -273,14 +226,14 @@ async fn partitioned_leader_stops_and_cannot_clobber() {
         assert!(r.ok, "{}", r.stderr);
     }
     wait_all_allocated(&api, 8, Duration::from_secs(30)).await;
-    let (la, lb) = (a.leading(), b.leading());
+    let (la, lb) = (leading(&a), leading(&b));
     assert!(la && !lb, "A leads ({la}), B waits ({lb})");
 
     // Partition A.
     proxy.freeze(true);
     let frozen_at = Instant::now();
     let a_stopped = loop {
-        if !a.leading() {
+        if !leading(&a) {
             break frozen_at.elapsed();
         }
         assert!(
@@ -291,7 +244,7 @@ async fn partitioned_leader_stops_and_cannot_clobber() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let b_took = loop {
-        if b.leading() {
+        if leading(&b) {
             break frozen_at.elapsed();
         }
         assert!(
@@ -373,7 +326,7 @@ async fn partitioned_leader_stops_and_cannot_clobber() {
         changes.is_empty(),
         "status changes after healing: {changes:?}"
     );
-    assert!(!a.leading(), "A leads again");
+    assert!(!leading(&a), "A leads again");
     let la = a.log();
     assert!(
         la.contains("lost leadership: stop writing"),

@@ -2,20 +2,13 @@
 //! elected node, and the client's traffic follows failures. The tests kill and cut speakers, so
 //! they run one at a time (a lock), with pools and advertisements of their own.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::bgp::LinkCut;
 use ferrolb_tests::l2::{
     Hold, L2Case, signal_speaker, wait_answer, wait_membership_whole, wait_speaker_back,
 };
-use ferrolb_tests::{Responders, lab, neighbour_mac, node_mac, wait_for};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use ferrolb_tests::{Responders, lab, neighbour_mac, node_mac, serial, wait_for};
 
 #[test]
 fn arp_ndp_and_tcp_reach_the_elected_node() {
@@ -46,17 +39,7 @@ fn arp_ndp_and_tcp_reach_the_elected_node() {
     );
 
     // IPv6 may be elected elsewhere: the condition names each address's node.
-    let msg = lab()
-        .kubectl(&[
-            "get",
-            "svc",
-            "-n",
-            &case.ns.name,
-            "web",
-            "-o",
-            r#"jsonpath={.status.conditions[?(@.type=="ferrolb.io/L2Announced")].message}"#,
-        ])
-        .stdout;
+    let msg = case.condition("message");
     let v6_node = msg
         .split(&format!("{} from node ", ips[1]))
         .nth(1)

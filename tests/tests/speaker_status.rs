@@ -7,22 +7,6 @@ use std::time::Duration;
 use ferrolb_tests::l2::L2Case;
 use ferrolb_tests::{lab, repo, wait_for};
 
-const L2: &str = "ferrolb.io/L2Announced";
-
-fn condition(case: &L2Case, field: &str) -> String {
-    lab()
-        .kubectl(&[
-            "get",
-            "svc",
-            "-n",
-            &case.ns.name,
-            "web",
-            "-o",
-            &format!(r#"jsonpath={{.status.conditions[?(@.type=="{L2}")].{field}}}"#),
-        ])
-        .stdout
-}
-
 /// The Service's events of `reason`, oldest first: (reporting node, note).
 fn events(case: &L2Case, reason: &str) -> Vec<(String, String)> {
     let r = lab().kubectl(&[
@@ -64,11 +48,11 @@ fn condition_and_node_assigned_follow_a_to_b_to_a() {
             &format!("move {}: the condition naming {node}", i + 1),
             Duration::from_secs(15),
             || {
-                let msg = condition(&case, "message");
-                (msg.contains(&want) && condition(&case, "status") == "True").then_some(())
+                let msg = case.condition("message");
+                (msg.contains(&want) && case.condition("status") == "True").then_some(())
             },
         )
-        .unwrap_or_else(|e| panic!("{e}: {:?}", condition(&case, "message")));
+        .unwrap_or_else(|e| panic!("{e}: {:?}", case.condition("message")));
         let seen = wait_for(
             &format!("move {}: a NodeAssigned event from {node}", i + 1),
             Duration::from_secs(10),
@@ -100,13 +84,13 @@ fn interfaces_matching_nothing_on_the_elected_node_are_reported() {
     );
     let vip = case.ips().remove(0);
     let reason = wait_for("the L2 condition", Duration::from_secs(15), || {
-        Some(condition(&case, "reason")).filter(|r| !r.is_empty())
+        Some(case.condition("reason")).filter(|r| !r.is_empty())
     })
     .unwrap();
-    let message = condition(&case, "message");
+    let message = case.condition("message");
     println!("{reason}: {message}");
     assert_eq!(reason, "NoMatchingInterface", "{message}");
-    assert_eq!(condition(&case, "status"), "False");
+    assert_eq!(case.condition("status"), "False");
     assert!(message.contains(&vip), "{message}");
     assert!(
         message.contains("flbnone0 (no such interface)"),
