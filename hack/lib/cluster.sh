@@ -22,11 +22,11 @@ lab_cluster_objects() {
   fi
 }
 
-# Node objects for the node hosts, Ready, untainted, with their eth0 addresses. There is no
-# kubelet: the status is written once through the status subresource and nothing changes it.
+# Node objects for the node hosts, created before their kubelets register (a kubelet adopts an
+# existing Node), so that each has the pod CIDRs its CNI configuration uses. The kubelets write
+# addresses, capacity and conditions; the node lifecycle controller removes the not-ready taint.
 lab_nodes_create() {
-  local n now
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local n
   {
     for n in "${LAB_NODES[@]}"; do
       cat <<EOF
@@ -39,42 +39,26 @@ metadata:
     kubernetes.io/hostname: $n
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
+spec:
+  podCIDR: $(lab_pod_cidr4 "$n")
+  podCIDRs: [$(lab_pod_cidr4 "$n"), "$(lab_pod_cidr6 "$n")"]
 EOF
     done
-  } | lab_kubectl apply --server-side -f - >/dev/null
-  local -a pids=()
-  for n in "${LAB_NODES[@]}"; do
-    lab_kubectl patch node "$n" --subresource=status --type=merge -p "$(
-      cat <<EOF
-{"status":{
-  "addresses":[
-    {"type":"InternalIP","address":"$(lab_host_ip4 "$n")"},
-    {"type":"InternalIP","address":"$(lab_host_ip6 "$n")"},
-    {"type":"Hostname","address":"$n"}],
-  "capacity":{"cpu":"4","memory":"8Gi","pods":"110"},
-  "allocatable":{"cpu":"4","memory":"8Gi","pods":"110"},
-  "conditions":[{"type":"Ready","status":"True","reason":"FerroLBLab",
-    "message":"lab node (no kubelet)","lastHeartbeatTime":"$now","lastTransitionTime":"$now"}]}}
-EOF
-    )" >/dev/null &
-    pids+=($!)
-    # The TaintNodesByCondition admission plugin adds node.kubernetes.io/not-ready on create;
-    # only the (disabled) node lifecycle controller would remove it.
-    lab_kubectl patch node "$n" --type=merge -p '{"spec":{"taints":null}}' >/dev/null &
-    pids+=($!)
-  done
-  local p
-  for p in "${pids[@]}"; do wait "$p" || lab_die "could not set the status of the lab nodes"; done
+  } | lab_kubectl apply --server-side -f - >/dev/null || lab_die "could not create the Node objects"
 }
 
-# The API server listens on the root namespace's loopback. A root socat exposes it on a unix
-# socket; a socat in each node namespace listens on that namespace's 127.0.0.1:PORT and connects
-# to the socket. No routing between namespaces is involved.
+# The API server listens in flb-cp. A socat there exposes it on a unix socket; a socat in the
+# root namespace and in each node namespace listens on that namespace's 127.0.0.1:PORT and connects
+# to the socket, so the admin kubeconfig (server 127.0.0.1:PORT) works everywhere, and tests on a
+# node reach the API even while that node's links are cut. The root namespace never gets a route
+# into the lab. (Kubelets, kube-proxy and pods use 198.18.0.5 over the lab network, as in a cluster.)
 lab_api_bridge_start() {
   local n
   rm -f "$LAB_APISERVER_SOCK"
-  lab_spawn socat-root -- socat "UNIX-LISTEN:$LAB_APISERVER_SOCK,fork,mode=600" \
+  lab_spawn socat-cp --netns "$LAB_CP" -- socat "UNIX-LISTEN:$LAB_APISERVER_SOCK,fork,mode=600" \
     "TCP:127.0.0.1:$LAB_APISERVER_PORT"
+  lab_spawn socat-root -- socat \
+    "TCP-LISTEN:$LAB_APISERVER_PORT,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$LAB_APISERVER_SOCK"
   for n in "${LAB_NODES[@]}"; do
     lab_spawn "socat-$n" --netns "$n" -- socat \
       "TCP-LISTEN:$LAB_APISERVER_PORT,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$LAB_APISERVER_SOCK"
@@ -83,6 +67,7 @@ lab_api_bridge_start() {
 
 lab_api_bridge_names() {
   local n
+  echo socat-cp
   echo socat-root
   for n in "${LAB_NODES[@]}"; do echo "socat-$n"; done
 }

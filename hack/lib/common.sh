@@ -29,6 +29,9 @@ LAB_OWNER_VAR=FERROLB_LAB_OWNER
 LAB_DEB_PACKAGES=(
   iproute2 procps util-linux coreutils iputils-ping curl openssl socat
   frr bird2 arping ndisc6 shellcheck tcpdump
+  # The nodes' container runtime (containerd is built: Debian's 1.6 is too old for Kubernetes
+  # 1.36), pod networking, kube-proxy's data path, and the static FerroLB build for the images.
+  runc containernetworking-plugins iptables conntrack musl-tools gcc
 )
 
 # Namespaces / hosts. IDs are the last address octet (and the IPv6 interface id, written alike).
@@ -39,7 +42,9 @@ for ((_n = 1; _n <= LAB_NODE_COUNT; _n++)); do LAB_NODES+=("flb-node$_n"); done
 unset _n
 LAB_ROUTERS=(flb-frr flb-bird)
 LAB_CLIENT=flb-client
-LAB_HOSTS=("${LAB_NODES[@]}" "${LAB_ROUTERS[@]}" "$LAB_CLIENT")
+# The control-plane host: etcd, kube-apiserver, kube-controller-manager, kube-scheduler.
+LAB_CP=flb-cp
+LAB_HOSTS=("$LAB_CP" "${LAB_NODES[@]}" "${LAB_ROUTERS[@]}" "$LAB_CLIENT")
 LAB_NAMESPACES=("$LAB_SWITCH" "${LAB_HOSTS[@]}")
 
 lab_host_id() { # HOST -> 11 | 2 | 3 | 100
@@ -47,6 +52,7 @@ lab_host_id() { # HOST -> 11 | 2 | 3 | 100
     flb-node[1-9]) echo "1${1#flb-node}" ;;
     flb-frr) echo 2 ;;
     flb-bird) echo 3 ;;
+    flb-cp) echo 5 ;;
     flb-client) echo 100 ;;
     *) lab_die "unknown lab host: $1" ;;
   esac
@@ -100,6 +106,12 @@ lab_bin() {
   else
     "$LAB_HACK/build-k8s"
   fi
+}
+
+# The pinned Kubernetes release (hack/k8s/go.mod), e.g. v1.36.3.
+lab_k8s_version() {
+  awk '$1 == "k8s.io/kubernetes" { print $2; exit } $1 == "require" && $2 == "k8s.io/kubernetes" { print $3; exit }' \
+    "$LAB_HACK/k8s/go.mod"
 }
 
 lab_kubectl() { "$LAB_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG" "$@"; }

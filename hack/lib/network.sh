@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # The lab network: a switch namespace (flb-sw) with two bridges, br0 (segment 0: 198.18.0.0/24,
 # fd00:18::/64) and br1 (segment 1: 198.18.1.0/24, fd00:19::/64), and one namespace per host.
+# Every node routes its pods' CIDR (lab_pod_cidr4/6) on its CNI bridge; the other nodes and the
+# control-plane host route it via the node's eth0 address, like a flat L2 pod network.
 # Both ends of every veth are created directly inside their namespaces: nothing appears in the
 # root namespace. Hosts have no default route; the client routes 198.18.0.0/15 and fd00::/8
 # (nothing else) through a lab router.
@@ -50,10 +52,15 @@ lab_net_up() {
     )
     case $host in
       flb-node*)
+        # Forwarding: the node routes for its pods (kube-proxy DNATs to pods on other nodes). No
+        # redirects: a node forwarding a Service packet to another node on the same segment is not
+        # a better route the client should learn.
         sysctls+=(
           net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.default.arp_ignore=1
           net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.default.arp_announce=2
           net.ipv4.ip_nonlocal_bind=1 net.ipv6.ip_nonlocal_bind=1
+          net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1
+          net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
         )
         ;;
       flb-frr | flb-bird)
@@ -75,6 +82,33 @@ lab_net_up() {
   esac
   ip -n "$LAB_CLIENT" route add 198.18.0.0/15 via "$(lab_host_ip4 "$gw")"
   ip -n "$LAB_CLIENT" -6 route add fd00::/8 via "$(lab_host_ip6 "$gw")"
+  lab_net_pod_routes
+}
+
+# Pod CIDRs: flb-nodeN has 198.18.(64+N).0/24 and fd00:64:0:N::/64 (inside LAB_CLUSTER_CIDRS).
+lab_pod_cidr4() { echo "198.18.$((64 + ${1#flb-node})).0/24"; }
+lab_pod_cidr6() { echo "fd00:64:0:${1#flb-node}::/64"; }
+
+lab_net_pod_routes() {
+  local n host cidr
+  # Services: a node without a route to a ClusterIP fails before kube-proxy's DNAT (OUTPUT) is
+  # consulted (real nodes have a default route). Via flb-cp, which drops what no DNAT rewrote.
+  for n in "${LAB_NODES[@]}"; do
+    for cidr in ${LAB_SERVICE_CIDRS//,/ }; do
+      if [[ $cidr == *:* ]]; then
+        ip -n "$n" -6 route add "$cidr" via "$(lab_host_ip6 "$LAB_CP")" dev eth0
+      else
+        ip -n "$n" route add "$cidr" via "$(lab_host_ip4 "$LAB_CP")" dev eth0
+      fi
+    done
+  done
+  for n in "${LAB_NODES[@]}"; do
+    for host in "$LAB_CP" "${LAB_NODES[@]}"; do
+      [ "$host" = "$n" ] && continue
+      ip -n "$host" route add "$(lab_pod_cidr4 "$n")" via "$(lab_host_ip4 "$n")" dev eth0
+      ip -n "$host" -6 route add "$(lab_pod_cidr6 "$n")" via "$(lab_host_ip6 "$n")" dev eth0
+    done
+  done
 }
 
 lab_net_exists() {

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Lab PKI with openssl: one CA (also the cluster signing CA), the API server serving cert,
-# client certs for the admin (system:masters) and kube-controller-manager, and the
-# service-account key pair. ECDSA P-256 throughout: generating it takes milliseconds.
+# client certs for the admin (system:masters), kube-controller-manager, kube-scheduler and
+# kube-proxy, per node a kubelet client cert (system:node:NAME, for the Node authorizer) and a
+# kubelet serving cert, and the service-account key pair. ECDSA P-256 throughout: generating it takes milliseconds.
 
 lab_pki_cert() { # NAME SUBJECT EXTENSIONS... : key + cert signed by the lab CA
   local name=$1 subj=$2
@@ -24,19 +25,31 @@ lab_pki_generate() {
   local svc4=${LAB_SERVICE_CIDRS%%,*}
   local kube_svc4="${svc4%.*/*}.1"    # 198.19.0.0/20 -> 198.19.0.1
   lab_pki_cert apiserver "/CN=kube-apiserver" \
-    "subjectAltName=IP:127.0.0.1,IP:::1,IP:$kube_svc4,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
+    "subjectAltName=IP:127.0.0.1,IP:::1,IP:$kube_svc4,IP:$(lab_host_ip4 "$LAB_CP"),IP:$(lab_host_ip6 "$LAB_CP"),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" "basicConstraints=critical,CA:FALSE"
   lab_pki_cert admin "/O=system:masters/CN=ferrolb-lab-admin" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth" "basicConstraints=critical,CA:FALSE"
   lab_pki_cert kube-controller-manager "/CN=system:kube-controller-manager" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth" "basicConstraints=critical,CA:FALSE"
+  lab_pki_cert kube-scheduler "/CN=system:kube-scheduler" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth" "basicConstraints=critical,CA:FALSE"
+  lab_pki_cert kube-proxy "/CN=system:kube-proxy" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth" "basicConstraints=critical,CA:FALSE"
+  local n
+  for n in "${LAB_NODES[@]}"; do
+    lab_pki_cert "kubelet-$n" "/O=system:nodes/CN=system:node:$n" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth" "basicConstraints=critical,CA:FALSE"
+    lab_pki_cert "kubelet-serving-$n" "/CN=$n" \
+      "subjectAltName=DNS:$n,IP:$(lab_host_ip4 "$n"),IP:$(lab_host_ip6 "$n")" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" "basicConstraints=critical,CA:FALSE"
+  done
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$LAB_PKI/sa.key" 2>/dev/null
   openssl pkey -in "$LAB_PKI/sa.key" -pubout -out "$LAB_PKI/sa.pub" 2>/dev/null
 }
 
-# lab_write_kubeconfig FILE CERT_NAME USER
+# lab_write_kubeconfig FILE CERT_NAME USER [SERVER]
 lab_write_kubeconfig() {
-  local file=$1 cert=$2 user=$3
+  local file=$1 cert=$2 user=$3 server=${4:-$LAB_SERVER}
   local tmp="$file.tmp"
   cat >"$tmp" <<EOF
 apiVersion: v1
@@ -44,7 +57,7 @@ kind: Config
 clusters:
 - name: ferrolb-lab
   cluster:
-    server: $LAB_SERVER
+    server: $server
     certificate-authority-data: $(base64 -w0 <"$LAB_PKI/ca.crt")
 users:
 - name: $user
