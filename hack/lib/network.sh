@@ -64,7 +64,9 @@ lab_net_up() {
         )
         ;;
       flb-frr | flb-bird)
-        sysctls+=(net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1)
+        # ECMP by flow (addresses and ports), so one client's connections spread over the nodes.
+        sysctls+=(net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1
+          net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1)
         ;;
     esac
     lab_ns_sysctl "$host" "${sysctls[@]}"

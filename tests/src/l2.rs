@@ -4,8 +4,16 @@ use std::time::Duration;
 
 use crate::{NODES, TestNamespace, lab, repo, speaker_metrics, unique, wait_for, who_answers};
 
+/// The `service.kubernetes.io/service-proxy-name` of L2Case Services: kube-proxy leaves Services
+/// with this label alone, so the node that receives a connection for the VIP answers it itself
+/// (`Responders`, a TCP responder on each node's `lo` that prints the node's name). These tests
+/// check which node FerroLB makes the network deliver to; the e2e tests check the real data path
+/// (kube-proxy to pods) on top of that.
+pub const STANDIN_PROXY: &str = "ferrolb-test-node-responder";
+
 /// A pool of one or two addresses, an L2Advertisement, and a Service in a namespace of its own,
-/// with a hand-made EndpointSlice (the lab has no kubelets).
+/// with a hand-made EndpointSlice naming nodes (so a test decides where endpoints are, instantly),
+/// answered by `Responders` rather than pods (see STANDIN_PROXY).
 pub struct L2Case {
     pub ns: TestNamespace,
     pub name: String,
@@ -48,7 +56,8 @@ impl L2Case {
             ""
         };
         let r = ns.apply(&format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {{ferrolb.io/address-pool: {name}}}\nspec:\n  \
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {{ferrolb.io/address-pool: {name}}}\n  \
+             labels: {{service.kubernetes.io/service-proxy-name: {STANDIN_PROXY}}}\nspec:\n  \
              type: LoadBalancer\n  allocateLoadBalancerNodePorts: false\n  ports: [{{port: 80}}]\n{families}{svc_extra}"
         ));
         assert!(r.ok, "{}", r.stderr);

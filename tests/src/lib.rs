@@ -1,6 +1,9 @@
 //! Shared helpers for tests that run against a real cluster: by default the local lab
-//! (`hack/lab`: real etcd, kube-apiserver, kube-controller-manager, network namespaces, FRR and
-//! BIRD), started on first use and reused while it is up. With `FERROLB_E2E=kind` (set by
+//! (`hack/lab`: a control plane, nodes with kubelet, containerd and kube-proxy, pods, FRR and BIRD
+//! routers in network namespaces), started on first use and reused while it is up. FerroLB runs
+//! in the lab either as pods installed from deploy/ (test binaries named `e2e*`: the user's view)
+//! or as supervised processes (every other binary: they kill, hold and reconfigure speakers);
+//! the first `lab()` call of a binary switches the lab to its mode. With `FERROLB_E2E=kind` (set by
 //! `hack/kind-e2e`) the same tests talk to a kind cluster instead: `KUBECONFIG` names it, kubectl
 //! comes from PATH, and `exec` runs in a node container with `docker exec`. Tests that need the
 //! lab's network namespaces (`l2`, `bgp`) are lab-only; `api` and `controller` run on both.
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod backend;
 pub mod bgp;
 pub mod l2;
 pub mod membership;
@@ -63,6 +67,7 @@ pub fn lab() -> &'static Lab {
         }
         let out = Command::new(repo().join("hack/lab"))
             .arg("up")
+            .env("LAB_FERROLB", lab_mode())
             .stdin(Stdio::null())
             .output()
             .expect("hack/lab runs");
@@ -75,6 +80,18 @@ pub fn lab() -> &'static Lab {
             kubeconfig: repo().join(".lab/kubeconfig"),
         }
     })
+}
+
+/// How this test binary wants FerroLB to run in the lab: `pods` (installed from deploy/) for
+/// binaries named `e2e*`, `processes` (supervised, pid files in .lab/pids) for the others.
+pub fn lab_mode() -> &'static str {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.starts_with("e2e") {
+        "pods"
+    } else {
+        "processes"
+    }
 }
 
 /// Whether the tests run against a kind cluster (`FERROLB_E2E=kind`) rather than the lab.
@@ -425,9 +442,11 @@ pub fn node_mac(node: &str, seg: u8) -> String {
     format!("02:18:00:{seg:02x}:00:{id:02x}")
 }
 
-/// What kube-proxy (IPVS mode) does on every node for a LoadBalancer IP: the VIP on `lo` (the
-/// lab's nodes have arp_ignore=1, so only FerroLB answers ARP for it), plus a tiny TCP responder
-/// on port 80 that answers with the node's name, so a client can tell which node it reached.
+/// A stand-in for kube-proxy on every node, for Services kube-proxy ignores (labelled with
+/// `l2::STANDIN_PROXY`): the VIP on `lo` (the lab's nodes have arp_ignore=1, so only FerroLB
+/// answers ARP for it), plus a tiny TCP responder on port 80 that answers with the node's name,
+/// so a client can tell which node it reached. The real data path (kube-proxy, pods) is tested
+/// by tests/tests/e2e.rs.
 pub struct Responders {
     vip: String,
     children: Vec<(String, std::process::Child)>,
