@@ -82,9 +82,20 @@ pub fn lab() -> &'static Lab {
     })
 }
 
+static MODE: OnceLock<&'static str> = OnceLock::new();
+
+/// Asks for FerroLB as pods in this binary (a benchmark's `main` calls it before `lab()`).
+pub fn want_pods() {
+    let _ = MODE.set("pods");
+}
+
 /// How this test binary wants FerroLB to run in the lab: `pods` (installed from deploy/) for
-/// binaries named `e2e*`, `processes` (supervised, pid files in .lab/pids) for the others.
+/// binaries named `e2e*` or that called `want_pods()`, `processes` (supervised, pid files in
+/// .lab/pids) for the others.
 pub fn lab_mode() -> &'static str {
+    if let Some(m) = MODE.get() {
+        return m;
+    }
     let exe = std::env::current_exe().unwrap_or_default();
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if name.starts_with("e2e") {
