@@ -211,7 +211,25 @@ lab_nodes_stop() {
   names=()
   for n in "${LAB_NODES[@]}"; do names+=("containerd-$n"); done
   lab_stop_named "${names[@]}"
+  # Last resort: a container process runc no longer knows (its state lost) still has its root
+  # file system under a node's directory, which nothing outside the lab has.
+  local -a strays
+  mapfile -t strays < <(lab_container_pids)
+  if [ "${#strays[@]}" -gt 0 ]; then
+    lab_warn "killing container processes runc did not know: ${strays[*]}"
+    kill -KILL "${strays[@]}" 2>/dev/null || true
+  fi
   lab_unmount_under "$LAB_DIR"
+}
+
+# Processes whose root directory lies under .lab/nodes (containers of the lab's nodes).
+lab_container_pids() {
+  local p root
+  for p in /proc/[0-9]*; do
+    root=$(readlink "$p/root" 2>/dev/null) || continue
+    [[ $root == "$LAB_DIR/nodes/"* ]] && echo "${p#/proc/}"
+  done
+  return 0
 }
 
 # Unmounts every mount point under DIR, deepest first.
