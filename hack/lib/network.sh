@@ -65,8 +65,16 @@ lab_net_up() {
         ;;
       flb-frr | flb-bird)
         # ECMP by flow (addresses and ports), so one client's connections spread over the nodes.
+        # No redirects: client, routers and nodes share segment 0, and a redirect would teach the
+        # client to skip the router (and its ECMP) for a VIP, for minutes.
         sysctls+=(net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1
-          net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1)
+          net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+          net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0)
+        ;;
+      "$LAB_CLIENT")
+        # IPv6 routers cannot be told not to send redirects; the client ignores them instead.
+        sysctls+=(net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.default.accept_redirects=0
+          net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.default.accept_redirects=0)
         ;;
     esac
     lab_ns_sysctl "$host" "${sysctls[@]}"

@@ -531,59 +531,6 @@ impl Drop for ClientRoute {
     }
 }
 
-/// Keeps the client from following ICMP redirects until dropped (restores its settings and
-/// forgets the redirects it learnt, both ways). The client, the routers and the nodes share
-/// segment 0, so a router forwarding the client's packet to a node on the same segment sends the
-/// client a redirect (Linux routers send them by default; `shared_media` makes the client accept
-/// one to any on-link gateway): the client then sends every later connection to that address
-/// straight to that one node for 5 minutes, bypassing the router and its ECMP.
-pub struct NoClientRedirects {
-    old: Vec<(&'static str, String)>,
-}
-
-const CLIENT_REDIRECT_KEYS: [&str; 4] = [
-    "net.ipv4.conf.all.accept_redirects",
-    "net.ipv4.conf.eth0.accept_redirects",
-    "net.ipv6.conf.all.accept_redirects",
-    "net.ipv6.conf.eth0.accept_redirects",
-];
-
-impl NoClientRedirects {
-    pub fn new() -> NoClientRedirects {
-        assert!(!kind(), "the client host is a lab feature");
-        let old = CLIENT_REDIRECT_KEYS
-            .iter()
-            .map(|k| (*k, crate::bgp::sysctl_in("flb-client", k, "0")))
-            .collect();
-        flush_client_route_cache();
-        NoClientRedirects { old }
-    }
-}
-
-impl Default for NoClientRedirects {
-    fn default() -> NoClientRedirects {
-        NoClientRedirects::new()
-    }
-}
-
-/// Drops what the client's kernel cached per destination (among it, redirects it followed).
-fn flush_client_route_cache() {
-    for fam in ["-4", "-6"] {
-        let _ = lab().exec("flb-client", &["ip", fam, "route", "flush", "cache"]);
-    }
-}
-
-impl Drop for NoClientRedirects {
-    fn drop(&mut self) {
-        for (k, v) in &self.old {
-            if !v.is_empty() {
-                let _ = lab().exec("flb-client", &["sysctl", "-qw", &format!("{k}={v}")]);
-            }
-        }
-        flush_client_route_cache();
-    }
-}
-
 /// The gateway the client's kernel uses for `ip` right now (`ip route get`; a redirect it
 /// followed shows as a node's address), or None for a direct route.
 pub fn client_gateway(ip: &str) -> Option<String> {

@@ -9,22 +9,24 @@
 //! Each test has a namespace, pool and addresses of its own (L2: 198.18.0.180-183 and
 //! fd00:18::180-181; BGP: 198.18.50.0/24 and fd00:50::/64), so the tests run side by side; the BGP
 //! tests also take `serial()`, because each makes every node open sessions to both routers (two
-//! BGPPeers for one router address would be a DuplicatePeer), and keep the client from following
-//! ICMP redirects meanwhile (`NoClientRedirects`: the routers would otherwise tell it to send
-//! straight to one node, and it would bypass the router and its ECMP).
+//! BGPPeers for one router address would be a DuplicatePeer). The lab's routers send no ICMP
+//! redirects and its client accepts none (hack/lib/network.sh): a redirect would send the client
+//! straight to one node, bypassing the router and its ECMP; the spread checks verify the route.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::backend::{
-    Backend, ClientRoute, NoClientRedirects, Spec, client_addr, client_gateway, curl_from_client,
-    curl_many, tally, url, values, wait_http, wait_http_fails,
+    Backend, ClientRoute, Spec, client_addr, client_gateway, curl_from_client, curl_many, tally,
+    url, values, wait_http, wait_http_fails,
 };
 use ferrolb_tests::bgp::{BIRD, FRR, Objects, ROUTERS, Router, hops, node_addr, wait_nexthops};
 use ferrolb_tests::{NODES, lab, neighbour_mac, node_mac, serial, unique, wait_for};
 
 /// The lab client's address on segment 0 (what a pod sees when the source is kept).
 const CLIENT: &str = "198.18.0.100";
+/// Consecutive answers that show every node in a route serves (before a spread is measured).
+const WARM_RUN: usize = 15;
 /// Time for FerroLB (and the network) to follow a change: an announcement, a route.
 const SETTLE: Duration = Duration::from_secs(40);
 /// Time for pods to start or stop.
@@ -210,7 +212,25 @@ fn spread(
     carrier: impl Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, usize> {
     let _route = through(router, ip);
-    let (bodies, failed) = curl_many(&url(ip, 80, path), SPREAD_REQUESTS);
+    // A route can be up a moment before every node's kube-proxy has programmed the endpoints
+    // it is announced for (kube-proxy syncs at most once a second, after the EndpointSlice that
+    // FerroLB announces from): first wait until a run of requests all succeed.
+    let target = url(ip, 80, path);
+    let t = Instant::now();
+    let mut run = 0;
+    while run < WARM_RUN && t.elapsed() < SETTLE {
+        run = if curl_from_client(&target).is_some() {
+            run + 1
+        } else {
+            0
+        };
+    }
+    assert!(
+        run >= WARM_RUN,
+        "{ip} via {}: never {WARM_RUN} answers in a row within {SETTLE:?}",
+        router.name
+    );
+    let (bodies, failed) = curl_many(&target, SPREAD_REQUESTS);
     let via = router.name;
     assert_eq!(
         failed,
@@ -490,7 +510,6 @@ fn l2_scaled_to_zero_nobody_answers_scaled_back_served_again() {
 fn bgp_cluster_policy_ecmp_over_frr_and_bird_reaches_the_pods() {
     let _s = serial();
     let mut t = Steps::start("bgp-cluster");
-    let _redirects = NoClientRedirects::new();
     let (_o, pool) = bgp_pool("e2e-bgpc", &["198.18.50.1", "fd00:50::1"]);
     let b = Backend::new(Spec {
         replicas: 3,
@@ -539,7 +558,6 @@ fn bgp_cluster_policy_ecmp_over_frr_and_bird_reaches_the_pods() {
 fn bgp_local_policy_routes_to_nodes_with_pods_spreads_and_follows_scaling() {
     let _s = serial();
     let mut t = Steps::start("bgp-local");
-    let _redirects = NoClientRedirects::new();
     let (_o, pool) = bgp_pool("e2e-bgpl", &["198.18.50.2", "fd00:50::2"]);
     let mut b = Backend::new(Spec {
         replicas: 3,
