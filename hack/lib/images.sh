@@ -32,7 +32,11 @@ lab_blob() {
 lab_oci_image() {
   local ref=$1 out=$2 user=$3 entry=$4
   shift 4
-  local work pair layer config manifest lsize csize msize
+  local work pair layer config manifest lsize csize msize fresh=1
+  # Up to date (newer than every source): nothing to do. OUT.ref says what it holds.
+  [ -f "$out" ] && [ -f "$out.ref" ] || fresh=0
+  for pair in "$@"; do [ "$out" -nt "${pair%%=*}" ] || fresh=0; done
+  [ "$fresh" = 1 ] && return 0
   work=$(mktemp -d "$LAB_IMAGES/build.XXXXXX")
   mkdir -p "$work/root" "$work/oci/blobs/sha256"
   for pair in "$@"; do
@@ -54,6 +58,7 @@ lab_oci_image() {
     "$manifest" "$msize" "$ref" "${ref##*:}" >"$work/oci/index.json"
   echo '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
   tar -C "$work/oci" -cf "$out" .
+  echo "$ref sha256:$manifest" >"$out.ref"
   rm -rf "$work"
 }
 
@@ -86,8 +91,14 @@ lab_images_import() {
   shift
   local -a tars=("$@")
   [ "${#tars[@]}" -gt 0 ] || tars=("$LAB_IMAGES"/*.tar)
+  local have ref digest
+  # (ctr warns about cgroup v1 on every call: its output goes to the node's log.)
+  have=$(lab_ctr "$node" images ls 2>>"$LAB_LOGS/ctr-$node.log")
   for t in "${tars[@]}"; do
-    # (ctr warns about cgroup v1 on every call: its output goes to the node's log.)
+    read -r ref digest <"$t.ref"
+    # Already there, same manifest: skip (an import reads the whole tar).
+    awk -v r="$ref" -v d="$digest" '$1 == r && $3 == d { found = 1 } END { exit !found }' <<<"$have" &&
+      continue
     lab_ctr "$node" images import "$t" >>"$LAB_LOGS/ctr-$node.log" 2>&1 ||
       lab_die "could not import $t into $node's containerd (see $LAB_LOGS/ctr-$node.log)"
   done
