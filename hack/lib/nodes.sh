@@ -189,7 +189,8 @@ lab_nodes_wait_ready() {
 # unmounts what they mounted under .lab (volumes, rootfs, pod network namespaces).
 lab_nodes_stop() {
   local n d id root
-  local -a names=()
+  local -a names=() ids
+  mapfile -t ids < <(lab_container_ids)
   for n in "${LAB_NODES[@]}"; do names+=("kubelet-$n" "kube-proxy-$n"); done
   lab_stop_named "${names[@]}"
   # The shim keeps runc's state per containerd namespace: runc/k8s.io.
@@ -211,23 +212,37 @@ lab_nodes_stop() {
   names=()
   for n in "${LAB_NODES[@]}"; do names+=("containerd-$n"); done
   lab_stop_named "${names[@]}"
-  # Last resort: a container process runc no longer knows (its state lost) still has its root
-  # file system under a node's directory, which nothing outside the lab has.
+  # Last resort: a process still in the cgroup of one of the nodes' containers (runc lost it).
   local -a strays
-  mapfile -t strays < <(lab_container_pids)
+  mapfile -t strays < <(lab_container_pids "${ids[@]}")
   if [ "${#strays[@]}" -gt 0 ]; then
-    lab_warn "killing container processes runc did not know: ${strays[*]}"
+    lab_warn "killing container processes runc did not stop: ${strays[*]}"
     kill -KILL "${strays[@]}" 2>/dev/null || true
   fi
   lab_unmount_under "$LAB_DIR"
 }
 
-# Processes whose root directory lies under .lab/nodes (containers of the lab's nodes).
-lab_container_pids() {
-  local p root
+# Processes in the cgroup of one of the container IDS. containerd puts every container in
+# /k8s.io/ID of each cgroup v1 hierarchy (a container's /proc/PID/root reads "/": it is in its
+# own mount namespace, so the root path cannot tell).
+lab_container_pids() { # ID...
+  [ $# -gt 0 ] || return 0
+  local -A want=()
+  local id p cg
+  for id in "$@"; do want[$id]=1; done
   for p in /proc/[0-9]*; do
-    root=$(readlink "$p/root" 2>/dev/null) || continue
-    [[ $root == "$LAB_DIR/nodes/"* ]] && echo "${p#/proc/}"
+    cg=$(grep -m1 ':pids:' "$p/cgroup" 2>/dev/null) || continue
+    id=${cg##*/}
+    [ -n "$id" ] && [ -n "${want[$id]:-}" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+# The IDs of every container the nodes' containerd knew (task state directories).
+lab_container_ids() {
+  local t
+  for t in "$LAB_DIR"/nodes/*/containerd/state/io.containerd.runtime.v2.task/*/*/; do
+    [ -d "$t" ] && basename "$t"
   done
   return 0
 }
