@@ -36,6 +36,8 @@ state = "$d/containerd/state"
   # NRI would listen on a host-wide socket (/var/run/nri); the lab needs none of it.
   [plugins.'io.containerd.nri.v1.nri']
     disable = true
+  [plugins.'io.containerd.internal.v1.opt']
+    path = "$d/opt"
   [plugins.'io.containerd.cri.v1.images']
     snapshotter = 'overlayfs'
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
@@ -219,7 +221,27 @@ lab_nodes_stop() {
     lab_warn "killing container processes runc did not stop: ${strays[*]}"
     kill -KILL "${strays[@]}" 2>/dev/null || true
   fi
+  lab_nodes_host_cleanup "${ids[@]}"
   lab_unmount_under "$LAB_DIR"
+}
+
+# What kubelets, runc and CNI leave at fixed host paths (none of them configurable): container log
+# links in /var/log/containers, CNI result caches in /var/lib/cni/results, cgroups /k8s.io/ID, and
+# the kubelets' empty /var/lib/kubelet/device-plugins. Only the lab's own entries are removed
+# (links into .lab, the IDS of its containers; directories only when empty).
+lab_nodes_host_cleanup() { # ID...
+  local id f
+  for f in /var/log/containers/*.log; do
+    [ -L "$f" ] && [[ $(readlink "$f") == "$LAB_DIR/"* ]] && rm -f "$f"
+  done
+  for id in "$@"; do
+    rm -f /var/lib/cni/results/*-"$id"-*
+    for f in /sys/fs/cgroup/*/k8s.io/"$id"; do
+      [ -d "$f" ] && rmdir "$f" 2>/dev/null
+    done
+  done
+  rmdir /sys/fs/cgroup/*/k8s.io /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
+  return 0
 }
 
 # Processes in the cgroup of one of the container IDS. containerd puts every container in
