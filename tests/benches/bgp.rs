@@ -1,44 +1,103 @@
-//! BGP benchmark in the lab (prints figures; asserts nothing).
+//! BGP benchmark in the lab, as a user sees it (prints figures; asserts nothing).
 //!
-//! `cargo bench -p ferrolb-tests --bench bgp` with the lab up. Everything is measured at the
-//! routers (FRR and BIRD): route changes in their namespaces' kernel tables are timed with
-//! `ip monitor` (arrival of the netlink event), sessions by polling their CLIs. Over
-//! FERROLB_BENCH_TRIALS trials (default 10) each:
+//! FerroLB runs as pods (`want_pods()`: installed from deploy/, speaker DaemonSet) in front of real
+//! backends (agnhost Deployments behind LoadBalancer Services with selectors). Route changes are
+//! timed in the routers' kernel tables (FRR and BIRD namespaces: `ip monitor` events, each
+//! followed by a read of the route), sessions by polling the routers' CLIs, and the client's view
+//! by an HTTP GET of `/hostname` from flb-client every 10 ms (new connection each: a new source
+//! port, so FRR's ECMP spreads them over the next hops; 200 ms timeout) through its router, FRR.
+//! Over FERROLB_BENCH_TRIALS trials (default 10; a run takes about 6 minutes on an idle lab) each:
 //!
 //! - session up: BGPPeers (one per router, IPv4) created → every node's session Established at
-//!   the router, and → the Service route installed with all three next hops;
-//! - SIGTERM of a speaker → its Cease captured at the router (tcpdump), and → its route gone
-//!   from the router's forwarding table (what the router makes of the Cease: FRR batches route
-//!   processing, BIRD acts at once);
-//! - link cut of a node → its next hop gone at the router, with a 300 ms × 3 BFDProfile;
-//! - endpoint change (EndpointSlice written) → the router's next hops updated (Local policy).
+//!   the router, and → the Service's route installed with all three next hops (Cluster policy);
+//! - speaker pod deleted (what a rollout or a drain does; graceful: the kubelet sends SIGTERM):
+//!   → its Cease captured at each router (tcpdump), → its next hop gone, → back with the new pod,
+//!   and the client's failed requests meanwhile (Local policy, one backend pod per node);
+//! - speaker crash (SIGKILL of the speaker container's process; the kubelet restarts it; no
+//!   graceful restart configured): → its next hop gone (the kernel closes the session), → back,
+//!   and the client's failed requests;
+//! - a backend pod moved to another node (Local policy, one replica re-pinned: the Deployment
+//!   rolls it): the EndpointSlice serving the new node → next hop added, the old node's endpoint
+//!   no longer serving → its next hop removed (at both routers; the slice changes are timed by the
+//!   bench's own watch, which may deliver them after the speaker's: a negative figure means the
+//!   router changed before the bench saw the slice), pin changed → routed to the new node only
+//!   (includes the pod's start), and the client's failed requests during the move;
+//! - link cut of a node (its switch port down) with a 300 ms × 3 BFDProfile → its next hop gone
+//!   at each router (IPv4 and IPv6), and the client's failed requests until then (Local policy,
+//!   a pod per node).
 //!
-//! The speakers measured are those the lab runs (`hack/lab restart-ferrolb`; the binary is
-//! printed). FERROLB_BENCH_RELEASE=1 builds release binaries and restarts FerroLB with them
-//! first, and restarts it with the debug ones at the end (this disturbs other lab users).
+//! Run (build outside the lab lock; the lock keeps other test runs out while it measures):
+//!
+//! ```sh
+//! cargo bench -p ferrolb-tests --bench bgp --no-run
+//! flock /tmp/ferrolb-lab.lock cargo bench -p ferrolb-tests --bench bgp
+//! ```
+//!
+//! That measures the images the lab runs; the header says which build they hold (the speaker's
+//! binary compared with the static builds in target/: dev or release). Images of the release
+//! build, what ships (the static build takes minutes: outside the lock, once):
+//!
+//! ```sh
+//! hack/build-static release
+//! flock /tmp/ferrolb-lab.lock env LAB_IMAGE_PROFILE=release LAB_BUILD=0 hack/lab install-ferrolb
+//! LAB_IMAGE_PROFILE=release flock /tmp/ferrolb-lab.lock cargo bench -p ferrolb-tests --bench bgp
+//! ```
+//!
+//! (`LAB_IMAGE_PROFILE=release` on the bench too: a lab found in processes mode is switched to
+//! pods with release images.)
 
-use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_crds::BGPPeer;
+use ferrolb_tests::backend::{Backend, Spec};
 use ferrolb_tests::bgp::{
-    BgpService, LinkCut, Objects, ROUTERS, RouteWatch, Router, RouterConfig, hops, node_addr,
-    percentile, wait_nexthops, wait_router_sessions,
+    LinkCut, NODE_AS, Objects, ROUTERS, Router, RouterConfig, hops, node_addr, percentile,
+    wait_router_sessions,
 };
-use ferrolb_tests::l2::{Hold, wait_speaker_back};
-use ferrolb_tests::{NODES, lab, unique};
+use ferrolb_tests::{NODES, lab, repo, unique, want_pods};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(60);
+/// Longest wait for a whole cluster between trials (pods restarted, sessions and routes back).
+const WHOLE: Duration = Duration::from_secs(120);
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+const SPEAKER_SELECTOR: &str = "app.kubernetes.io/name=ferrolb,app.kubernetes.io/component=speaker";
+/// The node whose speaker, pod or link the faults hit.
+const VICTIM: &str = "flb-node1";
 
 unsafe extern "C" {
     /// kill(2): the signal leaves at a known instant (no `kill` process to spawn first).
     fn kill(pid: i32, sig: i32) -> i32;
+    /// setns(2): moves the calling thread into another network namespace.
+    fn setns(fd: i32, nstype: i32) -> i32;
 }
-const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
+
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Seconds since the bench started, for its log.
+fn stamp() -> String {
+    format!(
+        "[{:6.1} s]",
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    )
+}
+const CLONE_NEWNET: i32 = 0x4000_0000;
 
 fn trials() -> usize {
     std::env::var("FERROLB_BENCH_TRIALS")
@@ -47,11 +106,13 @@ fn trials() -> usize {
         .unwrap_or(10)
 }
 
-/// Samples of one figure, in milliseconds.
+/// Samples of one figure.
 #[derive(Default)]
 struct Figure {
     name: String,
-    ms: Vec<f64>,
+    /// "ms", or "" for counts.
+    unit: &'static str,
+    v: Vec<f64>,
     missed: usize,
 }
 
@@ -59,23 +120,45 @@ impl Figure {
     fn new(name: &str) -> Figure {
         Figure {
             name: name.to_string(),
+            unit: "ms",
+            ..Figure::default()
+        }
+    }
+
+    fn count(name: &str) -> Figure {
+        Figure {
+            name: name.to_string(),
+            unit: "",
             ..Figure::default()
         }
     }
 
     fn add(&mut self, d: Option<Duration>) {
         match d {
-            Some(d) => self.ms.push(d.as_secs_f64() * 1000.0),
+            Some(d) => self.v.push(d.as_secs_f64() * 1000.0),
             None => self.missed += 1,
         }
     }
 
+    /// Milliseconds, possibly negative (None: timed out).
+    fn add_ms(&mut self, ms: Option<f64>) {
+        match ms {
+            Some(ms) => self.v.push(ms),
+            None => self.missed += 1,
+        }
+    }
+
+    fn add_n(&mut self, n: usize) {
+        self.v.push(n as f64);
+    }
+
     fn print(&self, target: Option<f64>) {
-        let mut v = self.ms.clone();
+        let mut v = self.v.clone();
         v.sort_by(f64::total_cmp);
         let over = target.map(|t| v.iter().filter(|x| **x >= t).count());
+        let u = self.unit;
         println!(
-            "{:<52} n={:<3} median {:>7.1} ms  p99 {:>7.1} ms  min {:>7.1}  max {:>7.1}{}{}",
+            "{:<64} n={:<3} median {:>7.1} {u:<2}  p99 {:>7.1} {u:<2}  min {:>7.1}  max {:>7.1}{}{}",
             self.name,
             v.len(),
             percentile(&v, 0.5),
@@ -95,51 +178,60 @@ impl Figure {
     }
 }
 
-fn main() {
-    let n = trials();
-    let lab = lab();
-    let release = std::env::var("FERROLB_BENCH_RELEASE").is_ok_and(|v| v == "1");
-    if release {
-        assert!(
-            ferrolb_tests::restart_ferrolb_release(),
-            "release build or restart failed"
-        );
-        settle_after_restart();
+type Figures = Vec<(Figure, Option<f64>)>;
+
+/// `later - earlier` in milliseconds, negative when `later` came first.
+fn signed_ms(later: Instant, earlier: Instant) -> f64 {
+    if later >= earlier {
+        (later - earlier).as_secs_f64() * 1000.0
+    } else {
+        -(earlier - later).as_secs_f64() * 1000.0
     }
-    describe_conditions();
+}
+
+/// Sets of nodes or next hops over time: each change with its instant.
+type Timeline = Arc<Mutex<Vec<(Instant, BTreeSet<String>)>>>;
+
+fn main() {
+    want_pods();
+    let n = trials();
+    let started = *START.get_or_init(Instant::now);
+    let lab = lab();
+    describe_conditions(n);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = rt.block_on(lab.client()).expect("kube client");
 
-    let mut figures = Vec::new();
-    figures.extend(session_up(n, &rt, &client));
-    figures.extend(sigterm(n));
-    figures.extend(endpoint_change(n, &rt, &client));
-    figures.extend(bfd_link_cut(n));
+    let figures: Vec<(&str, Figures)> = vec![
+        ("session up", session_up(n, &rt, &client)),
+        (
+            "speaker pod deleted / crashed (Local policy, a pod per node)",
+            speaker_faults(n, &rt, &client),
+        ),
+        (
+            "backend pod moved to another node (Local policy)",
+            endpoint_move(n, &rt, &client),
+        ),
+        (
+            "link cut, BFD 300 ms × 3 (Local policy, a pod per node)",
+            bfd_link_cut(n),
+        ),
+    ];
 
-    println!("\n== BGP figures ({n} trials each; measured at the routers)");
-    for (f, target) in &figures {
-        f.print(*target);
+    println!(
+        "\n== BGP figures ({n} trials each; routes measured at the routers, requests from flb-client through FRR)"
+    );
+    for (section, figs) in &figures {
+        println!("{section}:");
+        for (f, target) in figs {
+            f.print(*target);
+        }
     }
-    if release {
-        assert!(ferrolb_tests::restart_ferrolb(None), "restart-ferrolb");
-        settle_after_restart();
-    }
+    println!("(bench took {:.0} s)", started.elapsed().as_secs_f64());
 }
 
-/// Freshly started speakers are busy for a moment (caches, sessions) before they are measured.
-fn settle_after_restart() {
-    std::thread::sleep(Duration::from_secs(3));
-}
-
-/// What the figures depend on: which speaker binary runs, how much the cluster holds (the
-/// speaker recomputes its plan over every Service on each change), and the machine's load.
-fn describe_conditions() {
-    let exe = lab()
-        .pid("speaker-flb-node1")
-        .ok()
-        .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "?".into());
+/// What the figures depend on: which speaker build the image holds, how much the cluster holds
+/// (the speaker recomputes its plan over every Service on each change), and the machine's load.
+fn describe_conditions(n: usize) {
     let services = lab()
         .kubectl(&["get", "svc", "-A", "--no-headers"])
         .stdout
@@ -147,101 +239,453 @@ fn describe_conditions() {
         .count();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "speaker binary: {exe}\nServices in the cluster: {services}\nload average: {}cores: {}",
+        "== BGP, FerroLB as pods; speaker image: {}\n{n} trials per figure; Services in the \
+         cluster: {services}; load average: {}; cores: {}",
+        image_profile(),
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
-            .join(" ")
-            + " ",
+            .join(" "),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0)
     );
 }
 
-/// BGPPeers created (API server acknowledged) → every node's session Established at each
-/// router (both CLIs polled back to back, ~20-50 ms a round), and → the Service route installed
-/// with all three next hops (kernel event).
-fn session_up(
-    n: usize,
-    rt: &tokio::runtime::Runtime,
-    client: &kube::Client,
-) -> Vec<(Figure, Option<f64>)> {
-    let svc = BgpService::new(&["198.18.101.1"], "", "Cluster", &["flb-node1"]);
-    let ip = svc.ips().remove(0);
-    let all = hops(&NODES, &ip);
-    let api: Api<BGPPeer> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
-    let mut established = [
-        Figure::new("session up: peer created → Established (frr)"),
-        Figure::new("session up: peer created → Established (bird)"),
-    ];
-    let mut routed = [
-        Figure::new("session up: peer created → route installed (frr)"),
-        Figure::new("session up: peer created → route installed (bird)"),
-    ];
-    let node_addrs: BTreeSet<String> = NODES.iter().map(|nd| node_addr(nd, false)).collect();
-    for t in 0..n {
-        let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
-        let mut o = Objects::new();
-        let base = unique("bench-up");
-        let mut t0 = Vec::new();
-        for r in ROUTERS {
-            let name = format!("{base}-{}", r.name);
-            let peer: BGPPeer = serde_json::from_value(serde_json::json!({
-                "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
-                "metadata": {"name": name},
-                "spec": {"myASN": 64600, "peerASN": r.asn, "peerAddress": r.v4,
-                         "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"},
-            }))
-            .expect("BGPPeer");
-            o.adopt("BGPPeer", &name);
-            t0.push(Instant::now());
-            rt.block_on(api.create(&PostParams::default(), &peer))
-                .expect("BGPPeer created");
+// ---- FerroLB's pods ------------------------------------------------------------------------
+
+/// A speaker pod as the API server shows it.
+#[derive(Debug)]
+struct SpeakerPod {
+    name: String,
+    node: String,
+    ready: bool,
+    terminating: bool,
+    restarts: u64,
+}
+
+fn speaker_pods() -> Vec<SpeakerPod> {
+    let r = lab().kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ferrolb_crds::DEFAULT_NAMESPACE,
+        "-l",
+        SPEAKER_SELECTOR,
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    v.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| SpeakerPod {
+            name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+            ready: p
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+            terminating: p.pointer("/metadata/deletionTimestamp").is_some(),
+            restarts: p
+                .pointer("/status/containerStatuses/0/restartCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+fn speakers_ready() -> Result<(), String> {
+    let sp = speaker_pods();
+    if sp.len() != NODES.len() || sp.iter().any(|p| !p.ready || p.terminating) {
+        return Err(format!("speaker pods {sp:?}"));
+    }
+    Ok(())
+}
+
+/// The pid of the speaker container's process in a node's network namespace (hostNetwork).
+fn speaker_pid(node: &str) -> Option<i32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", node])
+        .output()
+        .ok()?;
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "ferrolb-speaker")
+        })
+        .collect();
+    match pids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Which build the speaker image holds: its binary compared (by size) with the static builds in
+/// target/ (hack/build-static).
+fn image_profile() -> String {
+    let Some(size) = speaker_pid("flb-node1")
+        .and_then(|p| std::fs::metadata(format!("/proc/{p}/exe")).ok())
+        .map(|m| m.len())
+    else {
+        return "unknown (no speaker process on flb-node1)".into();
+    };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    for (profile, dir) in [("release", "release"), ("dev", "debug")] {
+        let p = target.join(format!("x86_64-unknown-linux-musl/{dir}/ferrolb-speaker"));
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() == size) {
+            return format!(
+                "{profile} (the speaker's binary is target/x86_64-unknown-linux-musl/{dir}/ferrolb-speaker, {} MB)",
+                size >> 20
+            );
         }
-        let mut up: [Option<Duration>; 2] = [None, None];
-        while up.iter().any(Option::is_none) && t0[0].elapsed() < SETTLE {
-            for (i, r) in ROUTERS.iter().enumerate() {
-                if up[i].is_none() && node_addrs.is_subset(&r.established_neighbors()) {
-                    up[i] = Some(t0[i].elapsed());
+    }
+    format!("unknown (a {size}-byte speaker binary matching neither static build in target/)")
+}
+
+/// The backend's pods (name → node) if `n` are ready, none terminating, on `nodes` distinct
+/// nodes, and the endpoints list exactly them.
+fn backends_whole(b: &Backend, n: usize) -> Result<BTreeMap<String, String>, String> {
+    let pods = b.all_pods();
+    let map: BTreeMap<String, String> = pods
+        .iter()
+        .map(|p| (p.name.clone(), p.node.clone()))
+        .collect();
+    let nodes: BTreeSet<&String> = map.values().collect();
+    if pods.len() != n || pods.iter().any(|p| !p.ready || p.terminating) || nodes.len() != n {
+        return Err(format!("backend pods {pods:?}"));
+    }
+    let eps = b.endpoint_pods();
+    if eps != map {
+        return Err(format!("ready endpoints {eps:?}, pods {map:?}"));
+    }
+    Ok(map)
+}
+
+/// Polls `check` until it holds (true) or WHOLE has passed (false, saying why).
+fn wait_until(what: &str, mut check: impl FnMut() -> Result<(), String>) -> bool {
+    let t = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return true,
+            Err(why) if t.elapsed() > WHOLE => {
+                eprintln!("{what}: not after {WHOLE:?}: {why}");
+                return false;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Both routers forward `ip` via exactly `nodes`.
+fn routed(ip: &str, nodes: &[&str]) -> Result<(), String> {
+    let want = hops(nodes, ip);
+    for r in ROUTERS {
+        let h = r.kernel_nexthops(ip);
+        if h != want {
+            return Err(format!("{} routes {ip} via {h:?}, not {want:?}", r.name));
+        }
+    }
+    Ok(())
+}
+
+/// An IPAddressPool of `addresses` (host routes, autoAssign off) and its BGPAdvertisement.
+fn bgp_pool(o: &mut Objects, name: &str, addresses: &[&str]) {
+    let addrs = addresses
+        .iter()
+        .map(|a| format!("'{a}/{}'", if a.contains(':') { 128 } else { 32 }))
+        .collect::<Vec<_>>()
+        .join(", ");
+    o.apply(
+        "IPAddressPool",
+        name,
+        &format!("{{addresses: [{addrs}], autoAssign: false}}"),
+    );
+    o.apply(
+        "BGPAdvertisement",
+        name,
+        &format!("{{ipAddressPools: [{name}]}}"),
+    );
+}
+
+// ---- the client's view: HTTP probes from flb-client ----------------------------------------
+
+/// One GET of `/hostname`: when it started and the pod that answered (None: it failed).
+#[derive(Clone, Debug)]
+struct Probe {
+    at: Instant,
+    answer: Option<String>,
+}
+
+/// Starts a GET every PROBE_EVERY from flb-client's network namespace (each on a thread of its
+/// own, so a request that hangs does not delay the next), until finished.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    probes: Arc<Mutex<Vec<Probe>>>,
+    scheduler: Option<JoinHandle<()>>,
+}
+
+/// Moves the calling thread (and threads it starts) into a lab host's network namespace.
+fn enter_netns(host: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{host}")).expect("the lab host's netns");
+    // SAFETY: setns(2) on a descriptor we own; it affects this thread only.
+    let rc = unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns into {host}");
+}
+
+/// GET /hostname over a new connection: agnhost's answer (the pod's name), None on any failure
+/// or after `timeout` in all.
+fn get_hostname(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let left = deadline.checked_duration_since(Instant::now())?;
+    s.set_write_timeout(Some(left)).ok()?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\nHost: probe\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left)).ok()?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.trim().to_string())
+}
+
+impl Prober {
+    fn start(ip: &str) -> Prober {
+        let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("an IP"), 80);
+        let stop = Arc::new(AtomicBool::new(false));
+        let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
+        let (s, p) = (stop.clone(), probes.clone());
+        let scheduler = std::thread::spawn(move || {
+            enter_netns("flb-client");
+            let mut inflight: Vec<JoinHandle<()>> = Vec::new();
+            let mut next = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let p = p.clone();
+                inflight.push(std::thread::spawn(move || {
+                    let at = Instant::now();
+                    let answer = get_hostname(addr, PROBE_TIMEOUT);
+                    p.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Probe { at, answer });
+                }));
+                inflight.retain(|h| !h.is_finished());
+                next += PROBE_EVERY;
+                match next.checked_duration_since(Instant::now()) {
+                    Some(d) => std::thread::sleep(d),
+                    None => next = Instant::now(),
                 }
             }
-        }
-        let mut got = Vec::new();
-        for (i, w) in watches.iter().enumerate() {
-            established[i].add(up[i]);
-            let d = w.wait(&ip, t0[i], SETTLE, |h| *h == all);
-            got.push(d);
-            routed[i].add(d);
-        }
-        drop(o);
-        // Sessions down and routes gone before the next trial.
-        for r in ROUTERS {
-            wait_nexthops(r, &ip, &BTreeSet::new(), SETTLE);
-            let t = Instant::now();
-            while !r.established_neighbors().is_disjoint(&node_addrs) && t.elapsed() < SETTLE {
-                std::thread::sleep(Duration::from_millis(50));
+            for h in inflight {
+                let _ = h.join();
             }
+        });
+        Prober {
+            stop,
+            probes,
+            scheduler: Some(scheduler),
         }
-        eprintln!(
-            "session up trial {}/{n}: Established {up:?}, routed {got:?}",
-            t + 1
-        );
     }
-    let [e0, e1] = established;
-    let [r0, r1] = routed;
-    vec![
-        (e0, Some(1000.0)),
-        (e1, Some(1000.0)),
-        (r0, None),
-        (r1, None),
-    ]
+
+    /// Stops probing; every probe, by start time.
+    fn finish(mut self) -> Vec<Probe> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.scheduler.take() {
+            let _ = h.join();
+        }
+        let mut v = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v.sort_by_key(|p| p.at);
+        v
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Failed requests among those started after `t0`: how many of how many, runs of them (ms after
+/// `t0`, count), and when the last one started.
+struct Failures {
+    failed: usize,
+    sent: usize,
+    runs: Vec<(u128, usize)>,
+    last: Option<Duration>,
+}
+
+fn failures(probes: &[Probe], t0: Instant) -> Failures {
+    let after: Vec<&Probe> = probes.iter().filter(|p| p.at >= t0).collect();
+    let mut runs: Vec<(u128, usize)> = Vec::new();
+    let mut in_run = false;
+    for p in &after {
+        match (&p.answer, in_run) {
+            (None, false) => {
+                runs.push(((p.at - t0).as_millis(), 1));
+                in_run = true;
+            }
+            (None, true) => {
+                if let Some(r) = runs.last_mut() {
+                    r.1 += 1;
+                }
+            }
+            (Some(_), _) => in_run = false,
+        }
+    }
+    Failures {
+        failed: after.iter().filter(|p| p.answer.is_none()).count(),
+        sent: after.len(),
+        runs,
+        last: after
+            .iter()
+            .rev()
+            .find(|p| p.answer.is_none())
+            .map(|p| p.at - t0),
+    }
+}
+
+// ---- the routers' view ---------------------------------------------------------------------
+
+/// Next hops of a route in a router's kernel table over time: `ip monitor route nexthop` runs in
+/// the background, each event (and every 100 ms, in case one was missed) is followed by a read
+/// of the route, and each change is logged at the arrival of the last event that mentions the
+/// address before the read (or of the last event, or the read).
+struct RouteLog {
+    monitor: Child,
+    changes: Timeline,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl RouteLog {
+    fn start(router: Router, ip: &str) -> RouteLog {
+        let mut monitor = Command::new("ip")
+            .args(["-n", router.ns, "monitor", "route", "nexthop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ip monitor starts");
+        let out = monitor.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel::<(Instant, bool)>();
+        let addr = ip.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mentions = line.split_whitespace().any(|w| {
+                    w == addr
+                        || w.strip_prefix(addr.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                });
+                if tx.send((Instant::now(), mentions)).is_err() {
+                    break;
+                }
+            }
+        });
+        // `ip monitor` subscribes right after it starts.
+        std::thread::sleep(Duration::from_millis(50));
+        let changes = Arc::new(Mutex::new(vec![(
+            Instant::now(),
+            router.kernel_nexthops(ip),
+        )]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s, ip) = (changes.clone(), stop.clone(), ip.to_string());
+        let worker = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let at = match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok((t, m)) => {
+                        let (mut at, mut mentioned) = (t, m);
+                        while let Ok((t, m)) = rx.try_recv() {
+                            if m || !mentioned {
+                                at = t;
+                            }
+                            mentioned |= m;
+                        }
+                        at
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => Instant::now(),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                let h = router.kernel_nexthops(&ip);
+                let mut log = c.lock().unwrap_or_else(|e| e.into_inner());
+                if log.last().is_none_or(|(_, last)| *last != h) {
+                    log.push((at, h));
+                }
+            }
+        });
+        RouteLog {
+            monitor,
+            changes,
+            stop,
+            worker: Some(worker),
+        }
+    }
+
+    /// When the next hops first changed to a set `ok` accepts at or after `since` (waits up to
+    /// `timeout` from `since`).
+    fn first(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        ok: impl Fn(&BTreeSet<String>) -> bool,
+    ) -> Option<Instant> {
+        loop {
+            {
+                let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((t, _)) = log.iter().find(|(t, h)| *t >= since && ok(h)) {
+                    return Some(*t);
+                }
+            }
+            if since.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn history(&self, since: Instant) -> Vec<(u128, BTreeSet<String>)> {
+        let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(t, h)| ((*t - since).as_millis(), h.clone()))
+            .collect()
+    }
+}
+
+impl Drop for RouteLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.monitor.kill();
+        let _ = self.monitor.wait();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// A BGP NOTIFICATION from `from` captured on a router's interface (tcpdump, kernel
 /// timestamps): when the Cease reached the router, as opposed to when it acted on it.
 struct CeaseCapture {
-    child: std::process::Child,
+    child: Child,
 }
 
 impl CeaseCapture {
@@ -261,7 +705,7 @@ impl CeaseCapture {
         CeaseCapture { child }
     }
 
-    /// Seconds after `since` (wall clock) the NOTIFICATION was captured.
+    /// How long after `since` (wall clock) the NOTIFICATION was captured.
     fn after(self, since: SystemTime, timeout: Duration) -> Option<Duration> {
         let mut child = self.child;
         let t = Instant::now();
@@ -283,143 +727,442 @@ impl CeaseCapture {
     }
 }
 
-/// SIGTERM of node1's speaker → the Cease captured at each router, and → its (only) route gone
-/// from each router's forwarding table.
-fn sigterm(n: usize) -> Vec<(Figure, Option<f64>)> {
-    let mut o = Objects::new();
-    let base = unique("bench-term");
-    for r in ROUTERS {
-        o.peer(&format!("{base}-{}", r.name), r, false, "");
-    }
-    let svc = BgpService::new(&["198.18.101.2"], "", "Local", &["flb-node1"]);
-    let ip = svc.ips().remove(0);
-    let one = hops(&["flb-node1"], &ip);
-    let from = node_addr("flb-node1", false);
-    let mut wire = [
-        Figure::new("SIGTERM → Cease received (frr)"),
-        Figure::new("SIGTERM → Cease received (bird)"),
+// ---- session up ----------------------------------------------------------------------------
+
+/// BGPPeers created (API server acknowledged) → every node's session Established at each
+/// router (both CLIs polled back to back, ~20-50 ms a round), and → the Service route installed
+/// with all three next hops (Cluster policy, one backend pod).
+fn session_up(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> Figures {
+    eprintln!("{} == session up", stamp());
+    let mut objects = Objects::new();
+    let pool = unique("bench-up");
+    bgp_pool(&mut objects, &pool, &["198.18.101.1"]);
+    let b = Backend::new(Spec {
+        pool: Some(pool),
+        ..Spec::default()
+    });
+    b.wait_ready();
+    let ip = b.ips(SETTLE).remove(0);
+    let all = hops(&NODES, &ip);
+    let api: Api<BGPPeer> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
+    let mut established = [
+        Figure::new("peer created → Established (frr)"),
+        Figure::new("peer created → Established (bird)"),
     ];
-    let mut figs = [
-        Figure::new("SIGTERM → route withdrawn (frr)"),
-        Figure::new("SIGTERM → route withdrawn (bird)"),
+    let mut routed_fig = [
+        Figure::new("peer created → route installed, 3 next hops (frr)"),
+        Figure::new("peer created → route installed, 3 next hops (bird)"),
     ];
+    let node_addrs: BTreeSet<String> = NODES.iter().map(|nd| node_addr(nd, false)).collect();
     for t in 0..n {
+        let logs: Vec<RouteLog> = ROUTERS.iter().map(|r| RouteLog::start(*r, &ip)).collect();
+        let mut o = Objects::new();
+        let base = unique("bench-up");
+        let mut t0 = Vec::new();
         for r in ROUTERS {
-            wait_nexthops(r, &ip, &one, SETTLE);
+            let name = format!("{base}-{}", r.name);
+            let peer: BGPPeer = serde_json::from_value(serde_json::json!({
+                "apiVersion": "ferrolb.io/v1beta1", "kind": "BGPPeer",
+                "metadata": {"name": name},
+                "spec": {"myASN": NODE_AS, "peerASN": r.asn, "peerAddress": r.v4,
+                         "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"},
+            }))
+            .expect("BGPPeer");
+            o.adopt("BGPPeer", &name);
+            t0.push(Instant::now());
+            rt.block_on(api.create(&PostParams::default(), &peer))
+                .expect("BGPPeer created");
         }
-        // Let the sessions settle (a fresh speaker is still busy starting up).
-        std::thread::sleep(Duration::from_secs(2));
-        let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
-        let captures: Vec<CeaseCapture> = ROUTERS
-            .iter()
-            .map(|r| CeaseCapture::start(*r, &from))
-            .collect();
-        std::thread::sleep(Duration::from_millis(500));
-        let hold = Hold::speaker("flb-node1");
-        let pid = lab().pid("speaker-flb-node1").expect("speaker pid");
-        let (t0, wall0) = (Instant::now(), SystemTime::now());
-        // SAFETY: plain kill(2) on a pid we read from the lab's pid file.
-        let rc = unsafe { kill(pid, SIGTERM) };
-        assert_eq!(rc, 0, "kill {pid}");
+        let mut up: [Option<Duration>; 2] = [None, None];
+        while up.iter().any(Option::is_none) && t0[0].elapsed() < SETTLE {
+            for (i, r) in ROUTERS.iter().enumerate() {
+                if up[i].is_none() && node_addrs.is_subset(&r.established_neighbors()) {
+                    up[i] = Some(t0[i].elapsed());
+                }
+            }
+        }
         let mut got = Vec::new();
-        for (i, w) in watches.iter().enumerate() {
-            let d = w.wait(&ip, t0, Duration::from_secs(10), |h| h.is_empty());
+        for (i, l) in logs.iter().enumerate() {
+            established[i].add(up[i]);
+            let d = l.first(t0[i], SETTLE, |h| *h == all).map(|at| at - t0[i]);
             got.push(d);
-            figs[i].add(d);
+            routed_fig[i].add(d);
         }
-        for (i, c) in captures.into_iter().enumerate() {
-            let d = c.after(wall0, Duration::from_secs(2));
-            got.push(d);
-            wire[i].add(d);
+        drop(o);
+        // Sessions down and routes gone before the next trial.
+        wait_until("routes withdrawn", || routed(&ip, &[]));
+        for r in ROUTERS {
+            let t = Instant::now();
+            while !r.established_neighbors().is_disjoint(&node_addrs) && t.elapsed() < SETTLE {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        drop(hold);
-        wait_speaker_back("flb-node1", pid);
         eprintln!(
-            "SIGTERM trial {}/{n} (route frr, bird; Cease frr, bird): {got:?}",
+            "{} session up trial {}/{n}: Established {up:?}, routed {got:?}",
+            stamp(),
             t + 1
         );
     }
-    drop(svc);
-    let [a, b] = figs;
-    let [c, d] = wire;
+    drop(b);
+    let [e0, e1] = established;
+    let [r0, r1] = routed_fig;
     vec![
-        (c, Some(50.0)),
-        (d, Some(50.0)),
-        (a, Some(50.0)),
-        (b, Some(50.0)),
+        (e0, Some(1000.0)),
+        (e1, Some(1000.0)),
+        (r0, None),
+        (r1, None),
     ]
 }
 
-/// EndpointSlice written (API server acknowledged) → router next hops updated (Local policy).
-fn endpoint_change(
-    n: usize,
-    rt: &tokio::runtime::Runtime,
-    client: &kube::Client,
-) -> Vec<(Figure, Option<f64>)> {
+// ---- speaker pod deleted, speaker crash ----------------------------------------------------
+
+/// Local policy with a backend pod per node: every node is a next hop. VICTIM's speaker pod is
+/// deleted (graceful) or its process killed (crash), alternately; the crash always hits a
+/// container that never crashed (the deletion before it made a new pod), so the kubelet restarts
+/// it at once rather than after a crash-loop back-off.
+fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> Figures {
+    eprintln!("{} == speaker pod deleted / crash", stamp());
+    let mut o = Objects::new();
+    let base = unique("bench-sp");
+    for r in ROUTERS {
+        o.peer(&format!("{base}-{}", r.name), r, false, "");
+    }
+    bgp_pool(&mut o, &base, &["198.18.101.2"]);
+    let b = Backend::new(Spec {
+        replicas: NODES.len() as u32,
+        one_per_node: true,
+        policy: "Local",
+        pool: Some(base.clone()),
+        ..Spec::default()
+    });
+    b.wait_ready();
+    let ip = b.ips(SETTLE).remove(0);
+    let victim = node_addr(VICTIM, false);
+    let all = hops(&NODES, &ip);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
+
+    let mut del_cease = [
+        Figure::new("pod deleted → Cease received (frr)"),
+        Figure::new("pod deleted → Cease received (bird)"),
+    ];
+    let mut del_gone = [
+        Figure::new("pod deleted → next hop gone (frr)"),
+        Figure::new("pod deleted → next hop gone (bird)"),
+    ];
+    let mut del_back = Figure::new("pod deleted → next hop back, new pod (frr)");
+    let mut del_failed = Figure::count("pod deleted: failed requests (one every 10 ms)");
+    let mut crash_gone = [
+        Figure::new("crash → next hop gone (frr)"),
+        Figure::new("crash → next hop gone (bird)"),
+    ];
+    let mut crash_back = Figure::new("crash → next hop back, container restarted (frr)");
+    let mut crash_failed = Figure::count("crash: failed requests (one every 10 ms)");
+
+    let whole = || {
+        speakers_ready()?;
+        backends_whole(&b, NODES.len())?;
+        routed(&ip, &NODES)
+    };
+    for t in 0..n {
+        for crash in [false, true] {
+            let what = if crash { "crash" } else { "pod deleted" };
+            if !wait_until("whole cluster", whole) {
+                continue;
+            }
+            let sp = speaker_pods().into_iter().find(|p| p.node == VICTIM);
+            let Some(sp) = sp else { continue };
+            if crash && sp.restarts > 0 {
+                // Not the first crash of this container: start from a new pod.
+                let _ = rt.block_on(pods_api.delete(&sp.name, &DeleteParams::default()));
+                std::thread::sleep(Duration::from_secs(1));
+                if !wait_until("whole cluster", whole) {
+                    continue;
+                }
+            }
+            // Let the sessions settle (a fresh speaker is still busy starting up).
+            std::thread::sleep(Duration::from_secs(1));
+            let logs: Vec<RouteLog> = ROUTERS.iter().map(|r| RouteLog::start(*r, &ip)).collect();
+            let captures: Vec<CeaseCapture> = if crash {
+                Vec::new()
+            } else {
+                ROUTERS
+                    .iter()
+                    .map(|r| CeaseCapture::start(*r, &victim))
+                    .collect()
+            };
+            let prober = Prober::start(&ip);
+            std::thread::sleep(Duration::from_millis(400));
+            let (t0, wall0) = if crash {
+                let Some(pid) = speaker_pid(VICTIM) else {
+                    eprintln!("no speaker process on {VICTIM}");
+                    continue;
+                };
+                let t0 = (Instant::now(), SystemTime::now());
+                // SAFETY: kill(2) of the speaker container's process, found by name in the node.
+                let rc = unsafe { kill(pid, SIGKILL) };
+                assert_eq!(rc, 0, "kill -9 {pid}");
+                t0
+            } else {
+                let t0 = (Instant::now(), SystemTime::now());
+                rt.block_on(pods_api.delete(&sp.name, &DeleteParams::default()))
+                    .expect("speaker pod deleted");
+                t0
+            };
+            let gone: Vec<Option<Duration>> = logs
+                .iter()
+                .map(|l| {
+                    l.first(t0, Duration::from_secs(15), |h| !h.contains(&victim))
+                        .map(|at| at - t0)
+                })
+                .collect();
+            let cease: Vec<Option<Duration>> = captures
+                .into_iter()
+                .map(|c| c.after(wall0, Duration::from_secs(2)))
+                .collect();
+            let back = logs[0].first(t0, WHOLE, |h| *h == all).map(|at| at - t0);
+            wait_until("whole cluster", whole);
+            std::thread::sleep(Duration::from_millis(300));
+            let f = failures(&prober.finish(), t0);
+            eprintln!(
+                "{} {what} trial {}/{n}: next hop gone (frr, bird) {gone:?}, Cease {cease:?}, back {back:?}, \
+                 failed {}/{} (runs at ms: count {:?}); frr {:?}",
+                stamp(),
+                t + 1,
+                f.failed,
+                f.sent,
+                f.runs,
+                logs[0].history(t0),
+            );
+            if crash {
+                for (i, d) in gone.iter().enumerate() {
+                    crash_gone[i].add(*d);
+                }
+                crash_back.add(back);
+                crash_failed.add_n(f.failed);
+            } else {
+                for (i, d) in gone.iter().enumerate() {
+                    del_gone[i].add(*d);
+                }
+                for (i, d) in cease.iter().enumerate() {
+                    del_cease[i].add(*d);
+                }
+                del_back.add(back);
+                del_failed.add_n(f.failed);
+            }
+        }
+    }
+    drop(b);
+    let [c0, c1] = del_cease;
+    let [g0, g1] = del_gone;
+    let [k0, k1] = crash_gone;
+    vec![
+        (c0, None),
+        (c1, None),
+        (g0, None),
+        (g1, None),
+        (del_back, None),
+        (del_failed, None),
+        (k0, None),
+        (k1, None),
+        (crash_back, None),
+        (crash_failed, None),
+    ]
+}
+
+// ---- endpoint change -----------------------------------------------------------------------
+
+/// Nodes with a serving endpoint of the Service `web` in a namespace over time (FerroLB's rule:
+/// serving, or ready for producers without `serving`; ready or terminating), each change with
+/// the instant the watch delivered it.
+struct SliceWatch {
+    changes: Timeline,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn serving_nodes(s: &EndpointSlice) -> BTreeSet<String> {
+    s.endpoints
+        .iter()
+        .flatten()
+        .filter(|e| {
+            let c = e.conditions.as_ref();
+            let ready = c.and_then(|c| c.ready).unwrap_or(true);
+            let serving = c.and_then(|c| c.serving.or(c.ready)).unwrap_or(true);
+            let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+            serving && (ready || terminating)
+        })
+        .filter_map(|e| e.node_name.clone())
+        .collect()
+}
+
+impl SliceWatch {
+    fn start(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) -> SliceWatch {
+        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+        let changes: Timeline = Arc::default();
+        let c = changes.clone();
+        let task = rt.spawn(async move {
+            let cfg = watcher::Config::default().labels("kubernetes.io/service-name=web");
+            let mut stream = watcher(api, cfg).boxed();
+            // Serving nodes by slice; a (re)list is collected apart and takes over when done.
+            let mut slices: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let mut listing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
+                match ev {
+                    watcher::Event::Apply(s) => {
+                        slices.insert(s.name_any(), serving_nodes(&s));
+                    }
+                    watcher::Event::Delete(s) => {
+                        slices.remove(&s.name_any());
+                    }
+                    watcher::Event::Init => {
+                        listing.clear();
+                        continue;
+                    }
+                    watcher::Event::InitApply(s) => {
+                        listing.insert(s.name_any(), serving_nodes(&s));
+                        continue;
+                    }
+                    watcher::Event::InitDone => slices = std::mem::take(&mut listing),
+                }
+                let now: BTreeSet<String> = slices.values().flatten().cloned().collect();
+                let mut log = c.lock().unwrap_or_else(|e| e.into_inner());
+                if log.last().is_none_or(|(_, last)| *last != now) {
+                    log.push((Instant::now(), now));
+                }
+            }
+        });
+        SliceWatch { changes, task }
+    }
+
+    /// The first change at or after `since` to a set `ok` accepts.
+    fn first(&self, since: Instant, ok: impl Fn(&BTreeSet<String>) -> bool) -> Option<Instant> {
+        let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .find(|(t, s)| *t >= since && ok(s))
+            .map(|(t, _)| *t)
+    }
+}
+
+impl Drop for SliceWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One backend pod (Local policy) re-pinned from one node to another: the Deployment starts a
+/// pod on the new node, then stops the old one. Timed from the EndpointSlice changes (watched)
+/// to the routers' next hops, and from the pin change to the route on the new node only.
+fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> Figures {
+    eprintln!("{} == backend pod moved", stamp());
     let mut o = Objects::new();
     let base = unique("bench-ep");
     for r in ROUTERS {
         o.peer(&format!("{base}-{}", r.name), r, false, "");
     }
-    let svc = BgpService::new(&["198.18.101.3"], "", "Local", &["flb-node1"]);
-    let ip = svc.ips().remove(0);
-    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &svc.ns.name);
-    let mut figs = [
-        Figure::new("endpoint moved → next hops updated (frr)"),
-        Figure::new("endpoint moved → next hops updated (bird)"),
+    bgp_pool(&mut o, &base, &["198.18.101.3"]);
+    let mut b = Backend::new(Spec {
+        node: Some("flb-node1".into()),
+        policy: "Local",
+        pool: Some(base.clone()),
+        ..Spec::default()
+    });
+    b.wait_ready();
+    let ip = b.ips(SETTLE).remove(0);
+    let slices = SliceWatch::start(rt, client, &b.ns.name);
+    let mut added = [
+        Figure::new("slice: new node serving (watched) → next hop added (frr)"),
+        Figure::new("slice: new node serving (watched) → next hop added (bird)"),
     ];
+    let mut removed = [
+        Figure::new("slice: old node not serving (watched) → next hop gone (frr)"),
+        Figure::new("slice: old node not serving (watched) → next hop gone (bird)"),
+    ];
+    let mut moved = Figure::new("pin changed → routed to the new node only (frr)");
+    let mut failed = Figure::count("failed requests during the move (one every 10 ms)");
     let mut at = "flb-node1";
-    for r in ROUTERS {
-        wait_nexthops(r, &ip, &hops(&[at], &ip), SETTLE);
-    }
     for t in 0..n {
         let to = if at == "flb-node1" {
             "flb-node2"
         } else {
             "flb-node1"
         };
-        let want = hops(&[to], &ip);
-        let slice = slice_json(to);
-        let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
-        let t0 = Instant::now();
-        rt.block_on(api.patch(
-            "web-1",
-            &PatchParams::apply("ferrolb-bench").force(),
-            &Patch::Apply(&slice),
-        ))
-        .expect("EndpointSlice written");
-        let mut got = Vec::new();
-        for (i, w) in watches.iter().enumerate() {
-            let d = w.wait(&ip, t0, Duration::from_secs(15), |h| *h == want);
-            got.push(d);
-            figs[i].add(d);
+        let ok = wait_until("one pod, routed to it", || {
+            let pods = backends_whole(&b, 1)?;
+            if pods.values().any(|nd| nd != at) {
+                return Err(format!("pods {pods:?}"));
+            }
+            routed(&ip, &[at])
+        });
+        if !ok {
+            continue;
         }
-        eprintln!("endpoint trial {}/{n} ({at} → {to}): {got:?}", t + 1);
+        let (from_addr, to_addr) = (node_addr(at, false), node_addr(to, false));
+        let only_to = hops(&[to], &ip);
+        let logs: Vec<RouteLog> = ROUTERS.iter().map(|r| RouteLog::start(*r, &ip)).collect();
+        let prober = Prober::start(&ip);
+        std::thread::sleep(Duration::from_millis(400));
+        let t0 = Instant::now();
+        b.pin(Some(to));
+        let done: Vec<Option<Instant>> = logs
+            .iter()
+            .map(|l| l.first(t0, WHOLE, |h| *h == only_to))
+            .collect();
+        let slice_add = slices.first(t0, |s| s.contains(to));
+        let slice_del = slice_add.and_then(|a| slices.first(a, |s| !s.contains(at)));
+        let mut got = Vec::new();
+        for (i, l) in logs.iter().enumerate() {
+            let add = slice_add.and_then(|s| {
+                l.first(t0, Duration::ZERO, |h| h.contains(&to_addr))
+                    .map(|r| signed_ms(r, s))
+            });
+            let del = slice_del.and_then(|s| {
+                l.first(t0, Duration::ZERO, |h| {
+                    !h.contains(&from_addr) && !h.is_empty()
+                })
+                .map(|r| signed_ms(r, s))
+            });
+            added[i].add_ms(add);
+            removed[i].add_ms(del);
+            got.push((add, del));
+        }
+        let whole = done[0].map(|d| d - t0);
+        moved.add(whole);
+        wait_until("the new pod alone", || backends_whole(&b, 1).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(300));
+        let f = failures(&prober.finish(), t0);
+        failed.add_n(f.failed);
+        eprintln!(
+            "{} move trial {}/{n} ({at} → {to}): (added, removed) frr, bird {got:?}, routed to {to} only after {whole:?}, \
+             failed {}/{} (runs at ms: count {:?}); frr {:?}",
+            stamp(),
+            t + 1,
+            f.failed,
+            f.sent,
+            f.runs,
+            logs[0].history(t0),
+        );
         at = to;
-        std::thread::sleep(Duration::from_millis(500));
     }
-    let [a, b] = figs;
-    vec![(a, None), (b, None)]
+    drop(slices);
+    drop(b);
+    let [a0, a1] = added;
+    let [r0, r1] = removed;
+    vec![
+        (a0, None),
+        (a1, None),
+        (r0, None),
+        (r1, None),
+        (moved, None),
+        (failed, None),
+    ]
 }
 
-/// EndpointSlice `web-1` with one ready endpoint on `node`, for server-side apply.
-fn slice_json(node: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "endpoints": [{
-            "addresses": [node_addr(node, false)],
-            "nodeName": node,
-            "conditions": {"ready": true},
-        }],
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    })
-}
+// ---- link cut with BFD ---------------------------------------------------------------------
 
-/// Link cut of node1 → its next hop gone at each router (IPv4 and IPv6), BFD 300 ms × 3.
-fn bfd_link_cut(n: usize) -> Vec<(Figure, Option<f64>)> {
+/// Link cut of VICTIM → its next hop gone at each router (IPv4 and IPv6), BFD 300 ms × 3, and
+/// the client's failed requests (IPv4) until then.
+fn bfd_link_cut(n: usize) -> Figures {
+    eprintln!("{} == link cut with BFD", stamp());
     let _routers = RouterConfig::set(&[("LAB_BFD", "1")]);
     let mut o = Objects::new();
     let base = unique("bench-bfd");
@@ -438,59 +1181,91 @@ fn bfd_link_cut(n: usize) -> Vec<(Figure, Option<f64>)> {
             );
         }
     }
-    let svc = BgpService::new(
-        &["198.18.101.4", "fd00:101::4"],
-        "",
-        "Cluster",
-        &["flb-node2"],
-    );
-    let ips = svc.ips();
+    bgp_pool(&mut o, &base, &["198.18.101.4", "fd00:101::4"]);
+    let b = Backend::new(Spec {
+        replicas: NODES.len() as u32,
+        one_per_node: true,
+        policy: "Local",
+        dual_stack: true,
+        pool: Some(base.clone()),
+        ..Spec::default()
+    });
+    b.wait_ready();
+    let ips = b.ips(SETTLE);
     let mut figs: Vec<Figure> = Vec::new();
     for r in ROUTERS {
         for ip in &ips {
             figs.push(Figure::new(&format!(
-                "link cut → next hop gone, BFD ({} {})",
+                "link cut → next hop gone ({} {})",
                 r.name,
                 if ip.contains(':') { "IPv6" } else { "IPv4" }
             )));
         }
     }
+    let mut failed = Figure::count("link cut: failed requests, IPv4 (one every 10 ms)");
+    let mut last = Figure::new("link cut → last failed request, IPv4");
     wait_router_sessions(&ROUTERS, &NODES, false, SETTLE);
     for t in 0..n {
-        for r in ROUTERS {
+        let ok = wait_until("whole cluster", || {
+            speakers_ready()?;
+            backends_whole(&b, NODES.len())?;
             for ip in &ips {
-                wait_nexthops(r, ip, &hops(&NODES, ip), SETTLE);
+                routed(ip, &NODES)?;
             }
-            for nd in NODES {
-                for v6 in [false, true] {
-                    let a = node_addr(nd, v6);
-                    let t = Instant::now();
-                    while !r.bfd_up(&a) && t.elapsed() < SETTLE {
-                        std::thread::sleep(Duration::from_millis(100));
+            for r in ROUTERS {
+                for nd in NODES {
+                    for v6 in [false, true] {
+                        let a = node_addr(nd, v6);
+                        if !r.bfd_up(&a) {
+                            return Err(format!("{}: BFD with {a} not up", r.name));
+                        }
                     }
                 }
             }
+            Ok(())
+        });
+        if !ok {
+            continue;
         }
         // Past the Poll sequences that end BFD's slow start.
         std::thread::sleep(Duration::from_secs(2));
-        let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
-        let cut = LinkCut::node("flb-node1");
+        let logs: Vec<(RouteLog, &String)> = ROUTERS
+            .iter()
+            .flat_map(|r| ips.iter().map(|ip| (RouteLog::start(*r, ip), ip)))
+            .collect();
+        let prober = Prober::start(&ips[0]);
+        std::thread::sleep(Duration::from_millis(400));
+        let cut = LinkCut::node(VICTIM);
         let mut got = Vec::new();
-        let mut i = 0;
-        for w in &watches {
-            for ip in &ips {
-                let gone = node_addr("flb-node1", ip.contains(':'));
-                let d = w.wait(ip, cut.at, Duration::from_secs(10), |h| {
+        for (i, (l, ip)) in logs.iter().enumerate() {
+            let gone = node_addr(VICTIM, ip.contains(':'));
+            let d = l
+                .first(cut.at, Duration::from_secs(10), |h| {
                     !h.contains(&gone) && !h.is_empty()
-                });
-                got.push(d);
-                figs[i].add(d);
-                i += 1;
-            }
+                })
+                .map(|at| at - cut.at);
+            got.push(d);
+            figs[i].add(d);
         }
+        std::thread::sleep(Duration::from_millis(500));
+        let probes = prober.finish();
+        let t0 = cut.at;
         drop(cut);
-        eprintln!("link cut trial {}/{n}: {got:?}", t + 1);
+        let f = failures(&probes, t0);
+        failed.add_n(f.failed);
+        last.add(Some(f.last.unwrap_or_default()));
+        eprintln!(
+            "{} link cut trial {}/{n}: next hop gone (frr v4, v6, bird v4, v6) {got:?}; failed {}/{} (runs at ms: count {:?})",
+            stamp(),
+            t + 1,
+            f.failed,
+            f.sent,
+            f.runs,
+        );
     }
-    drop(svc);
-    figs.into_iter().map(|f| (f, Some(1000.0))).collect()
+    drop(b);
+    let mut out: Figures = figs.into_iter().map(|f| (f, Some(1000.0))).collect();
+    out.push((failed, None));
+    out.push((last, Some(1000.0)));
+    out
 }

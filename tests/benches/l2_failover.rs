@@ -1,226 +1,782 @@
-//! L2 failover benchmark in the lab (prints figures; asserts nothing).
+//! L2 failover benchmark in the lab, as a user sees it (prints figures; asserts nothing).
 //!
-//! `cargo bench -p ferrolb-tests --bench l2_failover` with the lab up. For each of SIGKILL of the
-//! announcing speaker, cutting its node's link, and SIGTERM, over FERROLB_BENCH_TRIALS trials
-//! (default 20): the time from the fault to the client's first TCP answer from another node
-//! (probing every 10 ms from the client host), and for SIGTERM the probes lost meanwhile.
-//! Every trial starts from a whole cluster (each speaker sees every other, the client reaches
-//! the elected node), and the time from the repair (link up, speaker restarted) until that holds
-//! again is a figure too: it shows whether the elected node wins the client back after a
-//! partition heals. FERROLB_BENCH_FAULTS=kill,linkcut,term picks faults.
+//! FerroLB runs as pods (`want_pods()`: installed from deploy/, speaker DaemonSet), in front of
+//! real backends: three agnhost pods, one per node, behind a LoadBalancer Service with
+//! `externalTrafficPolicy: Local` (so the pod that answers names the node that carried the
+//! request). From flb-client an HTTP GET of `/hostname` on the EXTERNAL-IP starts every 10 ms
+//! (new connection each, 200 ms timeout) while a fault hits the node that announces the address:
+//!
+//! - `crash`: SIGKILL of the speaker container's process (found in the node's namespace by its
+//!   name); the kubelet restarts the container. Each crash hits a container that never crashed
+//!   (one that did is replaced first: the kubelet's crash-loop back-off would stretch the trial);
+//! - `delete`: the speaker pod deleted through the API (graceful: the kubelet sends SIGTERM; the
+//!   DaemonSet makes a new pod);
+//! - `backends`: the announcing node's agnhost pod deleted (Local policy: the announcement must
+//!   move to a node that still has a pod; the Deployment makes a new one);
+//! - `linkcut`: the node's port on the lab switch set down (carrier lost at the node: the node's own
+//!   addresses and routes stay; `ip link set eth0 down` inside the node would flush its IPv6 address
+//!   and the lab's routes through eth0) until the client is served elsewhere, then up again.
+//!
+//! Figures per fault, over FERROLB_BENCH_TRIALS trials (default 10, about 4 minutes on an idle
+//! lab; FERROLB_BENCH_FAULTS picks faults, e.g. `crash,linkcut`): time from the fault to the
+//! client's first answer from a pod on another node and the requests that failed until then; the
+//! time until the client is served by the elected node again (from the fault; for `linkcut` from
+//! the link coming back: once whole, the elected node takes the address back) and the requests
+//! that failed after the first move (the way back included); the longest run of failed requests
+//! (the outage). Every trial starts from a whole cluster: every speaker pod ready and seeing every
+//! other, the three backend pods ready in the endpoints, the client served by the node the
+//! `ferrolb.io/L2Announced` condition names.
+//!
+//! Run (build outside the lab lock; the lock keeps other test runs out while it measures):
+//!
+//! ```sh
+//! cargo bench -p ferrolb-tests --bench l2_failover --no-run
+//! flock /tmp/ferrolb-lab.lock cargo bench -p ferrolb-tests --bench l2_failover
+//! ```
+//!
+//! That measures the images the lab runs; the header says which build they hold (the speaker's
+//! binary compared with the static builds in target/: dev or release). Images of the release
+//! build, what ships (the static build takes minutes: outside the lock, once):
+//!
+//! ```sh
+//! hack/build-static release
+//! flock /tmp/ferrolb-lab.lock env LAB_IMAGE_PROFILE=release LAB_BUILD=0 hack/lab install-ferrolb
+//! LAB_IMAGE_PROFILE=release flock /tmp/ferrolb-lab.lock cargo bench -p ferrolb-tests --bench l2_failover
+//! ```
+//!
+//! (`LAB_IMAGE_PROFILE=release` on the bench too: a lab found in processes mode is switched to
+//! pods with release images.)
 
-use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use ferrolb_tests::l2::{Hold, L2Case, members_seen, signal_speaker, wait_speaker_back};
-use ferrolb_tests::{NODES, Responders, binary, lab, who_answers};
+use ferrolb_tests::backend::{Backend, Spec, curl_from_client, url};
+use ferrolb_tests::bgp::{LinkCut, Objects, percentile};
+use ferrolb_tests::l2::members_seen;
+use ferrolb_tests::{NODES, lab, repo, unique, want_pods};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::Value;
 
-const PROBE_MS: u64 = 10;
+/// The Service's address (a pool of its own).
+const VIP: &str = "198.18.0.230";
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest wait for a whole cluster before (and after) a trial.
+const WHOLE: Duration = Duration::from_secs(120);
+const SPEAKER_SELECTOR: &str = "app.kubernetes.io/name=ferrolb,app.kubernetes.io/component=speaker";
 
-fn now_us() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
+unsafe extern "C" {
+    /// kill(2): the signal leaves at a known instant.
+    fn kill(pid: i32, sig: i32) -> i32;
+    /// setns(2): moves the calling thread into another network namespace.
+    fn setns(fd: i32, nstype: i32) -> i32;
 }
+const SIGKILL: i32 = 9;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Seconds since the bench started, for its log.
+fn stamp() -> String {
+    format!(
+        "[{:6.1} s]",
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    )
 }
+const CLONE_NEWNET: i32 = 0x4000_0000;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
-    Kill,
+    Crash,
+    Delete,
+    Backends,
     LinkCut,
-    Term,
 }
 
-/// Waits until every speaker sees the whole cluster and the client's traffic reaches the
-/// elected node; returns how long that took, or None (with what was seen) after `timeout`.
-fn whole_again(vip: &str, elected: &str, timeout: Duration) -> Option<Duration> {
-    let t = Instant::now();
-    // What was seen, when it changed (printed when recovery is slow).
-    let mut seen: Vec<(Duration, Vec<Option<u64>>, Option<String>)> = Vec::new();
-    while t.elapsed() < timeout {
-        let m = members_seen();
-        let who = who_answers(vip);
-        if m.iter().all(|c| *c == Some(NODES.len() as u64)) && who.as_deref() == Some(elected) {
-            if t.elapsed() > Duration::from_secs(3) {
-                eprintln!("slow recovery, what was seen: {seen:?}");
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Delete => "delete",
+            Fault::Backends => "backends",
+            Fault::LinkCut => "linkcut",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Fault::Crash => "speaker crash (SIGKILL, kubelet restarts it)",
+            Fault::Delete => "speaker pod deleted (SIGTERM, DaemonSet replaces it)",
+            Fault::Backends => "announcing node's backend pod deleted (Local policy)",
+            Fault::LinkCut => "announcing node's link cut",
+        }
+    }
+}
+
+// ---- the client's view: HTTP probes from flb-client ----------------------------------------
+
+/// One GET of `/hostname`: when it started and the pod that answered (None: it failed).
+#[derive(Clone, Debug)]
+struct Probe {
+    at: Instant,
+    answer: Option<String>,
+}
+
+/// Starts a GET every PROBE_EVERY from flb-client's network namespace (each on a thread of its
+/// own, so a request that hangs does not delay the next), until finished.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    probes: Arc<Mutex<Vec<Probe>>>,
+    scheduler: Option<JoinHandle<()>>,
+}
+
+/// Moves the calling thread (and threads it starts) into a lab host's network namespace.
+fn enter_netns(host: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{host}")).expect("the lab host's netns");
+    // SAFETY: setns(2) on a descriptor we own; it affects this thread only.
+    let rc = unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns into {host}");
+}
+
+/// GET /hostname over a new connection: agnhost's answer (the pod's name), None on any failure
+/// or after `timeout` in all.
+fn get_hostname(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let left = deadline.checked_duration_since(Instant::now())?;
+    s.set_write_timeout(Some(left)).ok()?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\nHost: probe\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left)).ok()?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.trim().to_string())
+}
+
+impl Prober {
+    fn start(ip: &str) -> Prober {
+        let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("an IP"), 80);
+        let stop = Arc::new(AtomicBool::new(false));
+        let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
+        let (s, p) = (stop.clone(), probes.clone());
+        let scheduler = std::thread::spawn(move || {
+            enter_netns("flb-client");
+            let mut inflight: Vec<JoinHandle<()>> = Vec::new();
+            let mut next = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let p = p.clone();
+                inflight.push(std::thread::spawn(move || {
+                    let at = Instant::now();
+                    let answer = get_hostname(addr, PROBE_TIMEOUT);
+                    p.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Probe { at, answer });
+                }));
+                inflight.retain(|h| !h.is_finished());
+                next += PROBE_EVERY;
+                match next.checked_duration_since(Instant::now()) {
+                    Some(d) => std::thread::sleep(d),
+                    None => next = Instant::now(),
+                }
             }
-            return Some(t.elapsed());
+            for h in inflight {
+                let _ = h.join();
+            }
+        });
+        Prober {
+            stop,
+            probes,
+            scheduler: Some(scheduler),
         }
-        if seen.last().is_none_or(|(_, m0, w0)| *m0 != m || *w0 != who) {
-            seen.push((t.elapsed(), m, who));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!(
-        "not whole after {timeout:?}: members {:?}, client reaches {:?}",
-        members_seen(),
-        who_answers(vip)
-    );
-    None
+
+    /// The probes that have ended so far, by start time.
+    fn snapshot(&self) -> Vec<Probe> {
+        let mut v = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v.sort_by_key(|p| p.at);
+        v
+    }
+
+    /// Stops probing; every probe, by start time.
+    fn finish(mut self) -> Vec<Probe> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.scheduler.take() {
+            let _ = h.join();
+        }
+        self.snapshot()
+    }
 }
 
-/// One trial, from a whole cluster with the client on `elected`: returns (failover ms, probes
-/// lost after the fault) and the time from the repair (link up / speaker restarted) until the
-/// cluster is whole and the client is back on the elected node.
-fn trial(vip: &str, elected: &str, fault: Fault) -> (Option<(f64, usize)>, Option<Duration>) {
-    if whole_again(vip, elected, Duration::from_secs(60)).is_none() {
-        return (None, None);
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
-    let first = elected.to_string();
-    let probe = binary("l2-probe");
-    let child = Command::new("ip")
-        .args(["netns", "exec", "flb-client"])
-        .arg(&probe)
-        .args([vip, "3000", &PROBE_MS.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("l2-probe starts");
+}
+
+/// What the client saw after a fault at `t0`.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Fault → first answer from a pod on another node than `old`.
+    moved: Option<Duration>,
+    /// Requests started after the fault that failed.
+    failed: usize,
+    /// Of those, the ones started before the first answer from another node (all of them if
+    /// none came).
+    failed_until_moved: usize,
+    /// Requests started after the fault.
+    sent: usize,
+    /// Failed requests in the 300 ms before the fault (should be 0).
+    failed_before: usize,
+    /// The longest run of failed requests: from the first one's start to the start of the next
+    /// request that succeeded.
+    outage: Duration,
+    /// When the client was served by the elected node again for good: the first answer from it
+    /// after the last answer from another node (None: it never left it).
+    back: Option<Instant>,
+    /// Runs of failed requests: ms after the fault, how many (for the record).
+    runs: Vec<(u128, usize)>,
+}
+
+fn seen(probes: &[Probe], t0: Instant, old: &str, node_of: &BTreeMap<String, String>) -> Seen {
+    let node = |p: &Probe| p.answer.as_ref().and_then(|a| node_of.get(a)).cloned();
+    let mut s = Seen {
+        failed_before: probes
+            .iter()
+            .filter(|p| p.at < t0 && p.at + Duration::from_millis(300) >= t0)
+            .filter(|p| p.answer.is_none())
+            .count(),
+        ..Seen::default()
+    };
+    let after: Vec<&Probe> = probes.iter().filter(|p| p.at >= t0).collect();
+    s.sent = after.len();
+    s.failed = after.iter().filter(|p| p.answer.is_none()).count();
+    s.moved = after
+        .iter()
+        .find(|p| p.answer.is_some() && node(p).as_deref() != Some(old))
+        .map(|p| p.at - t0);
+    s.failed_until_moved = after
+        .iter()
+        .filter(|p| p.answer.is_none() && s.moved.is_none_or(|m| p.at < t0 + m))
+        .count();
+    let mut run_start: Option<Instant> = None;
+    for p in &after {
+        match (&p.answer, run_start) {
+            (None, None) => {
+                run_start = Some(p.at);
+                s.runs.push(((p.at - t0).as_millis(), 1));
+            }
+            (None, Some(_)) => {
+                if let Some(r) = s.runs.last_mut() {
+                    r.1 += 1;
+                }
+            }
+            (Some(_), Some(start)) => {
+                s.outage = s.outage.max(p.at - start);
+                run_start = None;
+            }
+            (Some(_), None) => {}
+        }
+    }
+    if let (Some(start), Some(last)) = (run_start, after.last()) {
+        s.outage = s.outage.max(last.at + PROBE_EVERY - start);
+    }
+    let last_elsewhere = after
+        .iter()
+        .rposition(|p| p.answer.is_some() && node(p).as_deref() != Some(old));
+    s.back = last_elsewhere.and_then(|i| {
+        after[i..]
+            .iter()
+            .find(|p| p.answer.is_some() && node(p).as_deref() == Some(old))
+            .map(|p| p.at)
+    });
+    s
+}
+
+// ---- the cluster -------------------------------------------------------------------------
+
+/// A speaker pod as the API server shows it.
+#[derive(Debug)]
+struct SpeakerPod {
+    name: String,
+    node: String,
+    ready: bool,
+    terminating: bool,
+    restarts: u64,
+}
+
+fn speaker_pods() -> Vec<SpeakerPod> {
+    let r = lab().kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ferrolb_crds::DEFAULT_NAMESPACE,
+        "-l",
+        SPEAKER_SELECTOR,
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    v.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let status = |t: &str| {
+                p.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == t && c["status"] == "True")
+            };
+            SpeakerPod {
+                name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                ready: status("Ready"),
+                terminating: p.pointer("/metadata/deletionTimestamp").is_some(),
+                restarts: p
+                    .pointer("/status/containerStatuses/0/restartCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// The pid of the speaker container's process in a node's network namespace (hostNetwork).
+fn speaker_pid(node: &str) -> Option<i32> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", node])
+        .output()
+        .ok()?;
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "ferrolb-speaker")
+        })
+        .collect();
+    match pids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Which build the speaker image holds: its binary compared (by size) with the static builds in
+/// target/ (hack/build-static).
+fn image_profile() -> String {
+    let Some(size) = speaker_pid("flb-node1")
+        .and_then(|p| std::fs::metadata(format!("/proc/{p}/exe")).ok())
+        .map(|m| m.len())
+    else {
+        return "unknown (no speaker process on flb-node1)".into();
+    };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    for (profile, dir) in [("release", "release"), ("dev", "debug")] {
+        let p = target.join(format!("x86_64-unknown-linux-musl/{dir}/ferrolb-speaker"));
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() == size) {
+            return format!(
+                "{profile} (the speaker's binary is target/x86_64-unknown-linux-musl/{dir}/ferrolb-speaker, {} MB)",
+                size >> 20
+            );
+        }
+    }
+    format!("unknown (a {size}-byte speaker binary matching neither static build in target/)")
+}
+
+/// The backend's pods, if all three are ready, one per node, and the endpoints list exactly them.
+fn backends_whole(b: &Backend) -> Result<BTreeMap<String, String>, String> {
+    let pods = b.all_pods();
+    let map: BTreeMap<String, String> = pods
+        .iter()
+        .map(|p| (p.name.clone(), p.node.clone()))
+        .collect();
+    let per_node: std::collections::BTreeSet<&String> = map.values().collect();
+    if pods.len() != NODES.len()
+        || pods.iter().any(|p| !p.ready || p.terminating)
+        || per_node.len() != NODES.len()
+    {
+        return Err(format!("backend pods {pods:?}"));
+    }
+    let eps = b.endpoint_pods();
+    if eps != map {
+        return Err(format!("ready endpoints {eps:?}, pods {map:?}"));
+    }
+    Ok(map)
+}
+
+/// Whether the cluster is whole: every speaker pod ready (none terminating) and seeing every
+/// other, the backends whole, and the client served by the node the L2 condition names (`want`
+/// if given). Returns that node and pod → node.
+fn whole(b: &Backend, want: Option<&str>) -> Result<(String, BTreeMap<String, String>), String> {
+    let sp = speaker_pods();
+    if sp.len() != NODES.len() || sp.iter().any(|p| !p.ready || p.terminating) {
+        return Err(format!("speaker pods {sp:?}"));
+    }
+    let m = members_seen();
+    if m.iter().any(|c| *c != Some(NODES.len() as u64)) {
+        return Err(format!("members seen {m:?}"));
+    }
+    let pods = backends_whole(b)?;
+    let Some(elected) = b.l2_announcer(VIP).filter(|n| NODES.contains(&n.as_str())) else {
+        return Err(format!("L2 condition {:?}", b.l2_condition("message")));
+    };
+    if want.is_some_and(|w| w != elected) {
+        return Err(format!("announced from {elected}, not {want:?}"));
+    }
+    let answer = curl_from_client(&url(VIP, 80, "/hostname"));
+    let via = answer.as_ref().and_then(|a| pods.get(a));
+    if via != Some(&elected) {
+        return Err(format!(
+            "client answered by {answer:?} ({via:?}), elected {elected}"
+        ));
+    }
+    Ok((elected, pods))
+}
+
+fn wait_whole(b: &Backend, want: Option<&str>) -> Option<(String, BTreeMap<String, String>)> {
+    let t = Instant::now();
+    loop {
+        match whole(b, want) {
+            Ok(w) => return Some(w),
+            Err(why) if t.elapsed() > WHOLE => {
+                eprintln!("not whole after {WHOLE:?}: {why}");
+                return None;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+// ---- figures -------------------------------------------------------------------------------
+
+/// Samples of one figure.
+#[derive(Default)]
+struct Figure {
+    name: String,
+    unit: &'static str,
+    v: Vec<f64>,
+    none: usize,
+    none_means: &'static str,
+}
+
+impl Figure {
+    fn new(name: String, unit: &'static str, none_means: &'static str) -> Figure {
+        Figure {
+            name,
+            unit,
+            none_means,
+            ..Figure::default()
+        }
+    }
+
+    fn add(&mut self, x: Option<f64>) {
+        match x {
+            Some(x) => self.v.push(x),
+            None => self.none += 1,
+        }
+    }
+
+    fn print(&self) {
+        let mut v = self.v.clone();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{:<62} n={:<2} median {:>6.0} {u}  p99 {:>6.0} {u}  min {:>6.0}  max {:>6.0}{}",
+            self.name,
+            v.len(),
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            v.first().copied().unwrap_or(f64::NAN),
+            v.last().copied().unwrap_or(f64::NAN),
+            if self.none > 0 {
+                format!("  ({} {})", self.none, self.none_means)
+            } else {
+                String::new()
+            },
+            u = self.unit,
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Results {
+    moved: Figure,
+    failed_until_moved: Figure,
+    failed_after_moved: Figure,
+    outage: Figure,
+    back: Figure,
+    skipped: usize,
+}
+
+impl Results {
+    fn new(f: Fault) -> Results {
+        let n = f.name();
+        let back_from = if f == Fault::LinkCut {
+            "link up"
+        } else {
+            "fault"
+        };
+        Results {
+            moved: Figure::new(
+                format!("{n}: fault → first answer from another node"),
+                "ms",
+                "never moved",
+            ),
+            failed_until_moved: Figure::new(
+                format!("{n}: failed requests until then (one every 10 ms)"),
+                "  ",
+                "",
+            ),
+            failed_after_moved: Figure::new(
+                format!("{n}: failed requests after (moving back included)"),
+                "  ",
+                "",
+            ),
+            outage: Figure::new(
+                format!("{n}: longest outage (failed requests in a row)"),
+                "ms",
+                "",
+            ),
+            back: Figure::new(
+                format!("{n}: {back_from} → served by the elected node again"),
+                "ms",
+                "never left it",
+            ),
+            skipped: 0,
+        }
+    }
+}
+
+// ---- one trial -----------------------------------------------------------------------------
+
+/// One trial of `fault`, from a whole cluster whose elected node is `elected`.
+fn trial(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    b: &Backend,
+    elected: &str,
+    fault: Fault,
+    res: &mut Results,
+) {
+    let Some((_, mut pods)) = wait_whole(b, Some(elected)) else {
+        res.skipped += 1;
+        return;
+    };
+    let speaker = speaker_pods().into_iter().find(|p| p.node == elected);
+    let speaker_api: Api<Pod> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
+    if fault == Fault::Crash && speaker.as_ref().is_some_and(|p| p.restarts > 0) {
+        // A container that crashed before restarts after a back-off: start from a fresh pod.
+        let name = speaker.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+        let _ = rt.block_on(speaker_api.delete(&name, &DeleteParams::default()));
+        if wait_whole(b, Some(elected)).is_none() {
+            res.skipped += 1;
+            return;
+        }
+    }
+    eprintln!("{} whole; probing", stamp());
+    let prober = Prober::start(VIP);
     std::thread::sleep(Duration::from_millis(400));
-    let pid = lab().pid(&format!("speaker-{first}")).expect("speaker pid");
-    let port = format!("{}-e0", first.trim_start_matches("flb-"));
-    let hold = Hold::speaker(&first);
-    let t0 = now_us();
-    match fault {
-        Fault::Kill => signal_speaker(&first, "-KILL"),
-        Fault::Term => signal_speaker(&first, "-TERM"),
+    let mut repaired: Option<Instant> = None;
+    let t0 = match fault {
+        Fault::Crash => {
+            let Some(pid) = speaker_pid(elected) else {
+                eprintln!("crash: no speaker process on {elected}");
+                res.skipped += 1;
+                return;
+            };
+            let t0 = Instant::now();
+            // SAFETY: kill(2) of the speaker container's process, found by name in the node.
+            let rc = unsafe { kill(pid, SIGKILL) };
+            assert_eq!(rc, 0, "kill -9 {pid}");
+            t0
+        }
+        Fault::Delete => {
+            let name = speaker_pods()
+                .into_iter()
+                .find(|p| p.node == elected)
+                .map(|p| p.name)
+                .expect("the elected node's speaker pod");
+            let t0 = Instant::now();
+            rt.block_on(speaker_api.delete(&name, &DeleteParams::default()))
+                .expect("speaker pod deleted");
+            t0
+        }
+        Fault::Backends => {
+            let name = pods
+                .iter()
+                .find(|(_, n)| *n == elected)
+                .map(|(p, _)| p.clone())
+                .expect("a backend pod on the elected node");
+            let api: Api<Pod> = Api::namespaced(client.clone(), &b.ns.name);
+            let t0 = Instant::now();
+            rt.block_on(api.delete(&name, &DeleteParams::default()))
+                .expect("backend pod deleted");
+            t0
+        }
         Fault::LinkCut => {
-            lab().exec("flb-sw", &["ip", "link", "set", &port, "down"]);
+            let cut = LinkCut::node(elected);
+            let t0 = cut.at;
+            // Down until the client is served elsewhere (or 10 s), and a little longer.
+            while t0.elapsed() < Duration::from_secs(10)
+                && !prober.snapshot().iter().any(|p| {
+                    p.at >= t0
+                        && p.answer
+                            .as_ref()
+                            .and_then(|a| pods.get(a))
+                            .is_some_and(|n| n != elected)
+                })
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            drop(cut);
+            repaired = Some(Instant::now());
+            t0
         }
+    };
+    // Probe until the cluster is whole again (new pods included), and a little longer.
+    eprintln!("{} fault injected; waiting for a whole cluster", stamp());
+    let whole_again = wait_whole(b, Some(elected));
+    std::thread::sleep(Duration::from_millis(300));
+    let probes = prober.finish();
+    if let Some((_, now)) = &whole_again {
+        pods.extend(now.clone());
     }
-    let out = child.wait_with_output().expect("l2-probe output");
-    // Repair: link up / let the speaker restart; measure until whole again.
-    let repaired = Instant::now();
+    let s = seen(&probes, t0, elected, &pods);
     eprintln!(
-        "{fault:?}: fault at {t0} µs, repair at {} µs (unix)",
-        now_us()
+        "{} {}: moved {:?}, failed {}/{} (before the fault {}; runs at ms: count {:?}), outage {:?}, back {:?}{}",
+        stamp(),
+        fault.name(),
+        s.moved,
+        s.failed,
+        s.sent,
+        s.failed_before,
+        s.runs,
+        s.outage,
+        s.back.map(|b| b - repaired.unwrap_or(t0)),
+        if whole_again.is_none() {
+            " (not whole again)"
+        } else {
+            ""
+        }
     );
-    if let Fault::LinkCut = fault {
-        lab().exec("flb-sw", &["ip", "link", "set", &port, "up"]);
-    }
-    drop(hold);
-    if !matches!(fault, Fault::LinkCut) {
-        wait_speaker_back(&first, pid);
-    }
-    let back = whole_again(vip, elected, Duration::from_secs(60)).map(|_| repaired.elapsed());
-    (failover(&out.stdout, t0, &first, fault), back)
-}
-
-/// The first answer from another node after `t0` in the probe's output, and the probes lost
-/// before it.
-fn failover(stdout: &[u8], t0: u128, first: &str, fault: Fault) -> Option<(f64, usize)> {
-    let text = String::from_utf8_lossy(stdout);
-    let mut lost = 0;
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(t), Some(who)) = (it.next().and_then(|t| t.parse::<u128>().ok()), it.next())
-        else {
-            continue;
-        };
-        if t < t0 {
-            continue;
-        }
-        if who != "-" && who != first {
-            return Some(((t - t0) as f64 / 1000.0, lost));
-        }
-        if who == "-" {
-            lost += 1;
-        }
-    }
-    // No failover: say what the client saw (who answered, in runs), for the record.
-    let mut runs: Vec<(String, usize)> = Vec::new();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(t), Some(who)) = (it.next().and_then(|t| t.parse::<u128>().ok()), it.next())
-        else {
-            continue;
-        };
-        if t < t0 {
-            continue;
-        }
-        match runs.last_mut() {
-            Some((w, n)) if w == who => *n += 1,
-            _ => runs.push((who.to_string(), 1)),
-        }
-    }
-    eprintln!("{fault:?}: no failover from {first}; the client saw {runs:?}");
-    None
+    res.moved.add(s.moved.map(ms));
+    res.failed_until_moved
+        .add(Some(s.failed_until_moved as f64));
+    res.failed_after_moved
+        .add(Some((s.failed - s.failed_until_moved) as f64));
+    res.outage.add(Some(ms(s.outage)));
+    res.back.add(
+        s.back
+            .map(|b| ms(b.saturating_duration_since(repaired.unwrap_or(t0)))),
+    );
 }
 
 fn main() {
+    want_pods();
     let trials: usize = std::env::var("FERROLB_BENCH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let _ = lab();
-    let case = L2Case::new(&["198.18.0.230"], Some("{}"), "", &["flb-node1"]);
-    let vip = case.ips().remove(0);
-    let _r = Responders::start(&vip);
-    println!(
-        "== L2 failover: {trials} trials per fault, probe every {PROBE_MS} ms from flb-client to {vip}:80"
-    );
-    // FERROLB_BENCH_FAULTS=kill,linkcut,term (default: all three).
+        .unwrap_or(10);
     let wanted = std::env::var("FERROLB_BENCH_FAULTS")
         .unwrap_or_default()
         .to_lowercase();
-    let faults = [Fault::Kill, Fault::LinkCut, Fault::Term]
+    let faults: Vec<Fault> = [Fault::Crash, Fault::Delete, Fault::Backends, Fault::LinkCut]
         .into_iter()
-        .filter(|f| {
-            wanted.is_empty()
-                || wanted
-                    .split(',')
-                    .any(|w| w == format!("{f:?}").to_lowercase())
-        });
-    let elected = case.announcer();
-    println!("elected node with all speakers up: {elected}");
-    for fault in faults {
-        let mut times = Vec::new();
-        let mut losses = Vec::new();
-        let mut backs = Vec::new();
-        let mut failed = 0;
-        let mut not_back = 0;
-        for _ in 0..trials {
-            let (got, back) = trial(&vip, &elected, fault);
-            eprintln!("{fault:?} trial: failover {got:?}, whole again after {back:?}");
-            match back {
-                Some(d) => backs.push(d.as_secs_f64() * 1000.0),
-                None => not_back += 1,
-            }
-            match got {
-                Some((ms, lost)) => {
-                    times.push(ms);
-                    losses.push(lost);
-                }
-                None => failed += 1,
-            }
+        .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == f.name()))
+        .collect();
+    let started = *START.get_or_init(Instant::now);
+    let lab = lab();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt.block_on(lab.client()).expect("kube client");
+
+    let pool = unique("bench-l2");
+    let mut objects = Objects::new();
+    objects.apply(
+        "IPAddressPool",
+        &pool,
+        &format!("{{addresses: ['{VIP}/32'], autoAssign: false}}"),
+    );
+    objects.apply(
+        "L2Advertisement",
+        &pool,
+        &format!("{{ipAddressPools: [{pool}]}}"),
+    );
+    let b = Backend::new(Spec {
+        replicas: NODES.len() as u32,
+        one_per_node: true,
+        policy: "Local",
+        pool: Some(pool.clone()),
+        ..Spec::default()
+    });
+    b.wait_ready();
+    let ip = b.ips(Duration::from_secs(40)).remove(0);
+    assert_eq!(ip, VIP, "the Service's address");
+    let Some((elected, _)) = wait_whole(&b, None) else {
+        panic!("the cluster never became whole: {}", b.describe_service());
+    };
+    eprintln!("{} set up: announced by {elected}", stamp());
+
+    println!(
+        "== L2 failover, FerroLB as pods; speaker image: {}\n\
+         {trials} trials per fault; GET /hostname from flb-client to {VIP}:80 every {} ms \
+         (new connection, {} ms timeout), served by 3 agnhost pods (one per node, \
+         externalTrafficPolicy Local); announced by {elected}",
+        image_profile(),
+        PROBE_EVERY.as_millis(),
+        PROBE_TIMEOUT.as_millis(),
+    );
+    let mut results: Vec<(Fault, Results)> =
+        faults.iter().map(|f| (*f, Results::new(*f))).collect();
+    // Faults interleaved: a crash is followed by a deletion of the same (restarted) pod.
+    for t in 0..trials {
+        for (f, res) in results.iter_mut() {
+            eprintln!("{} trial {}/{trials}: {}", stamp(), t + 1, f.describe());
+            trial(&rt, &client, &b, &elected, *f, res);
         }
-        times.sort_by(f64::total_cmp);
-        losses.sort();
-        println!(
-            "{fault:?}: failover p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (n={}, no failover within 3 s: {failed}); probes lost p50 {} max {}",
-            percentile(&times, 0.5),
-            percentile(&times, 0.99),
-            times.last().copied().unwrap_or(f64::NAN),
-            times.len(),
-            losses.get(losses.len() / 2).copied().unwrap_or(0),
-            losses.last().copied().unwrap_or(0),
-        );
-        backs.sort_by(f64::total_cmp);
-        let repair = match fault {
-            Fault::LinkCut => "link up",
-            _ => "speaker restart",
-        };
-        println!(
-            "{fault:?}: {repair} → all speakers see each other and the client is back on {elected}: p50 {:.0} ms, p99 {:.0} ms (n={}, not within 60 s: {not_back})",
-            percentile(&backs, 0.5),
-            percentile(&backs, 0.99),
-            backs.len(),
-        );
     }
+    println!();
+    for (f, res) in &results {
+        println!("{}:", f.describe());
+        res.moved.print();
+        res.failed_until_moved.print();
+        res.back.print();
+        res.failed_after_moved.print();
+        res.outage.print();
+        if res.skipped > 0 {
+            println!(
+                "  ({} trials skipped: the cluster was not whole)",
+                res.skipped
+            );
+        }
+    }
+    println!("(bench took {:.0} s)", started.elapsed().as_secs_f64());
+    drop(b);
+    drop(objects);
 }
