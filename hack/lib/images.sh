@@ -32,9 +32,14 @@ lab_blob() {
 lab_oci_image() {
   local ref=$1 out=$2 user=$3 entry=$4
   shift 4
-  local work pair layer config manifest lsize csize msize fresh=1
-  # Up to date (newer than every source): nothing to do. OUT.ref says what it holds.
+  local work pair layer config manifest lsize csize msize fresh=1 srcs="$*" made_of
+  # Up to date (made of the same files, newer than each): nothing to do. OUT.ref says what it
+  # holds: "REF DIGEST SRC=DEST..." (a dev and a release build are different sources).
   [ -f "$out" ] && [ -f "$out.ref" ] || fresh=0
+  if [ "$fresh" = 1 ]; then
+    read -r _ _ made_of <"$out.ref"
+    [ "$made_of" = "$srcs" ] || fresh=0
+  fi
   for pair in "$@"; do [ "$out" -nt "${pair%%=*}" ] || fresh=0; done
   [ "$fresh" = 1 ] && return 0
   work=$(mktemp -d "$LAB_IMAGES/build.XXXXXX")
@@ -58,7 +63,7 @@ lab_oci_image() {
     "$manifest" "$msize" "$ref" "${ref##*:}" >"$work/oci/index.json"
   echo '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
   tar -C "$work/oci" -cf "$out" .
-  echo "$ref sha256:$manifest" >"$out.ref"
+  echo "$ref sha256:$manifest $srcs" >"$out.ref"
   rm -rf "$work"
 }
 
@@ -95,7 +100,7 @@ lab_images_import() {
   # (ctr warns about cgroup v1 on every call: its output goes to the node's log.)
   have=$(lab_ctr "$node" images ls 2>>"$LAB_LOGS/ctr-$node.log")
   for t in "${tars[@]}"; do
-    read -r ref digest <"$t.ref"
+    read -r ref digest _ <"$t.ref"
     # Already there, same manifest: skip (an import reads the whole tar).
     awk -v r="$ref" -v d="$digest" '$1 == r && $3 == d { found = 1 } END { exit !found }' <<<"$have" &&
       continue
