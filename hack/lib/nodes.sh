@@ -231,17 +231,17 @@ lab_nodes_stop() {
 # (links into .lab, the IDS of its containers; directories only when empty).
 lab_nodes_host_cleanup() { # ID...
   local id f
+  # (Every test may fail here: hack/lab runs with errexit, and down must go on.)
   for f in /var/log/containers/*.log; do
-    [ -L "$f" ] && [[ $(readlink "$f") == "$LAB_DIR/"* ]] && rm -f "$f"
+    if [ -L "$f" ] && [[ $(readlink "$f") == "$LAB_DIR/"* ]]; then rm -f "$f"; fi
   done
   for id in "$@"; do
     rm -f /var/lib/cni/results/*-"$id"-*
     for f in /sys/fs/cgroup/*/k8s.io/"$id"; do
-      [ -d "$f" ] && rmdir "$f" 2>/dev/null
+      if [ -d "$f" ]; then rmdir "$f" 2>/dev/null || true; fi
     done
   done
-  rmdir /sys/fs/cgroup/*/k8s.io /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
-  return 0
+  rmdir /sys/fs/cgroup/*/k8s.io /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
 }
 
 # Processes in the cgroup of one of the container IDS. containerd puts every container in
