@@ -90,23 +90,93 @@ fn python_in(ns: &str, script: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// BIRD's (BGP protocol since, BFD session since) for node1 over IPv4.
-fn bird_since() -> (String, String) {
-    let bgp = BIRD.cli("show protocols flb_node1_v4").stdout;
-    let bgp = bgp
-        .lines()
-        .find(|l| l.starts_with("flb_node1_v4"))
-        .and_then(|l| l.split_whitespace().nth(4))
-        .unwrap_or_default()
-        .to_string();
-    let addr = node_addr(NODE, false);
-    let bfd = BIRD.cli("show bfd sessions").stdout;
-    let bfd = bfd
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(addr.as_str()))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    (bgp, bfd)
+/// BIRD's "since" times of its BGP protocol and BFD session with node1 over IPv4, and the BFD
+/// state, as printed by `show protocols` / `show bfd sessions`.
+#[derive(Debug, Clone)]
+struct Since {
+    bgp: String,
+    bfd_state: String,
+    bfd: String,
+}
+
+/// BIRD keeps these times on its monotonic clock and converts them to wall-clock time when it
+/// prints them, so one instant can print a millisecond or so apart (CI saw .396 then .397). A
+/// real flap (Down, then a new BFD session and a new BGP session) moves them by seconds.
+const PRINT_JITTER_MS: i64 = 250;
+
+/// Milliseconds since midnight of BIRD's `hh:mm:ss.mmm`.
+fn clock_ms(t: &str) -> Option<i64> {
+    let (hms, frac) = t.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let frac: i64 = frac.parse().ok()?;
+    Some(((h * 60 + m) * 60 + s) * 1000 + frac)
+}
+
+/// Whether two printed times are different instants (beyond the print jitter).
+fn other_instant(a: &str, b: &str) -> bool {
+    match (clock_ms(a), clock_ms(b)) {
+        (Some(a), Some(b)) => {
+            let day = 86_400_000;
+            let d = (a - b).rem_euclid(day);
+            d.min(day - d) > PRINT_JITTER_MS
+        }
+        _ => a != b,
+    }
+}
+
+impl Since {
+    fn now() -> Self {
+        let bgp = BIRD.cli("show protocols flb_node1_v4").stdout;
+        let bgp = bgp
+            .lines()
+            .find(|l| l.starts_with("flb_node1_v4"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .unwrap_or_default()
+            .to_string();
+        let addr = node_addr(NODE, false);
+        let bfd = BIRD.cli("show bfd sessions").stdout;
+        // "198.18.0.11 eth0 Up 23:23:32.266 0.300 0.900"
+        let bfd: Vec<String> = bfd
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(addr.as_str()))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        Since {
+            bgp,
+            bfd_state: bfd.get(2).cloned().unwrap_or_default(),
+            bfd: bfd.get(3).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// BIRD's BGP session with node1 went down (and perhaps came back) since `before`.
+    fn bgp_moved_from(&self, before: &Since) -> bool {
+        other_instant(&self.bgp, &before.bgp)
+    }
+
+    /// The BGP or the BFD session went down (and perhaps came back) since `before`.
+    fn moved_from(&self, before: &Since) -> bool {
+        self.bgp_moved_from(before)
+            || self.bfd_state != before.bfd_state
+            || other_instant(&self.bfd, &before.bfd)
+    }
+}
+
+#[test]
+fn print_jitter_is_not_a_flap() {
+    let at = |bgp: &str, bfd: &str| Since {
+        bgp: bgp.into(),
+        bfd_state: "Up".into(),
+        bfd: bfd.into(),
+    };
+    let before = at("23:23:33.396", "23:23:32.266");
+    assert!(!at("23:23:33.397", "23:23:32.265").moved_from(&before));
+    assert!(at("23:23:36.120", "23:23:32.266").moved_from(&before));
+    assert!(at("23:23:33.396", "23:23:35.001").moved_from(&before));
+    assert!(!at("00:00:00.001", "x").moved_from(&at("23:59:59.999", "x")));
+    let mut down = before.clone();
+    down.bfd_state = "Down".into();
+    assert!(down.moved_from(&before));
 }
 
 /// `ferrolb_bfd_packets_dropped_total` on node1 for BIRD's address and `reason`.
@@ -196,15 +266,15 @@ fn spoofed_bfd_down_is_ignored_with_authentication() {
     assert!(authenticated, "BIRD's packets carry no authentication");
 
     // The attack: Downs without authentication, then with a forged digest.
-    let before = bird_since();
+    let before = Since::now();
     let (missing0, digest0) = (dropped("auth_missing"), dropped("auth_digest"));
     spoof(&bird_disc, &our_disc, "plain");
     spoof(&bird_disc, &our_disc, "forged");
     std::thread::sleep(Duration::from_secs(3));
-    let after = bird_since();
-    assert_eq!(
-        before, after,
-        "BIRD saw the BGP session or BFD session go down and back"
+    let after = Since::now();
+    assert!(
+        !after.moved_from(&before),
+        "BIRD saw the BGP session or BFD session go down and back: {before:?} -> {after:?}"
     );
     assert!(BIRD.bfd_up(&node_addr(NODE, false)));
     assert!(BIRD.established(&node_addr(NODE, false)));
@@ -226,12 +296,12 @@ fn spoofed_bfd_down_is_ignored_with_authentication() {
     wait_up(&p);
     let (bird_disc, our_disc, authenticated) = discriminators();
     assert!(!authenticated);
-    let before = bird_since();
+    let before = Since::now();
     spoof(&bird_disc, &our_disc, "plain");
     let flapped = wait_for(
         "the unauthenticated session to fall to the spoofed Down",
         Duration::from_secs(10),
-        || (bird_since().0 != before.0).then_some(()),
+        || Since::now().bgp_moved_from(&before).then_some(()),
     );
     assert!(
         flapped.is_ok(),
@@ -258,34 +328,42 @@ fn minimum_ttl_is_enforced() {
 
     // Unset: 255 only (RFC 5881). A Down with TTL 254 is dropped and counted.
     let (bird_disc, our_disc, _) = discriminators();
-    let before = bird_since();
+    let before = Since::now();
     let ttl0 = dropped("ttl");
     spoof_ttl(&bird_disc, &our_disc, "plain", 254);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(before, bird_since(), "a TTL 254 Down was accepted");
+    let after = Since::now();
+    assert!(
+        !after.moved_from(&before),
+        "a TTL 254 Down was accepted: {before:?} -> {after:?}"
+    );
     assert_eq!(dropped("ttl") - ttl0, f64::from(COUNT));
 
     // minimumTtl: 254 (the session restarts with the new setting): 253 is dropped...
-    let restarted_from = bird_since().0;
+    let restarted_from = Since::now();
     o.patch_spec("BFDProfile", &p, "{\"minimumTtl\": 254}");
     // A profile change restarts the peer's session; wait for that (or 5 s) before measuring.
     let _ = wait_for("the session to restart", Duration::from_secs(5), || {
-        (bird_since().0 != restarted_from).then_some(())
+        Since::now().bgp_moved_from(&restarted_from).then_some(())
     });
     wait_up(&p);
     let (bird_disc, our_disc, _) = discriminators();
-    let before = bird_since();
+    let before = Since::now();
     let ttl0 = dropped("ttl");
     spoof_ttl(&bird_disc, &our_disc, "plain", 253);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(before, bird_since(), "a TTL 253 Down was accepted");
+    let after = Since::now();
+    assert!(
+        !after.moved_from(&before),
+        "a TTL 253 Down was accepted: {before:?} -> {after:?}"
+    );
     assert_eq!(dropped("ttl") - ttl0, f64::from(COUNT));
     // ...and 254 is accepted: the same Down now takes the (unauthenticated) session down.
     spoof_ttl(&bird_disc, &our_disc, "plain", 254);
     wait_for(
         "the TTL 254 Down to be accepted with minimumTtl 254",
         Duration::from_secs(10),
-        || (bird_since().0 != before.0).then_some(()),
+        || Since::now().bgp_moved_from(&before).then_some(()),
     )
     .unwrap_or_else(|e| panic!("{e}: minimumTtl 254 not applied"));
     wait_up(&p);
