@@ -5,14 +5,18 @@ use std::net::IpAddr;
 
 use ferrolb_crds::address::Family;
 
-use super::addr::{Addr, is_buggy};
+use super::addr::Addr;
 use super::allocation::Allocation;
-use super::error::{AllocError, Ineligibility, Refusal, Shortage};
+use super::demand::Demand;
+use super::error::{AllocError, Refusal};
 use super::occupancy::Occupancy;
-use super::plan::Plan;
 use super::pool::{Pool, PoolSet, PoolStats};
 use super::service::{Request, ServiceKey};
 use super::sharing::{SharingConflict, SharingProfile};
+
+mod choice;
+#[cfg(test)]
+mod invariants;
 
 /// Allocates pool addresses to LoadBalancer Services. Pure and deterministic: the same calls in
 /// the same order give the same results.
@@ -97,8 +101,8 @@ impl Allocator {
         reason = "one refusal per reconcile, never in a hot loop; unboxed fields keep callers' matches plain"
     )]
     pub fn ensure(&mut self, req: &Request) -> Result<Allocation, Refusal> {
-        let plan = match Plan::new(req) {
-            Ok(plan) => plan,
+        let demand = match Demand::new(req) {
+            Ok(demand) => demand,
             Err(error) => {
                 return Err(Refusal {
                     error,
@@ -108,12 +112,12 @@ impl Allocator {
         };
         // Taken out while deciding, so the Service never conflicts with itself.
         let Some(current) = self.remove_holding(&req.key) else {
-            return self.take(&plan, None);
+            return self.take(&demand, None);
         };
-        match self.judge(&current, &plan) {
-            Verdict::Keep(pool) => Ok(self.keep(&plan, current, Some(pool))),
-            Verdict::KeepOrphaned => Ok(self.keep(&plan, current, None)),
-            Verdict::Move => self.take(&plan, Some(current)),
+        match self.judge(&current, &demand) {
+            Verdict::Keep(pool) => Ok(self.keep(&demand, current, Some(pool))),
+            Verdict::KeepOrphaned => Ok(self.keep(&demand, current, None)),
+            Verdict::Move => self.take(&demand, Some(current)),
         }
     }
 
@@ -207,12 +211,12 @@ impl Allocator {
         self.services.is_empty()
     }
 
-    fn judge(&self, current: &Holding, plan: &Plan) -> Verdict {
+    fn judge(&self, current: &Holding, demand: &Demand) -> Verdict {
         let families: BTreeSet<Family> = current.addrs.iter().map(|a| a.family).collect();
-        if families.len() != current.addrs.len() || !plan.accepts(&families) {
+        if families.len() != current.addrs.len() || !demand.accepts(&families) {
             return Verdict::Move;
         }
-        if plan.requested.iter().any(|r| !current.addrs.contains(r)) {
+        if demand.requested.iter().any(|r| !current.addrs.contains(r)) {
             return Verdict::Move;
         }
         // Only this Service's own profile can have changed: co-holders were compatible with
@@ -220,25 +224,25 @@ impl Allocator {
         if current
             .addrs
             .iter()
-            .any(|a| self.conflict(*a, &plan.profile).is_some())
+            .any(|a| self.conflict(*a, &demand.profile).is_some())
         {
             return Verdict::Move;
         }
         match self.pools.home(&current.addrs) {
-            Some(pool) if plan.may_use(pool) => Verdict::Keep(pool.name.clone()),
+            Some(pool) if demand.may_use(pool) => Verdict::Keep(pool.name.clone()),
             Some(_) => Verdict::Move,
-            None if current.pin == plan.req.pool => Verdict::KeepOrphaned,
+            None if current.pin == demand.req.pool => Verdict::KeepOrphaned,
             None => Verdict::Move,
         }
     }
 
-    fn keep(&mut self, plan: &Plan, mut holding: Holding, pool: Option<String>) -> Allocation {
-        holding.profile = plan.profile.clone();
-        holding.pin = plan.req.pool.clone();
-        holding.addrs.sort_by_key(|a| plan.rank(a.family));
+    fn keep(&mut self, demand: &Demand, mut holding: Holding, pool: Option<String>) -> Allocation {
+        holding.profile = demand.profile.clone();
+        holding.pin = demand.req.pool.clone();
+        holding.addrs.sort_by_key(|a| demand.rank(a.family));
         // A PreferDualStack Service that fell back to one family gains the other in place once
         // its pool has one free: its existing address does not change.
-        if let (Some(name), Some(best)) = (&pool, plan.options.first())
+        if let (Some(name), Some(best)) = (&pool, demand.options.first())
             && best.len() > holding.addrs.len()
             && let Some(home) = self.pools.get(name)
         {
@@ -246,291 +250,34 @@ impl Allocator {
                 .iter()
                 .filter(|f| !holding.addrs.iter().any(|a| a.family == **f));
             let extra: Option<Vec<Addr>> =
-                missing.map(|f| self.pick(home, *f, plan, None)).collect();
+                missing.map(|f| self.pick(home, *f, demand, None)).collect();
             if let Some(extra) = extra {
                 holding.addrs.extend(extra);
-                holding.addrs.sort_by_key(|a| plan.rank(a.family));
+                holding.addrs.sort_by_key(|a| demand.rank(a.family));
             }
         }
         holding.pool = pool;
-        self.insert_holding(plan.key().clone(), holding)
+        self.insert_holding(demand.key().clone(), holding)
     }
 
     /// New addresses for the Service; on failure its previous holding is put back untouched.
     #[expect(clippy::result_large_err, reason = "see `ensure`")]
-    fn take(&mut self, plan: &Plan, previous: Option<Holding>) -> Result<Allocation, Refusal> {
-        match self.choose(plan, previous.as_ref()) {
+    fn take(&mut self, demand: &Demand, previous: Option<Holding>) -> Result<Allocation, Refusal> {
+        match self.choose(demand, previous.as_ref()) {
             Ok(addrs) => {
                 let holding = Holding {
                     pool: self.pools.home(&addrs).map(|p| p.name.clone()),
                     addrs,
-                    profile: plan.profile.clone(),
-                    pin: plan.req.pool.clone(),
+                    profile: demand.profile.clone(),
+                    pin: demand.req.pool.clone(),
                 };
-                Ok(self.insert_holding(plan.key().clone(), holding))
+                Ok(self.insert_holding(demand.key().clone(), holding))
             }
             Err(error) => {
-                let kept = previous.map(|prev| self.insert_holding(plan.key().clone(), prev));
+                let kept = previous.map(|prev| self.insert_holding(demand.key().clone(), prev));
                 Err(Refusal { error, kept })
             }
         }
-    }
-
-    fn choose(&self, plan: &Plan, previous: Option<&Holding>) -> Result<Vec<Addr>, AllocError> {
-        if let Some(first) = plan.requested.first() {
-            return self.choose_requested(plan, *first, previous);
-        }
-        let candidates = self.candidates(plan, previous)?;
-        // Every option in every pool before settling for less: PreferDualStack takes a
-        // dual-stack pool anywhere over one family from a better-ranked pool.
-        for option in &plan.options {
-            for pool in &candidates {
-                if let Ok(addrs) = self.fill(pool, option, plan, previous) {
-                    return Ok(addrs);
-                }
-            }
-        }
-        Err(self.explain(plan, &candidates, previous))
-    }
-
-    /// Pools to try, best first.
-    fn candidates(
-        &self,
-        plan: &Plan,
-        previous: Option<&Holding>,
-    ) -> Result<Vec<&Pool>, AllocError> {
-        if let Some(name) = &plan.req.pool {
-            let pool = self.pinned(plan, name)?;
-            return Ok(vec![pool]);
-        }
-        let mut pools: Vec<&Pool> = self
-            .pools
-            .iter()
-            .filter(|p| p.auto_assign && plan.selected_by(p))
-            .collect();
-        // Stable sorts over name order: ties break by name.
-        pools.sort_by_key(|p| p.rank());
-        // A moving Service tries its current pool first (it may keep one of its addresses),
-        // then pools where Services with its sharing key hold an address it may join.
-        let current = previous.and_then(|h| h.pool.as_deref());
-        pools.sort_by_cached_key(|p| {
-            if current == Some(p.name.as_str()) {
-                0
-            } else if self.can_join(p, plan) {
-                1
-            } else {
-                2
-            }
-        });
-        Ok(pools)
-    }
-
-    fn pinned<'a>(&'a self, plan: &Plan, name: &str) -> Result<&'a Pool, AllocError> {
-        let pool = self
-            .pools
-            .get(name)
-            .ok_or_else(|| AllocError::PinnedPoolUnknown { pool: name.into() })?;
-        if !plan.selected_by(pool) {
-            return Err(AllocError::PinnedPoolNotForService { pool: name.into() });
-        }
-        Ok(pool)
-    }
-
-    /// All addresses from the pool of the requested ones, which must be one eligible pool.
-    fn choose_requested(
-        &self,
-        plan: &Plan,
-        first: Addr,
-        previous: Option<&Holding>,
-    ) -> Result<Vec<Addr>, AllocError> {
-        if let Some(name) = &plan.req.pool {
-            self.pinned(plan, name)?;
-        }
-        let pool = self.requested_pool(plan, first, previous)?;
-        for &addr in plan.requested.iter().skip(1) {
-            let other = self.requested_pool(plan, addr, previous)?;
-            if other.name != pool.name {
-                return Err(AllocError::RequestedIpsInDifferentPools {
-                    first: first.ip(),
-                    first_pool: pool.name.clone(),
-                    second: addr.ip(),
-                    second_pool: other.name.clone(),
-                });
-            }
-        }
-        for &addr in &plan.requested {
-            if let Some((holder, conflict)) = self.conflict(addr, &plan.profile) {
-                return Err(AllocError::IpInUse {
-                    ip: addr.ip(),
-                    holder,
-                    conflict,
-                });
-            }
-        }
-        let mut miss = Miss::Exhausted(first.family);
-        for option in &plan.options {
-            match self.fill(pool, option, plan, previous) {
-                Ok(addrs) => return Ok(addrs),
-                Err(m) => miss = m,
-            }
-        }
-        let name = pool.name.clone();
-        Err(match miss {
-            Miss::NoFamily(family) => AllocError::PoolLacksFamily { pool: name, family },
-            Miss::Exhausted(family) => AllocError::Exhausted {
-                shortages: vec![Shortage { pool: name, family }],
-            },
-        })
-    }
-
-    /// The pool of a requested address, if the Service may take that address from it.
-    fn requested_pool(
-        &self,
-        plan: &Plan,
-        addr: Addr,
-        previous: Option<&Holding>,
-    ) -> Result<&Pool, AllocError> {
-        let ip = addr.ip();
-        let pool = self
-            .pools
-            .pool_of(addr)
-            .ok_or(AllocError::RequestedIpOutsidePools { ip })?;
-        let not_eligible = |why| AllocError::RequestedIpNotEligible {
-            ip,
-            pool: pool.name.clone(),
-            why,
-        };
-        if let Some(pinned) = &plan.req.pool
-            && *pinned != pool.name
-        {
-            return Err(not_eligible(Ineligibility::PinnedElsewhere {
-                pinned: pinned.clone(),
-            }));
-        }
-        if !plan.selected_by(pool) {
-            return Err(not_eligible(Ineligibility::NotSelected));
-        }
-        // avoidBuggyIPs governs new hand-outs; an address the Service already has stays.
-        let own = previous.is_some_and(|h| h.addrs.contains(&addr));
-        if pool.avoid_buggy_ips && is_buggy(addr.family, addr.value) && !own {
-            return Err(AllocError::RequestedIpAvoided {
-                ip,
-                pool: pool.name.clone(),
-            });
-        }
-        Ok(pool)
-    }
-
-    /// Addresses of `option`'s families from one pool (requested ones as requested).
-    fn fill(
-        &self,
-        pool: &Pool,
-        option: &[Family],
-        plan: &Plan,
-        previous: Option<&Holding>,
-    ) -> Result<Vec<Addr>, Miss> {
-        option
-            .iter()
-            .map(|&family| {
-                if let Some(requested) = plan.requested(family) {
-                    return Ok(requested);
-                }
-                if !pool.has_family(family) {
-                    return Err(Miss::NoFamily(family));
-                }
-                self.pick(pool, family, plan, previous)
-                    .ok_or(Miss::Exhausted(family))
-            })
-            .collect()
-    }
-
-    /// The address of `family` the Service should take from `pool`, if any.
-    fn pick(
-        &self,
-        pool: &Pool,
-        family: Family,
-        plan: &Plan,
-        previous: Option<&Holding>,
-    ) -> Option<Addr> {
-        // A moving Service keeps what it can: a move changes only what it must.
-        if let Some(own) = previous.and_then(|h| h.addrs.iter().find(|a| a.family == family))
-            && pool.contains(*own)
-            && self.conflict(*own, &plan.profile).is_none()
-        {
-            return Some(*own);
-        }
-        // With a sharing key, join the lowest address Services with that key hold, if allowed.
-        if let Some(shared) = plan.profile.key.as_ref().and_then(|k| self.keyed.get(k)) {
-            for range in pool.ranges_of(family) {
-                let (lo, hi) = range.bounds();
-                let found = shared
-                    .range(Addr { family, value: lo }..=Addr { family, value: hi })
-                    .map(|(a, _)| *a)
-                    .find(|a| self.conflict(*a, &plan.profile).is_none());
-                if found.is_some() {
-                    return found;
-                }
-            }
-        }
-        let occupancy = self.occupancy(family);
-        pool.ranges_of(family).find_map(|range| {
-            let (lo, hi) = range.bounds();
-            occupancy
-                .first_free(lo, hi, pool.avoid_buggy_ips)
-                .map(|v| Addr::new(family, v))
-        })
-    }
-
-    fn can_join(&self, pool: &Pool, plan: &Plan) -> bool {
-        let Some(shared) = plan.profile.key.as_ref().and_then(|k| self.keyed.get(k)) else {
-            return false;
-        };
-        shared.keys().any(|a| {
-            plan.options[0].contains(&a.family)
-                && pool.contains(*a)
-                && self.conflict(*a, &plan.profile).is_none()
-        })
-    }
-
-    /// The most useful error once every candidate failed.
-    fn explain(&self, plan: &Plan, candidates: &[&Pool], previous: Option<&Holding>) -> AllocError {
-        // Report against the least demanding option (PreferDualStack: the primary alone).
-        let least: &[Family] = plan.options.last().map(Vec::as_slice).unwrap_or_default();
-        let able: Vec<&Pool> = candidates
-            .iter()
-            .copied()
-            .filter(|p| least.iter().all(|f| p.has_family(*f)))
-            .collect();
-        if able.is_empty() {
-            if let (Some(_), Some(pool)) = (&plan.req.pool, candidates.first())
-                && let Some(family) = least.iter().find(|f| !pool.has_family(**f))
-            {
-                return AllocError::PoolLacksFamily {
-                    pool: pool.name.clone(),
-                    family: *family,
-                };
-            }
-            let primary = least.first().copied().unwrap_or(Family::V4);
-            let any_primary = candidates.iter().any(|p| p.has_family(primary));
-            return if least.len() > 1 && any_primary {
-                AllocError::NoDualStackPool
-            } else {
-                AllocError::NoPoolForFamily { family: primary }
-            };
-        }
-        let shortages = able
-            .iter()
-            .flat_map(|pool| {
-                least
-                    .iter()
-                    .filter(|f| self.pick(pool, **f, plan, previous).is_none())
-                    .map(|f| Shortage {
-                        pool: pool.name.clone(),
-                        family: *f,
-                    })
-            })
-            .collect();
-        AllocError::Exhausted { shortages }
     }
 
     /// The first holder of `addr` (in key order) a Service with `profile` may not share with.
@@ -556,13 +303,16 @@ impl Allocator {
         }
     }
 
+    fn occupancy_mut(&mut self, family: Family) -> &mut Occupancy {
+        match family {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
+
     fn insert_holding(&mut self, key: ServiceKey, holding: Holding) -> Allocation {
         for a in &holding.addrs {
-            let occupancy = match a.family {
-                Family::V4 => &mut self.v4,
-                Family::V6 => &mut self.v6,
-            };
-            occupancy.add(a.value, key.clone());
+            self.occupancy_mut(a.family).add(a.value, key.clone());
             if let Some(k) = &holding.profile.key {
                 *self
                     .keyed
@@ -580,11 +330,7 @@ impl Allocator {
     fn remove_holding(&mut self, key: &ServiceKey) -> Option<Holding> {
         let holding = self.services.remove(key)?;
         for a in &holding.addrs {
-            let occupancy = match a.family {
-                Family::V4 => &mut self.v4,
-                Family::V6 => &mut self.v6,
-            };
-            occupancy.remove(a.value, key);
+            self.occupancy_mut(a.family).remove(a.value, key);
             if let Some(k) = &holding.profile.key
                 && let Some(addrs) = self.keyed.get_mut(k)
             {
@@ -600,61 +346,6 @@ impl Allocator {
             }
         }
         Some(holding)
-    }
-
-    /// Test hook: every internal index agrees with the holdings, co-holders are mutually
-    /// compatible, and attribution matches the pools.
-    #[cfg(test)]
-    pub(crate) fn assert_invariants(&self) {
-        self.v4.assert_consistent();
-        self.v6.assert_consistent();
-        let mut pairs = 0usize;
-        let mut keyed: BTreeMap<String, BTreeMap<Addr, usize>> = BTreeMap::new();
-        for (key, h) in &self.services {
-            assert!(!h.addrs.is_empty(), "{key} holds nothing");
-            let families: BTreeSet<Family> = h.addrs.iter().map(|a| a.family).collect();
-            assert_eq!(
-                families.len(),
-                h.addrs.len(),
-                "{key}: two addresses of one family"
-            );
-            assert_eq!(
-                h.pool.as_deref(),
-                self.pools.home(&h.addrs).map(|p| p.name.as_str()),
-                "{key}: stale pool attribution"
-            );
-            for a in &h.addrs {
-                assert!(
-                    self.occupancy(a.family).holders(a.value).any(|k| k == key),
-                    "{key} missing from holders of {a}"
-                );
-                pairs += 1;
-                if let Some(k) = &h.profile.key {
-                    *keyed.entry(k.clone()).or_default().entry(*a).or_default() += 1;
-                }
-                for other in self.occupancy(a.family).holders(a.value) {
-                    if other == key {
-                        continue;
-                    }
-                    let o = &self.services[other];
-                    assert_eq!(
-                        h.profile.conflict_with(&o.profile),
-                        None,
-                        "{key} and {other} share {a} but may not"
-                    );
-                }
-            }
-        }
-        let held: usize = [&self.v4, &self.v6]
-            .iter()
-            .map(|o| {
-                o.held_in(0, u128::MAX)
-                    .map(|v| o.holders(v).count())
-                    .sum::<usize>()
-            })
-            .sum();
-        assert_eq!(held, pairs, "holders index has entries of no holding");
-        assert_eq!(self.keyed, keyed, "sharing-key index out of step");
     }
 }
 

@@ -16,10 +16,10 @@
 
 mod addr;
 mod allocation;
+mod demand;
 mod engine;
 mod error;
 mod occupancy;
-mod plan;
 mod pool;
 mod service;
 mod sharing;

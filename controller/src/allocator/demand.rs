@@ -11,7 +11,7 @@ use super::service::{FamilyPolicy, Request, ServiceKey};
 use super::sharing::SharingProfile;
 
 #[derive(Debug)]
-pub(crate) struct Plan<'r> {
+pub(crate) struct Demand<'r> {
     pub req: &'r Request,
     /// Family sets the Service accepts, most wanted first, each primary first. PreferDualStack
     /// yields two: both families, then the primary alone.
@@ -21,8 +21,8 @@ pub(crate) struct Plan<'r> {
     pub profile: SharingProfile,
 }
 
-impl<'r> Plan<'r> {
-    pub fn new(req: &'r Request) -> Result<Plan<'r>, AllocError> {
+impl<'r> Demand<'r> {
+    pub fn new(req: &'r Request) -> Result<Demand<'r>, AllocError> {
         let families = &req.families;
         let invalid = || AllocError::InvalidFamilies {
             families: families.clone(),
@@ -73,7 +73,7 @@ impl<'r> Plan<'r> {
         // A requested address of the second family makes it mandatory.
         options.retain(|o| requested.iter().all(|a| o.contains(&a.family)));
 
-        Ok(Plan {
+        Ok(Demand {
             req,
             options,
             requested,
@@ -134,24 +134,27 @@ mod tests {
     fn options_per_policy() {
         use FamilyPolicy::*;
         let r = req(&[V6, V4], SingleStack, &[]);
-        assert_eq!(Plan::new(&r).unwrap().options, vec![vec![V6]]);
+        assert_eq!(Demand::new(&r).unwrap().options, vec![vec![V6]]);
         let r = req(&[V6, V4], PreferDualStack, &[]);
-        assert_eq!(Plan::new(&r).unwrap().options, vec![vec![V6, V4], vec![V6]]);
+        assert_eq!(
+            Demand::new(&r).unwrap().options,
+            vec![vec![V6, V4], vec![V6]]
+        );
         let r = req(&[V4], PreferDualStack, &[]);
-        assert_eq!(Plan::new(&r).unwrap().options, vec![vec![V4]]);
+        assert_eq!(Demand::new(&r).unwrap().options, vec![vec![V4]]);
         let r = req(&[V4], RequireDualStack, &[]);
-        assert_eq!(Plan::new(&r).unwrap().options, vec![vec![V4, V6]]);
+        assert_eq!(Demand::new(&r).unwrap().options, vec![vec![V4, V6]]);
         // Requesting the second family's address makes dual-stack mandatory.
         let r = req(&[V4, V6], PreferDualStack, &["fd00::1"]);
-        assert_eq!(Plan::new(&r).unwrap().options, vec![vec![V4, V6]]);
+        assert_eq!(Demand::new(&r).unwrap().options, vec![vec![V4, V6]]);
         let r = req(&[V4, V6], PreferDualStack, &["10.0.0.1"]);
-        assert_eq!(Plan::new(&r).unwrap().options.len(), 2);
+        assert_eq!(Demand::new(&r).unwrap().options.len(), 2);
     }
 
     #[test]
     fn invalid_requests() {
         use FamilyPolicy::*;
-        let e = |r: Request| Plan::new(&r).unwrap_err();
+        let e = |r: Request| Demand::new(&r).unwrap_err();
         assert!(matches!(
             e(req(&[], SingleStack, &[])),
             AllocError::InvalidFamilies { .. }
@@ -181,9 +184,9 @@ mod tests {
             AllocError::RequestedFamilyNotInService { .. }
         ));
         let ok = req(&[V6, V4], RequireDualStack, &["10.0.0.1", "fd00::1"]);
-        let plan = Plan::new(&ok).unwrap();
+        let demand = Demand::new(&ok).unwrap();
         assert_eq!(
-            plan.requested[0].family, V6,
+            demand.requested[0].family, V6,
             "requested addresses follow family order"
         );
     }
