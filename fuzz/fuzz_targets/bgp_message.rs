@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use ferrolb_speaker::bgp::bfd::{BfdConfig, BfdSession};
-use ferrolb_speaker::bgp::codec::{self, CodecOptions, Family, Message, Open};
+use ferrolb_speaker::bgp::codec::{self, CodecOptions, Message, Open};
 use ferrolb_speaker::bgp::fsm::{Event, PeerAsn, PeerConfig, Session};
+use ferrolb_speaker::bgp::prefix::Family;
 use libfuzzer_sys::fuzz_target;
 
 fn established() -> Session {

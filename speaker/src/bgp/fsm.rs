@@ -12,10 +12,11 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::codec::{
-    Capability, CodecOptions, DecodeError, Family, GracefulRestart, GracefulRestartFamily, Message,
-    Notification, Open, err,
+    Capability, CodecOptions, DecodeError, GracefulRestart, GracefulRestartFamily, Message,
+    Notification, Open, Update, err,
 };
-use super::route::{self, Prefix, Route, UpdateContext};
+use super::prefix::{Family, Prefix};
+use super::route::{self, Route, UpdateContext};
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
 pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
@@ -568,7 +569,7 @@ impl Session {
             }
             (State::Established, Message::RouteRefresh(rr)) => {
                 self.restart_hold(out);
-                if let Some(family) = super::codec::Family::from_afi_safi(rr.afi, rr.safi)
+                if let Some(family) = Family::from_afi_safi(rr.afi, rr.safi)
                     && rr.subtype == 0
                     && self
                         .negotiated
@@ -652,7 +653,7 @@ impl Session {
             && r.is_consistent()
     }
 
-    fn send_updates(&self, updates: Vec<super::codec::Update>, out: &mut Vec<Action>) {
+    fn send_updates(&self, updates: Vec<Update>, out: &mut Vec<Action>) {
         if updates.is_empty() {
             return;
         }

@@ -1,6 +1,6 @@
 //! BGP mode: announces LoadBalancer IPs to routers over BGP (RFC 4271) with BFD (RFC 5880).
 //!
-//! Layout: pure, sans-IO cores ([`codec`], [`fsm`], [`route`], [`bfd`]) and a thin tokio
+//! Layout: pure, sans-IO cores ([`prefix`], [`codec`], [`fsm`], [`route`], [`bfd`]) and a thin tokio
 //! shell ([`net`] for sockets and their options, [`driver`] for the per-peer tasks,
 //! [`bfd_mux`] for the node's BFD sessions: one shared receive socket per local address,
 //! demultiplexed by discriminator, on a thread of its own).
@@ -16,11 +16,12 @@ pub mod codec;
 pub mod driver;
 pub mod fsm;
 pub mod net;
+pub mod prefix;
 pub mod route;
 
 pub use bfd::{BfdConfig, BfdSession, BfdState};
 pub use bfd_mux::BfdMux;
-pub use codec::{CodecOptions, DecodeError, Family, Message, Notification};
+pub use codec::{CodecOptions, DecodeError, Message, Notification};
 pub use driver::{
     BfdHandle, BfdStatus, SessionConfig, SessionHandle, SessionStatus, spawn, spawn_bfd,
     spawn_with_cease,
@@ -30,4 +31,5 @@ pub use fsm::{
     StopReason, TimerKind,
 };
 pub use net::TransportConfig;
-pub use route::{NextHop, Prefix, Route};
+pub use prefix::{Family, NextHop, Prefix};
+pub use route::Route;

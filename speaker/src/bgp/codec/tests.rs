@@ -1,5 +1,9 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::wire::*;
 use super::*;
-use crate::bgp::route::{self, NextHop, Route, UpdateContext};
+use crate::bgp::prefix::{Family, NextHop, Prefix};
+use crate::bgp::route::{self, Route, UpdateContext};
 use proptest::prelude::*;
 
 const V4: CodecOptions = CodecOptions {

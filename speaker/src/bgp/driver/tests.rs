@@ -1,7 +1,7 @@
 use super::*;
-use crate::bgp::codec::{CodecOptions, Family, Notification, Open, PathAttribute, Update};
+use crate::bgp::codec::{CodecOptions, Notification, Open, PathAttribute, Update};
 use crate::bgp::fsm::PeerAsn;
-use crate::bgp::route::{NextHop, Prefix};
+use crate::bgp::prefix::{Family, NextHop, Prefix};
 use std::net::{IpAddr, Ipv4Addr};
 use tokio::net::TcpListener;
 

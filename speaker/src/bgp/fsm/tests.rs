@@ -1,6 +1,6 @@
 use super::*;
 use crate::bgp::codec::{PathAttribute, RouteRefresh, Update};
-use crate::bgp::route::NextHop;
+use crate::bgp::prefix::NextHop;
 use State::*;
 use TimerKind::*;
 use proptest::prelude::*;

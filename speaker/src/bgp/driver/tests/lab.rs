@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::bgp::fsm::PeerAsn;
-use crate::bgp::route::{NextHop, Prefix};
+use crate::bgp::prefix::{Family, NextHop, Prefix};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -442,9 +442,7 @@ fn frr_and_bird() {
 
     // Withdraw the /32 only.
     for tx in [&routes_frr, &routes_bird] {
-        tx.send_modify(|set| {
-            set.retain(|r| r.prefix.family() != crate::bgp::codec::Family::Ipv4Unicast)
-        });
+        tx.send_modify(|set| set.retain(|r| r.prefix.family() != Family::Ipv4Unicast));
     }
     std::thread::sleep(Duration::from_secs(1));
     let frr4 = vtysh(&lab, "show bgp ipv4 unicast");
