@@ -1,6 +1,7 @@
 //! FerroLB speaker: pure cores (L2 frames, election and announcer; BGP codec, session FSM and
 //! BFD; the announcement plan) and the thin shells that drive them.
 
+pub mod agent;
 /// Watches that resume quickly after an API-server outage and report it, shared with the
 /// controller.
 #[path = "../../controller/src/apiwatch.rs"]
@@ -18,6 +19,5 @@ pub mod l2;
 pub mod membership;
 pub mod metrics;
 pub mod plan;
-pub mod report;
-pub mod run;
 pub mod sessions;
+pub mod visibility;

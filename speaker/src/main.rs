@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use ferrolb_speaker::{http, metrics::Metrics, run};
+use ferrolb_speaker::{agent, http, metrics::Metrics};
 use prometheus_client::registry::Registry;
 
 #[derive(Parser, Debug)]
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(registry),
         ready.clone(),
     ));
-    let settings = run::Settings {
+    let settings = agent::Settings {
         node: args.node_name,
         namespace: args.namespace,
         lb_class: args.lb_class,
@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         ignore_interfaces: args.ignore_interfaces,
     };
     tracing::info!(?settings, "starting");
-    run::run(client, settings, metrics, ready, shutdown()).await
+    agent::run(client, settings, metrics, ready, shutdown()).await
 }
 
 async fn shutdown() {

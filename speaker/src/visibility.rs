@@ -1,12 +1,20 @@
 //! Makes announcements visible with kubectl: which node announces each Service IP and on which
 //! interfaces (a Service condition written by the announcing speaker, and an event when it
-//! changes), and each node's BGP sessions (an entry of `BGPPeer.status.sessions`).
+//! changes), and each node's BGP sessions (an entry of `BGPPeer.status.sessions`). What to show
+//! is decided from the plan and the runtimes' status ([`StatusWriter::show_l2`],
+//! [`StatusWriter::show_bgp`]); the writes go out newest-first per object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::cluster::Cluster;
 use crate::events::{EventType, EventWriter};
+use crate::l2::{DesiredL2, L2Status};
+use crate::metrics::{Metrics, PeerLabels};
+use crate::plan::Plan;
+use crate::sessions::Sessions;
 use ferrolb_crds::BGPSessionStatus;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -15,7 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 /// Condition type the announcing speaker writes on Services.
-pub const L2_CONDITION: &str = "ferrolb.io/L2Announced";
+const L2_CONDITION: &str = "ferrolb.io/L2Announced";
 
 /// What a Service should show about its L2 announcement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +98,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Writes visibility objects, remembering what it wrote so nothing is written twice.
-pub struct Visibility {
+pub struct StatusWriter {
     client: Client,
     node: String,
     events: EventWriter,
@@ -102,10 +110,10 @@ pub struct Visibility {
     bgp_writes: Latest<Option<BGPSessionStatus>>,
 }
 
-impl Visibility {
-    pub fn new(client: Client, node: &str) -> Visibility {
+impl StatusWriter {
+    pub fn new(client: Client, node: &str) -> StatusWriter {
         let events = EventWriter::new(client.clone(), "ferrolb-speaker", node);
-        Visibility {
+        StatusWriter {
             client,
             node: node.to_string(),
             events,
@@ -252,6 +260,165 @@ async fn write_l2(
         tracing::debug!(service = key, error = %e, "event not published");
     }
     Ok(())
+}
+
+impl StatusWriter {
+    /// The node announcing a Service's primary address writes where all its addresses are
+    /// announced, or why it cannot announce them (no usable interface); if nobody announces it any
+    /// more, the node that did says so.
+    pub fn show_l2(
+        &mut self,
+        cluster: &Cluster,
+        plan: &Plan,
+        last: &Plan,
+        status: &L2Status,
+        desired: &DesiredL2,
+        me: &str,
+    ) {
+        for svc in cluster.services.state() {
+            let ips = ferrolb_crds::service::ingress_ips(&svc);
+            let Some(primary) = ips.first() else { continue };
+            let mine_now = plan.l2.get(primary).is_some_and(|a| a.node == me);
+            let mine_before = last.l2.get(primary).is_some_and(|a| a.node == me);
+            if mine_now && status.announcing.contains_key(primary) {
+                let (ok, message) = where_announced(plan, status, me, &ips);
+                let reason = if ok { "Announced" } else { "PartlyAnnounced" };
+                self.l2(
+                    &svc,
+                    L2Shown {
+                        announced: ok,
+                        reason,
+                        message,
+                    },
+                );
+            } else if mine_now {
+                // Won but announced nowhere: say why rather than leave a silent black hole.
+                let why = status
+                    .scan
+                    .as_ref()
+                    .zip(desired.get(primary))
+                    .and_then(|(scan, sel)| scan.why_nowhere(sel));
+                if let Some(why) = why {
+                    let message = format!(
+                        "layer2: {primary} elected to node {me}, which cannot announce it: {why}"
+                    );
+                    let shown = L2Shown {
+                        announced: false,
+                        reason: "NoMatchingInterface",
+                        message: message.clone(),
+                    };
+                    if self.l2(&svc, shown) {
+                        tracing::warn!(
+                            service = ferrolb_crds::service::key(&svc),
+                            ip = %primary,
+                            why,
+                            "address elected to this node is announced on no interface"
+                        );
+                    }
+                }
+            } else if mine_before && !plan.l2.contains_key(primary) {
+                let (_, message) = where_announced(plan, status, me, &ips);
+                self.l2(
+                    &svc,
+                    L2Shown {
+                        announced: false,
+                        reason: "NotAnnounced",
+                        message,
+                    },
+                );
+            } else {
+                // Another node (or nobody) shows it now: if it comes back to us (A -> B -> A), what
+                // we wrote before must not stop us from writing it again.
+                self.forget_l2(&svc);
+            }
+        }
+    }
+
+    /// Reports this node's BGP sessions (metrics and `BGPPeer.status.sessions`), removes its entry
+    /// from peers it no longer peers with, and returns what is broken in the BGP runtime (session
+    /// tasks that ended, BFD that could not start).
+    pub fn show_bgp(
+        &mut self,
+        sessions: &Sessions,
+        cluster: &Cluster,
+        want_bfd: &BTreeSet<String>,
+        ns: &str,
+        me: &str,
+        m: &Metrics,
+    ) -> Vec<String> {
+        let statuses: BTreeMap<String, _> = sessions.statuses();
+        let mut broken = Vec::new();
+        for (peer, (rx, bfd)) in &statuses {
+            // The task holds the sender: closed means it ended (panicked) while still wanted.
+            if rx.has_changed().is_err() {
+                broken.push(format!("BGP session task for peer {peer} ended"));
+            }
+            if want_bfd.contains(peer) && bfd.is_none() {
+                broken.push(format!("BFD for peer {peer} could not start"));
+            }
+            let s = rx.borrow().clone();
+            let labels = PeerLabels { peer: peer.clone() };
+            let up = s.state == crate::bgp::State::Established;
+            m.bgp_session_up.get_or_create(&labels).set(i64::from(up));
+            m.bgp_updates
+                .get_or_create(&labels)
+                .set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
+            m.bgp_prefixes
+                .get_or_create(&labels)
+                .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
+            self.bgp(
+                ns,
+                peer,
+                Some(BGPSessionStatus {
+                    node: me.to_string(),
+                    state: format!("{:?}", s.state),
+                    bfd_state: bfd.map(|b| format!("{b:?}")),
+                    prefixes_sent: i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX),
+                    last_error: s.last_error.clone(),
+                }),
+            );
+        }
+        // Peers that still list this node (also from before a restart) but that it no longer peers
+        // with (nodeSelector changed, peer invalid...): remove the entry.
+        for peer in cluster.peers.state() {
+            let name = peer.name_any();
+            let lists_me = peer
+                .status
+                .as_ref()
+                .is_some_and(|s| s.sessions.iter().any(|x| x.node == me));
+            if lists_me && !statuses.contains_key(&name) {
+                let labels = PeerLabels { peer: name.clone() };
+                m.bgp_session_up.remove(&labels);
+                m.bgp_updates.remove(&labels);
+                m.bgp_prefixes.remove(&labels);
+                self.bgp(ns, &name, None);
+            }
+        }
+        broken
+    }
+}
+
+/// Where each of a Service's addresses is announced, in words.
+fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> (bool, String) {
+    let mut all = true;
+    let parts: Vec<String> = ips
+        .iter()
+        .map(|ip| match plan.l2.get(ip) {
+            Some(a) => {
+                let ifaces: Vec<String> = match status.announcing.get(ip) {
+                    Some(set) if a.node == me => set.iter().cloned().collect(),
+                    _ if a.interfaces.is_empty() => vec!["all interfaces".to_string()],
+                    _ => a.interfaces.clone(),
+                };
+                format!("{ip} from node {} on {}", a.node, ifaces.join(", "))
+            }
+            None => {
+                all = false;
+                format!("{ip} not announced (no live speaker selected by an L2Advertisement with a serving endpoint)")
+            }
+        })
+        .collect();
+    (all, format!("layer2: {}", parts.join("; ")))
 }
 
 #[cfg(test)]

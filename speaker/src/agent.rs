@@ -1,7 +1,7 @@
 //! The speaker's main loop: watch the cluster and the membership, recompute the plan on every
 //! change, hand L2 announcements and BGP routes to their runtimes, and report what they do.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ferrolb_crds::BGPSessionStatus;
 use ferrolb_crds::validate;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::ObjectRef;
@@ -18,12 +17,13 @@ use tokio::sync::watch;
 
 use crate::cluster::{Cluster, own};
 use crate::health::{Backoff, Change, Health, Runtime};
-use crate::l2::runtime::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status, probe};
+use crate::l2::runtime::probe;
+use crate::l2::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};
 use crate::membership::{Authentication, Membership, Seed};
-use crate::metrics::{Metrics, PeerLabels, RuntimeLabels};
+use crate::metrics::{Metrics, RuntimeLabels};
 use crate::plan::{self, Plan, World};
-use crate::report::{L2Shown, Visibility};
 use crate::sessions::{NodeAddrs, Sessions, desired_sessions};
+use crate::visibility::StatusWriter;
 
 /// Shortest time between two plans caused by API changes (membership changes are immediate).
 const PLAN_INTERVAL: Duration = Duration::from_millis(50);
@@ -235,7 +235,7 @@ pub async fn run(
     runtime_up(Runtime::L2, l2.is_some());
     runtime_up(Runtime::Bgp, true);
     let mut sessions = Sessions::default();
-    let mut visibility = Visibility::new(client.clone(), &me);
+    let mut status_writer = StatusWriter::new(client.clone(), &me);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     ready.store(health.ready(), Ordering::Relaxed);
     tracing::info!(node = me, %bind_ip, ready = health.ready(), "speaker started");
@@ -369,18 +369,9 @@ pub async fn run(
         // Out of the membership this node's plan says nobody announces anything: writing that
         // would overwrite what the nodes that took over write.
         if joined.is_some() {
-            show_l2(
-                &mut visibility,
-                &cluster,
-                &plan,
-                &last_plan,
-                &status,
-                &desired,
-                &me,
-            );
+            status_writer.show_l2(&cluster, &plan, &last_plan, &status, &desired, &me);
         }
-        let broken = show_bgp(
-            &mut visibility,
+        let broken = status_writer.show_bgp(
             &sessions,
             &cluster,
             &want_bfd,
@@ -427,7 +418,7 @@ pub async fn run(
         }
     };
     drop(l2_tx);
-    let (_, _, _) = tokio::join!(leave, sessions.shutdown(), async {
+    tokio::join!(leave, sessions.shutdown(), async {
         if let Some(t) = l2 {
             let _ = tokio::time::timeout(Duration::from_secs(1), t.task).await;
         }
@@ -459,163 +450,6 @@ async fn l2_fails(
         j.membership.leave().await;
     }
     *retry_at = Some(tokio::time::Instant::now() + delay);
-}
-
-/// Where each of a Service's addresses is announced, in words.
-fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> (bool, String) {
-    let mut all = true;
-    let parts: Vec<String> = ips
-        .iter()
-        .map(|ip| match plan.l2.get(ip) {
-            Some(a) => {
-                let ifaces: Vec<String> = match status.announcing.get(ip) {
-                    Some(set) if a.node == me => set.iter().cloned().collect(),
-                    _ if a.interfaces.is_empty() => vec!["all interfaces".to_string()],
-                    _ => a.interfaces.clone(),
-                };
-                format!("{ip} from node {} on {}", a.node, ifaces.join(", "))
-            }
-            None => {
-                all = false;
-                format!("{ip} not announced (no live speaker selected by an L2Advertisement with a serving endpoint)")
-            }
-        })
-        .collect();
-    (all, format!("layer2: {}", parts.join("; ")))
-}
-
-/// The node announcing a Service's primary address writes where all its addresses are
-/// announced, or why it cannot announce them (no usable interface); if nobody announces it any
-/// more, the node that did says so.
-fn show_l2(
-    v: &mut Visibility,
-    cluster: &Cluster,
-    plan: &Plan,
-    last: &Plan,
-    status: &L2Status,
-    desired: &DesiredL2,
-    me: &str,
-) {
-    for svc in cluster.services.state() {
-        let ips = ferrolb_crds::service::ingress_ips(&svc);
-        let Some(primary) = ips.first() else { continue };
-        let mine_now = plan.l2.get(primary).is_some_and(|a| a.node == me);
-        let mine_before = last.l2.get(primary).is_some_and(|a| a.node == me);
-        if mine_now && status.announcing.contains_key(primary) {
-            let (ok, message) = where_announced(plan, status, me, &ips);
-            let reason = if ok { "Announced" } else { "PartlyAnnounced" };
-            v.l2(
-                &svc,
-                L2Shown {
-                    announced: ok,
-                    reason,
-                    message,
-                },
-            );
-        } else if mine_now {
-            // Won but announced nowhere: say why rather than leave a silent black hole.
-            let why = status
-                .scan
-                .as_ref()
-                .zip(desired.get(primary))
-                .and_then(|(scan, sel)| scan.why_nowhere(sel));
-            if let Some(why) = why {
-                let message = format!(
-                    "layer2: {primary} elected to node {me}, which cannot announce it: {why}"
-                );
-                let shown = L2Shown {
-                    announced: false,
-                    reason: "NoMatchingInterface",
-                    message: message.clone(),
-                };
-                if v.l2(&svc, shown) {
-                    tracing::warn!(
-                        service = ferrolb_crds::service::key(&svc),
-                        ip = %primary,
-                        why,
-                        "address elected to this node is announced on no interface"
-                    );
-                }
-            }
-        } else if mine_before && !plan.l2.contains_key(primary) {
-            let (_, message) = where_announced(plan, status, me, &ips);
-            v.l2(
-                &svc,
-                L2Shown {
-                    announced: false,
-                    reason: "NotAnnounced",
-                    message,
-                },
-            );
-        } else {
-            // Another node (or nobody) shows it now: if it comes back to us (A -> B -> A), what
-            // we wrote before must not stop us from writing it again.
-            v.forget_l2(&svc);
-        }
-    }
-}
-
-/// Reports this node's BGP sessions (metrics and `BGPPeer.status.sessions`), removes its entry
-/// from peers it no longer peers with, and returns what is broken in the BGP runtime (session
-/// tasks that ended, BFD that could not start).
-fn show_bgp(
-    v: &mut Visibility,
-    sessions: &Sessions,
-    cluster: &Cluster,
-    want_bfd: &BTreeSet<String>,
-    ns: &str,
-    me: &str,
-    m: &Metrics,
-) -> Vec<String> {
-    let statuses: BTreeMap<String, _> = sessions.statuses();
-    let mut broken = Vec::new();
-    for (peer, (rx, bfd)) in &statuses {
-        // The task holds the sender: closed means it ended (panicked) while still wanted.
-        if rx.has_changed().is_err() {
-            broken.push(format!("BGP session task for peer {peer} ended"));
-        }
-        if want_bfd.contains(peer) && bfd.is_none() {
-            broken.push(format!("BFD for peer {peer} could not start"));
-        }
-        let s = rx.borrow().clone();
-        let labels = PeerLabels { peer: peer.clone() };
-        let up = s.state == crate::bgp::State::Established;
-        m.bgp_session_up.get_or_create(&labels).set(i64::from(up));
-        m.bgp_updates
-            .get_or_create(&labels)
-            .set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
-        m.bgp_prefixes
-            .get_or_create(&labels)
-            .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
-        v.bgp(
-            ns,
-            peer,
-            Some(BGPSessionStatus {
-                node: me.to_string(),
-                state: format!("{:?}", s.state),
-                bfd_state: bfd.map(|b| format!("{b:?}")),
-                prefixes_sent: i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX),
-                last_error: s.last_error.clone(),
-            }),
-        );
-    }
-    // Peers that still list this node (also from before a restart) but that it no longer peers
-    // with (nodeSelector changed, peer invalid...): remove the entry.
-    for peer in cluster.peers.state() {
-        let name = peer.name_any();
-        let lists_me = peer
-            .status
-            .as_ref()
-            .is_some_and(|s| s.sessions.iter().any(|x| x.node == me));
-        if lists_me && !statuses.contains_key(&name) {
-            let labels = PeerLabels { peer: name.clone() };
-            m.bgp_session_up.remove(&labels);
-            m.bgp_updates.remove(&labels);
-            m.bgp_prefixes.remove(&labels);
-            v.bgp(ns, &name, None);
-        }
-    }
-    broken
 }
 
 fn update_metrics(m: &Metrics, s: &L2Status, members: usize) {
