@@ -142,7 +142,7 @@ lab_ferrolb_supervise() { # NAME -- CMD...
 # LAB_RBAC=1: applies deploy/rbac (ServiceAccounts, Roles, bindings) in FerroLB's namespace and
 # writes LAB_DIR/ferrolb-COMPONENT.kubeconfig with a token of ServiceAccount ferrolb-COMPONENT.
 lab_ferrolb_rbac_setup() {
-  local sa token file
+  local sa token
   LAB_BIN=${LAB_BIN:-$(lab_bin)}
   lab_kubectl kustomize "$LAB_REPO/deploy/rbac" |
     sed "s/^\( *namespace:\) ferrolb-system\$/\1 $LAB_FERROLB_NAMESPACE/" |
@@ -152,28 +152,7 @@ lab_ferrolb_rbac_setup() {
     # A year: the lab never lives that long, and every (re)start writes fresh tokens.
     token=$(lab_kubectl create token "ferrolb-$sa" -n "$LAB_FERROLB_NAMESPACE" --duration 8760h) ||
       lab_die "could not get a token of ServiceAccount ferrolb-$sa"
-    file="$LAB_DIR/ferrolb-$sa.kubeconfig"
-    cat >"$file.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: ferrolb-lab
-  cluster:
-    server: $LAB_SERVER
-    certificate-authority-data: $(base64 -w0 <"$LAB_PKI/ca.crt")
-users:
-- name: ferrolb-$sa
-  user:
-    token: $token
-contexts:
-- name: ferrolb-lab
-  context:
-    cluster: ferrolb-lab
-    user: ferrolb-$sa
-current-context: ferrolb-lab
-EOF
-    chmod 600 "$file.tmp"
-    mv "$file.tmp" "$file"
+    lab_kubeconfig "$LAB_DIR/ferrolb-$sa.kubeconfig" "ferrolb-$sa" "$LAB_SERVER" "token: $token"
   done
 }
 

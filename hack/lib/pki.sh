@@ -47,11 +47,14 @@ lab_pki_generate() {
   openssl pkey -in "$LAB_PKI/sa.key" -pubout -out "$LAB_PKI/sa.pub" 2>/dev/null
 }
 
-# lab_write_kubeconfig FILE CERT_NAME USER [SERVER]
-lab_write_kubeconfig() {
-  local file=$1 cert=$2 user=$3 server=${4:-$LAB_SERVER}
-  local tmp="$file.tmp"
-  cat >"$tmp" <<EOF
+# lab_kubeconfig FILE USER SERVER CREDENTIAL...: a kubeconfig for the lab's cluster at SERVER
+# as USER, whose credentials are the CREDENTIAL lines (`token: ...`, `client-key-data: ...`).
+lab_kubeconfig() {
+  local file=$1 user=$2 server=$3
+  shift 3
+  local tmp="$file.tmp" line
+  {
+    cat <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -62,8 +65,11 @@ clusters:
 users:
 - name: $user
   user:
-    client-certificate-data: $(base64 -w0 <"$LAB_PKI/$cert.crt")
-    client-key-data: $(base64 -w0 <"$LAB_PKI/$cert.key")
+EOF
+    for line in "$@"; do
+      echo "    $line"
+    done
+    cat <<EOF
 contexts:
 - name: ferrolb-lab
   context:
@@ -71,6 +77,15 @@ contexts:
     user: $user
 current-context: ferrolb-lab
 EOF
+  } >"$tmp"
   chmod 600 "$tmp"
   mv "$tmp" "$file"
+}
+
+# lab_write_kubeconfig FILE CERT_NAME USER [SERVER]: USER authenticated by the lab CA's
+# certificate CERT_NAME.
+lab_write_kubeconfig() {
+  lab_kubeconfig "$1" "$3" "${4:-$LAB_SERVER}" \
+    "client-certificate-data: $(base64 -w0 <"$LAB_PKI/$2.crt")" \
+    "client-key-data: $(base64 -w0 <"$LAB_PKI/$2.key")"
 }

@@ -13,6 +13,15 @@ LAB_FRR_DIR="$LAB_DIR/frr"
 LAB_BIRD_DIR="$LAB_DIR/bird"
 LAB_FRR_PROCS=(frr-zebra frr-bgpd frr-bfdd)
 
+# lab_session_lines PASSIVE PASSWORD BFD: of these lines of a router's configuration for the
+# nodes (in its syntax), those the lab's settings ask for: LAB_ROUTER_PASSIVE=1, a
+# LAB_BGP_PASSWORD, LAB_BFD=1.
+lab_session_lines() {
+  if [ "$LAB_ROUTER_PASSIVE" = 1 ]; then echo "$1"; fi
+  if [ -n "$LAB_BGP_PASSWORD" ]; then echo "$2"; fi
+  if [ "$LAB_BFD" = 1 ]; then echo "$3"; fi
+}
+
 lab_frr_config() { # writes $LAB_FRR_DIR/{zebra,bgpd,bfdd}.conf
   local id4 n af pg
   id4=$(lab_host_ip4 flb-frr)
@@ -53,9 +62,8 @@ EOF
       echo " neighbor $pg peer-group"
       echo " neighbor $pg remote-as $LAB_NODE_AS"
       echo " neighbor $pg timers connect 1"
-      [ "$LAB_ROUTER_PASSIVE" = 1 ] && echo " neighbor $pg passive"
-      [ -n "$LAB_BGP_PASSWORD" ] && echo " neighbor $pg password $LAB_BGP_PASSWORD"
-      [ "$LAB_BFD" = 1 ] && echo " neighbor $pg bfd"
+      lab_session_lines " neighbor $pg passive" " neighbor $pg password $LAB_BGP_PASSWORD" \
+        " neighbor $pg bfd"
     done
     for n in "${LAB_NODES[@]}"; do
       echo " neighbor $(lab_host_ip4 "$n") peer-group NODES4"
@@ -118,9 +126,7 @@ EOF
       echo "  neighbor as $LAB_NODE_AS;"
       echo "  hold time $LAB_BGP_HOLD; keepalive time $LAB_BGP_KEEPALIVE;"
       echo "  connect delay time 1; connect retry time 1; error wait time 1, 2;"
-      [ "$LAB_ROUTER_PASSIVE" = 1 ] && echo "  passive on;"
-      [ -n "$LAB_BGP_PASSWORD" ] && echo "  password \"$LAB_BGP_PASSWORD\";"
-      [ "$LAB_BFD" = 1 ] && echo "  bfd on;"
+      lab_session_lines "  passive on;" "  password \"$LAB_BGP_PASSWORD\";" "  bfd on;"
       echo "  ipv$af { import filter lab_in$af; export none; };"
       echo "}"
     done
