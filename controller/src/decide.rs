@@ -214,7 +214,6 @@ fn refused(kept: Option<Allocation>, reason: &'static str, error: String) -> Dec
 mod tests {
     use super::*;
     use ferrolb_crds::IPAddressPoolSpec;
-    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
     use std::collections::BTreeMap;
 
     fn pool(name: &str, cidr: &str) -> ValidPool {
@@ -232,26 +231,7 @@ mod tests {
     }
 
     fn svc(name: &str, ann: &[(&str, &str)]) -> Service {
-        let mut s = Service {
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                ip_families: Some(vec!["IPv4".into()]),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        s.metadata.namespace = Some("ns".into());
-        s.metadata.name = Some(name.into());
-        s.metadata.annotations = Some(
-            ann.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        s
+        crate::fixtures::service(name, ann, |_| {})
     }
 
     fn ctx(s: &Service) -> Context<'_> {

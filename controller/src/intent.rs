@@ -167,28 +167,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     fn svc(ann: &[(&str, &str)], f: impl FnOnce(&mut ServiceSpec)) -> Service {
-        let mut spec = ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            ip_families: Some(vec!["IPv4".into()]),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        f(&mut spec);
-        let mut s = Service {
-            spec: Some(spec),
-            ..Default::default()
-        };
-        s.metadata.namespace = Some("ns".into());
-        s.metadata.name = Some("web".into());
-        s.metadata.annotations = Some(
-            ann.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        s
+        crate::fixtures::service("web", ann, f)
     }
 
     fn req(s: &Service) -> Result<Request, IntentError> {

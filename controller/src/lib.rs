@@ -1,13 +1,18 @@
 //! FerroLB controller: the pure allocator core, and the thin Kubernetes shell around it.
 
 pub mod allocator;
-pub mod apiwatch;
+mod config_status;
 pub mod decide;
-pub mod events;
-pub mod http;
+#[cfg(test)]
+mod fixtures;
+mod inbox;
 pub mod intent;
 pub mod leader;
 pub mod membership_secret;
 pub mod metrics;
+mod reconciler;
+mod restore;
 pub mod runtime;
+mod service_status;
+mod stores;
 pub mod writer;

@@ -1,11 +1,11 @@
 //! `ferrolb-controller`: allocates external IPs to LoadBalancer Services.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use ferrolb_controller::{http, leader, metrics::Metrics, runtime};
+use ferrolb_controller::{leader, metrics::Metrics, runtime};
+use ferrolb_shell::http;
+use ferrolb_shell::process::{init_tracing, shutdown};
 use prometheus_client::registry::Registry;
 
 #[derive(Parser, Debug)]
@@ -54,12 +54,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(http::serve(
-        args.metrics_addr,
-        Arc::new(registry),
-        ready.clone(),
-    ));
+    let ready = http::start(args.metrics_addr, registry);
 
     // The speakers' membership key: created if missing, never overwritten.
     tokio::spawn(ferrolb_controller::membership_secret::ensure(
@@ -93,28 +88,4 @@ async fn main() -> anyhow::Result<()> {
     };
     election.resign().await;
     result
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
 }

@@ -12,29 +12,36 @@
 //!   jitter up to a cap and a bounded number of attempts; permanent ones (other 4xx) stop at
 //!   once, free the write slot, and are logged, counted and shown as a Warning event.
 
-use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_crds::annotations;
-use ferrolb_crds::status::set_condition;
-use ferrolb_crds::validate::Verdict;
-use ferrolb_crds::{BFDProfile, BGPAdvertisement, BGPPeer, Community, L2Advertisement};
+use ferrolb_shell::backoff::Backoff;
+use ferrolb_shell::events::{EventType, EventWriter};
+use ferrolb_shell::watch::Kind;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde_json::json;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
-use crate::apiwatch::Backoff;
 use crate::decide::Decision;
-use crate::events::{EventType, EventWriter};
 use crate::leader::Fence;
 use crate::metrics::{Metrics, ReasonLabels};
-use crate::runtime::{Msg, SERVICE_CONDITION, now, our_condition, verdict_condition};
+use crate::service_status::{event, pool_patch, status_apply};
+
+/// Field manager of every controller write (with `-<class>` appended for a non-default class,
+/// so two FerroLB controllers serving different classes never clear each other's fields).
+pub const MANAGER: &str = "ferrolb-controller";
+
+/// The field manager for `class`.
+pub fn manager_for(class: Option<&str>) -> String {
+    match class {
+        None => MANAGER.to_string(),
+        Some(c) => format!("{MANAGER}-{}", c.replace('/', "-"))
+            .chars()
+            .take(128)
+            .collect(),
+    }
+}
 
 /// Attempts of one write before a transient error is given up on (about 30 s of backoff);
 /// the Service is decided again later ([`RETRY_LATER`]).
@@ -128,7 +135,6 @@ pub(crate) struct Writer {
     pub events: EventWriter,
     pub metrics: Metrics,
     pub permits: Arc<Semaphore>,
-    pub tx: mpsc::UnboundedSender<Msg>,
     pub fence: Fence,
 }
 
@@ -143,17 +149,10 @@ impl Writer {
             .inc();
     }
 
-    /// Writes a Service in the background; `Msg::Written` reports how it ended.
-    pub(crate) fn spawn(&self, key: String, job: WriteJob) {
-        let w = self.clone();
-        tokio::spawn(async move {
-            let outcome = {
-                let _permit = w.permits.clone().acquire_owned().await;
-                w.write_with_retries(&key, &job).await
-            };
-            let rv = job.service().metadata.resource_version.clone();
-            let _ = w.tx.send(Msg::Written(key, outcome, rv));
-        });
+    /// Writes a Service once a write slot is free; says how it ended.
+    pub(crate) async fn write(&self, key: &str, job: &WriteJob) -> Outcome {
+        let _permit = self.permits.acquire().await;
+        self.write_with_retries(key, job).await
     }
 
     async fn write_with_retries(&self, key: &str, job: &WriteJob) -> Outcome {
@@ -212,15 +211,15 @@ impl Writer {
             "FerroLB cannot write this Service's status (not retried until the Service or FerroLB's configuration changes): {}",
             msg.chars().take(800).collect::<String>()
         );
+        self.publish(svc, EventType::Warning, "StatusWriteRefused", note)
+            .await;
+    }
+
+    /// An event about `svc`; failing to publish one is not worth more than a debug line.
+    async fn publish(&self, svc: &Service, type_: EventType, reason: &str, note: String) {
         if let Err(e) = self
             .events
-            .publish(
-                EventType::Warning,
-                "StatusWriteRefused",
-                "Allocate",
-                note,
-                svc.object_ref(&()),
-            )
+            .publish(type_, reason, "Allocate", note, svc.object_ref(&()))
             .await
         {
             tracing::debug!(error = %e, "event not published");
@@ -241,51 +240,12 @@ impl Writer {
             WriteJob::Apply(s, d) => (s, Some(d)),
             WriteJob::Clear(s) => (s, None),
         };
-        let ns = svc.namespace().unwrap_or_default();
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+        let api: Api<Service> =
+            Api::namespaced(self.client.clone(), &svc.namespace().unwrap_or_default());
         let name = svc.name_any();
-        let status = match decision {
-            Some(d) => {
-                let ingress: Vec<_> = d
-                    .ips
-                    .iter()
-                    .map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" }))
-                    .collect();
-                let mut lb = json!({});
-                if !ingress.is_empty() {
-                    lb = json!({ "ingress": ingress });
-                }
-                let old = our_condition(svc);
-                let status_str = if d.ok { "True" } else { "False" };
-                let transition = match old {
-                    Some(c) if c.status == status_str => c.last_transition_time.clone(),
-                    _ => now(),
-                };
-                let cond = Condition {
-                    type_: SERVICE_CONDITION.into(),
-                    status: status_str.into(),
-                    reason: d.reason.into(),
-                    message: d.message.clone(),
-                    observed_generation: svc.metadata.generation,
-                    last_transition_time: transition,
-                };
-                json!({ "loadBalancer": lb, "conditions": [cond] })
-            }
-            None => json!({}),
-        };
-        // The resourceVersion is the precondition (409 if the Service changed since). `force`
-        // only settles field ownership (a Service once written by another manager, e.g. before
-        // a migration); it does not bypass the precondition.
-        let body = json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": ns,
-                "resourceVersion": svc.metadata.resource_version,
-            },
-            "status": status,
-        });
+        // `force` only settles field ownership (a Service once written by another manager, e.g.
+        // before a migration); it does not bypass the resourceVersion precondition.
+        let body = status_apply(svc, decision);
         self.fence()?;
         let written = api
             .patch_status(
@@ -296,44 +256,15 @@ impl Writer {
             .await?;
         self.metrics.api_writes.inc();
         // The pool annotation after the status: the address is what clients wait for.
-        let pool = decision.and_then(|d| d.pool.clone());
-        if svc.annotations().get(annotations::IP_ALLOCATED_FROM_POOL) != pool.as_ref() {
-            let patch = json!({ "metadata": {
-                "resourceVersion": written.metadata.resource_version,
-                "annotations": { annotations::IP_ALLOCATED_FROM_POOL: pool },
-            } });
+        if let Some(patch) = pool_patch(svc, decision, written.metadata.resource_version) {
             self.fence()?;
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
             self.metrics.api_writes.inc();
         }
-
-        // An event when what the Service shows changes meaningfully (not on every retry).
-        let changed = match (decision, our_condition(svc)) {
-            (Some(d), Some(c)) => c.reason != d.reason || c.message != d.message,
-            (Some(_), None) => true,
-            (None, _) => true,
-        };
-        if changed {
-            let (type_, reason, note) = match decision {
-                Some(d) if d.ok && d.reason == "IPAllocated" => {
-                    (EventType::Normal, d.reason, d.message.clone())
-                }
-                Some(d) => (EventType::Warning, d.reason, d.message.clone()),
-                None => (
-                    EventType::Normal,
-                    "ClearAssignment",
-                    "no longer a FerroLB LoadBalancer Service; addresses released".to_string(),
-                ),
-            };
+        if let Some((type_, reason, note)) = event(svc, decision) {
             self.fence()?;
-            if let Err(e) = self
-                .events
-                .publish(type_, reason, "Allocate", note, svc.object_ref(&()))
-                .await
-            {
-                tracing::debug!(error = %e, "event not published");
-            }
+            self.publish(svc, type_, reason, note).await;
         }
         Ok(())
     }
@@ -341,10 +272,7 @@ impl Writer {
     /// Merge-patches a status subresource in the background: fenced, transient errors retried
     /// a few times, permanent ones logged and counted. (Pools and verdicts are written again
     /// whenever they differ from what the store shows, so giving up loses nothing for good.)
-    pub fn patch_status<K>(&self, api: Api<K>, name: String, body: serde_json::Value)
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
+    pub fn patch_status<K: Kind>(&self, api: Api<K>, name: String, body: serde_json::Value) {
         let w = self.clone();
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -381,54 +309,12 @@ impl Writer {
             );
         });
     }
-
-    /// Writes `Valid` conditions of a kind whose verdict changed.
-    pub fn verdicts<K>(&self, api: Api<K>, objs: &[K], verdicts: &BTreeMap<String, Verdict>)
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-        K: HasConditions,
-    {
-        for o in objs {
-            let Some(v) = verdicts.get(&o.name_any()) else {
-                continue;
-            };
-            let mut conds = o.conditions().to_vec();
-            if set_condition(&mut conds, verdict_condition(v, o.meta().generation)) {
-                self.patch_status(
-                    api.clone(),
-                    o.name_any(),
-                    json!({ "status": { "conditions": conds } }),
-                );
-            }
-        }
-    }
 }
-
-/// Kinds whose status carries `conditions`.
-pub trait HasConditions {
-    fn conditions(&self) -> &[Condition];
-}
-
-macro_rules! has_conditions {
-    ($($k:ty),*) => {$(
-        impl HasConditions for $k {
-            fn conditions(&self) -> &[Condition] {
-                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
-            }
-        }
-    )*};
-}
-has_conditions!(
-    L2Advertisement,
-    BGPAdvertisement,
-    BGPPeer,
-    BFDProfile,
-    Community
-);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn api(code: u16) -> kube::Error {
         kube::Error::Api(Box::new(

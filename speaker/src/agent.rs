@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ferrolb_crds::validate;
+use ferrolb_shell::watch::own;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, own};
+use crate::cluster::Cluster;
 use crate::health::{Backoff, Change, Health, Runtime};
 use crate::l2::runtime::probe;
 use crate::l2::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};

@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use ferrolb_speaker::{agent, http, metrics::Metrics};
+use ferrolb_shell::http;
+use ferrolb_shell::process::{init_tracing, shutdown};
+use ferrolb_speaker::{agent, metrics::Metrics};
 use prometheus_client::registry::Registry;
 
 #[derive(Parser, Debug)]
@@ -60,12 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(http::serve(
-        args.metrics_addr,
-        Arc::new(registry),
-        ready.clone(),
-    ));
+    let ready = http::start(args.metrics_addr, registry);
     let settings = agent::Settings {
         node: args.node_name,
         namespace: args.namespace,
@@ -76,28 +71,4 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(?settings, "starting");
     agent::run(client, settings, metrics, ready, shutdown()).await
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
 }

@@ -3,8 +3,8 @@
 //! Not kube-runtime's `Recorder`: it caches every event it published in the last 6 minutes (one
 //! entry per Service, as each Service is its own series key) and scans that cache on every
 //! publish, so creating 10,000 Services held 10,000 events in memory and cost O(n) per event.
-//! The controller publishes an event only when what a Service shows changes, so there is no
-//! series to aggregate and nothing to cache.
+//! The controller and the speaker publish an event only when what a Service shows changes, so
+//! there is no series to aggregate and nothing to cache.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;

@@ -10,8 +10,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-/// Serves until the process ends. `ready` flips to true once caches are synced.
-pub async fn serve(
+/// Serves in the background until the process ends. The flag returned is what `/readyz`
+/// reports: false until the program sets it (once its caches are synced).
+pub fn start(addr: SocketAddr, registry: Registry) -> Arc<AtomicBool> {
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(serve(addr, Arc::new(registry), ready.clone()));
+    ready
+}
+
+async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
