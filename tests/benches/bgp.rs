@@ -47,9 +47,7 @@
 //! pods with release images.)
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -58,53 +56,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_crds::BGPPeer;
 use ferrolb_tests::backend::{Backend, Spec};
+use ferrolb_tests::bench::{Summary, settle, stamp, started, trials};
 use ferrolb_tests::bgp::{
-    LinkCut, NODE_AS, Objects, ROUTERS, Router, RouterConfig, hops, node_addr, percentile,
-    wait_router_sessions,
+    NODE_AS, Objects, ROUTERS, Router, RouterConfig, hops, node_addr, wait_router_sessions,
 };
-use ferrolb_tests::{NODES, lab, repo, unique, want_pods};
+use ferrolb_tests::network::LinkCut;
+use ferrolb_tests::probe::{Probe, Prober};
+use ferrolb_tests::speakers::{
+    image_profile, kill_speaker, speaker_pid, speaker_pods, speakers_ready,
+};
+use ferrolb_tests::{NODES, lab, unique, want_pods};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(60);
 /// Longest wait for a whole cluster between trials (pods restarted, sessions and routes back).
 const WHOLE: Duration = Duration::from_secs(120);
-const PROBE_EVERY: Duration = Duration::from_millis(10);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
-const SPEAKER_SELECTOR: &str = "app.kubernetes.io/name=ferrolb,app.kubernetes.io/component=speaker";
 /// The node whose speaker, pod or link the faults hit.
 const VICTIM: &str = "flb-node1";
-
-unsafe extern "C" {
-    /// kill(2): the signal leaves at a known instant (no `kill` process to spawn first).
-    fn kill(pid: i32, sig: i32) -> i32;
-    /// setns(2): moves the calling thread into another network namespace.
-    fn setns(fd: i32, nstype: i32) -> i32;
-}
-const SIGKILL: i32 = 9;
-
-static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-/// Seconds since the bench started, for its log.
-fn stamp() -> String {
-    format!(
-        "[{:6.1} s]",
-        START.get_or_init(Instant::now).elapsed().as_secs_f64()
-    )
-}
-const CLONE_NEWNET: i32 = 0x4000_0000;
-
-fn trials() -> usize {
-    std::env::var("FERROLB_BENCH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
 
 /// Samples of one figure.
 #[derive(Default)]
@@ -153,18 +126,17 @@ impl Figure {
     }
 
     fn print(&self, target: Option<f64>) {
-        let mut v = self.v.clone();
-        v.sort_by(f64::total_cmp);
-        let over = target.map(|t| v.iter().filter(|x| **x >= t).count());
+        let s = Summary::of(&self.v);
+        let over = target.map(|t| self.v.iter().filter(|x| **x >= t).count());
         let u = self.unit;
         println!(
             "{:<64} n={:<3} median {:>7.1} {u:<2}  p99 {:>7.1} {u:<2}  min {:>7.1}  max {:>7.1}{}{}",
             self.name,
-            v.len(),
-            percentile(&v, 0.5),
-            percentile(&v, 0.99),
-            v.first().copied().unwrap_or(f64::NAN),
-            v.last().copied().unwrap_or(f64::NAN),
+            s.n,
+            s.median,
+            s.p99,
+            s.min,
+            s.max,
             match (target, over) {
                 (Some(t), Some(o)) => format!("  (target < {t} ms: {o} over)"),
                 _ => String::new(),
@@ -179,6 +151,11 @@ impl Figure {
 }
 
 type Figures = Vec<(Figure, Option<f64>)>;
+
+/// A figure for each router, in ROUTERS' order: `WHAT (frr)`, `WHAT (bird)`.
+fn per_router(what: &str) -> [Figure; 2] {
+    ROUTERS.map(|r| Figure::new(&format!("{what} ({})", r.name)))
+}
 
 /// `later - earlier` in milliseconds, negative when `later` came first.
 fn signed_ms(later: Instant, earlier: Instant) -> f64 {
@@ -195,7 +172,7 @@ type Timeline = Arc<Mutex<Vec<(Instant, BTreeSet<String>)>>>;
 fn main() {
     want_pods();
     let n = trials();
-    let started = *START.get_or_init(Instant::now);
+    let started = started();
     let lab = lab();
     describe_conditions(n);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -252,136 +229,9 @@ fn describe_conditions(n: usize) {
     );
 }
 
-// ---- FerroLB's pods ------------------------------------------------------------------------
-
-/// A speaker pod as the API server shows it.
-#[derive(Debug)]
-struct SpeakerPod {
-    name: String,
-    node: String,
-    ready: bool,
-    terminating: bool,
-    restarts: u64,
-}
-
-fn speaker_pods() -> Vec<SpeakerPod> {
-    let r = lab().kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ferrolb_crds::DEFAULT_NAMESPACE,
-        "-l",
-        SPEAKER_SELECTOR,
-        "-o",
-        "json",
-    ]);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-    v.get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| SpeakerPod {
-            name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
-            node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-            ready: p
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True"),
-            terminating: p.pointer("/metadata/deletionTimestamp").is_some(),
-            restarts: p
-                .pointer("/status/containerStatuses/0/restartCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        })
-        .collect()
-}
-
-fn speakers_ready() -> Result<(), String> {
-    let sp = speaker_pods();
-    if sp.len() != NODES.len() || sp.iter().any(|p| !p.ready || p.terminating) {
-        return Err(format!("speaker pods {sp:?}"));
-    }
-    Ok(())
-}
-
-/// The pid of the speaker container's process in a node's network namespace (hostNetwork).
-fn speaker_pid(node: &str) -> Option<i32> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", node])
-        .output()
-        .ok()?;
-    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() == "ferrolb-speaker")
-        })
-        .collect();
-    match pids.as_slice() {
-        [one] => Some(*one),
-        _ => None,
-    }
-}
-
-/// Which build the speaker image holds: its binary compared (by size) with the static builds in
-/// target/ (hack/build-static).
-fn image_profile() -> String {
-    let Some(size) = speaker_pid("flb-node1")
-        .and_then(|p| std::fs::metadata(format!("/proc/{p}/exe")).ok())
-        .map(|m| m.len())
-    else {
-        return "unknown (no speaker process on flb-node1)".into();
-    };
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    for (profile, dir) in [("release", "release"), ("dev", "debug")] {
-        let p = target.join(format!("x86_64-unknown-linux-musl/{dir}/ferrolb-speaker"));
-        if std::fs::metadata(&p).is_ok_and(|m| m.len() == size) {
-            return format!(
-                "{profile} (the speaker's binary is target/x86_64-unknown-linux-musl/{dir}/ferrolb-speaker, {} MB)",
-                size >> 20
-            );
-        }
-    }
-    format!("unknown (a {size}-byte speaker binary matching neither static build in target/)")
-}
-
-/// The backend's pods (name → node) if `n` are ready, none terminating, on `nodes` distinct
-/// nodes, and the endpoints list exactly them.
-fn backends_whole(b: &Backend, n: usize) -> Result<BTreeMap<String, String>, String> {
-    let pods = b.all_pods();
-    let map: BTreeMap<String, String> = pods
-        .iter()
-        .map(|p| (p.name.clone(), p.node.clone()))
-        .collect();
-    let nodes: BTreeSet<&String> = map.values().collect();
-    if pods.len() != n || pods.iter().any(|p| !p.ready || p.terminating) || nodes.len() != n {
-        return Err(format!("backend pods {pods:?}"));
-    }
-    let eps = b.endpoint_pods();
-    if eps != map {
-        return Err(format!("ready endpoints {eps:?}, pods {map:?}"));
-    }
-    Ok(map)
-}
-
 /// Polls `check` until it holds (true) or WHOLE has passed (false, saying why).
-fn wait_until(what: &str, mut check: impl FnMut() -> Result<(), String>) -> bool {
-    let t = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return true,
-            Err(why) if t.elapsed() > WHOLE => {
-                eprintln!("{what}: not after {WHOLE:?}: {why}");
-                return false;
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+fn wait_until(what: &str, check: impl FnMut() -> Result<(), String>) -> bool {
+    settle(what, WHOLE, check).is_some()
 }
 
 /// Both routers forward `ip` via exactly `nodes`.
@@ -396,132 +246,17 @@ fn routed(ip: &str, nodes: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// An IPAddressPool of `addresses` (host routes, autoAssign off) and its BGPAdvertisement.
-fn bgp_pool(o: &mut Objects, name: &str, addresses: &[&str]) {
-    let addrs = addresses
-        .iter()
-        .map(|a| format!("'{a}/{}'", if a.contains(':') { 128 } else { 32 }))
-        .collect::<Vec<_>>()
-        .join(", ");
-    o.apply(
-        "IPAddressPool",
-        name,
-        &format!("{{addresses: [{addrs}], autoAssign: false}}"),
-    );
-    o.apply(
-        "BGPAdvertisement",
-        name,
-        &format!("{{ipAddressPools: [{name}]}}"),
-    );
-}
-
-// ---- the client's view: HTTP probes from flb-client ----------------------------------------
-
-/// One GET of `/hostname`: when it started and the pod that answered (None: it failed).
-#[derive(Clone, Debug)]
-struct Probe {
-    at: Instant,
-    answer: Option<String>,
-}
-
-/// Starts a GET every PROBE_EVERY from flb-client's network namespace (each on a thread of its
-/// own, so a request that hangs does not delay the next), until finished.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    probes: Arc<Mutex<Vec<Probe>>>,
-    scheduler: Option<JoinHandle<()>>,
-}
-
-/// Moves the calling thread (and threads it starts) into a lab host's network namespace.
-fn enter_netns(host: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{host}")).expect("the lab host's netns");
-    // SAFETY: setns(2) on a descriptor we own; it affects this thread only.
-    let rc = unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns into {host}");
-}
-
-/// GET /hostname over a new connection: agnhost's answer (the pod's name), None on any failure
-/// or after `timeout` in all.
-fn get_hostname(addr: SocketAddr, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    let left = deadline.checked_duration_since(Instant::now())?;
-    s.set_write_timeout(Some(left)).ok()?;
-    s.write_all(b"GET /hostname HTTP/1.0\r\nHost: probe\r\n\r\n")
-        .ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left)).ok()?;
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return None,
-        }
+/// Objects named after `unique(prefix)`, BASE: an IPv4 BGPPeer to each router (BASE-ROUTER)
+/// and a pool of `address` with its BGPAdvertisement (BASE). Returns them (deleted when
+/// dropped) and BASE.
+fn peered_pool(prefix: &str, address: &str) -> (Objects, String) {
+    let mut o = Objects::new();
+    let base = unique(prefix);
+    for r in ROUTERS {
+        o.peer(&format!("{base}-{}", r.name), r, false, "");
     }
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.trim().to_string())
-}
-
-impl Prober {
-    fn start(ip: &str) -> Prober {
-        let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("an IP"), 80);
-        let stop = Arc::new(AtomicBool::new(false));
-        let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
-        let (s, p) = (stop.clone(), probes.clone());
-        let scheduler = std::thread::spawn(move || {
-            enter_netns("flb-client");
-            let mut inflight: Vec<JoinHandle<()>> = Vec::new();
-            let mut next = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let p = p.clone();
-                inflight.push(std::thread::spawn(move || {
-                    let at = Instant::now();
-                    let answer = get_hostname(addr, PROBE_TIMEOUT);
-                    p.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Probe { at, answer });
-                }));
-                inflight.retain(|h| !h.is_finished());
-                next += PROBE_EVERY;
-                match next.checked_duration_since(Instant::now()) {
-                    Some(d) => std::thread::sleep(d),
-                    None => next = Instant::now(),
-                }
-            }
-            for h in inflight {
-                let _ = h.join();
-            }
-        });
-        Prober {
-            stop,
-            probes,
-            scheduler: Some(scheduler),
-        }
-    }
-
-    /// Stops probing; every probe, by start time.
-    fn finish(mut self) -> Vec<Probe> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.scheduler.take() {
-            let _ = h.join();
-        }
-        let mut v = self
-            .probes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        v.sort_by_key(|p| p.at);
-        v
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+    o.advertised_pool(&base, &[address], "BGPAdvertisement", "");
+    (o, base)
 }
 
 /// Failed requests among those started after `t0`: how many of how many, runs of them (ms after
@@ -736,7 +471,7 @@ fn session_up(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> 
     eprintln!("{} == session up", stamp());
     let mut objects = Objects::new();
     let pool = unique("bench-up");
-    bgp_pool(&mut objects, &pool, &["198.18.101.1"]);
+    objects.advertised_pool(&pool, &["198.18.101.1"], "BGPAdvertisement", "");
     let b = Backend::new(Spec {
         pool: Some(pool),
         ..Spec::default()
@@ -745,14 +480,8 @@ fn session_up(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> 
     let ip = b.ips(SETTLE).remove(0);
     let all = hops(&NODES, &ip);
     let api: Api<BGPPeer> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
-    let mut established = [
-        Figure::new("peer created → Established (frr)"),
-        Figure::new("peer created → Established (bird)"),
-    ];
-    let mut routed_fig = [
-        Figure::new("peer created → route installed, 3 next hops (frr)"),
-        Figure::new("peer created → route installed, 3 next hops (bird)"),
-    ];
+    let mut established = per_router("peer created → Established");
+    let mut routed_fig = per_router("peer created → route installed, 3 next hops");
     let node_addrs: BTreeSet<String> = NODES.iter().map(|nd| node_addr(nd, false)).collect();
     for t in 0..n {
         let logs: Vec<RouteLog> = ROUTERS.iter().map(|r| RouteLog::start(*r, &ip)).collect();
@@ -822,18 +551,10 @@ fn session_up(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> 
 /// it at once rather than after a crash-loop back-off.
 fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> Figures {
     eprintln!("{} == speaker pod deleted / crash", stamp());
-    let mut o = Objects::new();
-    let base = unique("bench-sp");
-    for r in ROUTERS {
-        o.peer(&format!("{base}-{}", r.name), r, false, "");
-    }
-    bgp_pool(&mut o, &base, &["198.18.101.2"]);
+    let (_o, base) = peered_pool("bench-sp", "198.18.101.2");
     let b = Backend::new(Spec {
-        replicas: NODES.len() as u32,
-        one_per_node: true,
         policy: "Local",
-        pool: Some(base.clone()),
-        ..Spec::default()
+        ..Spec::one_per_node(&base)
     });
     b.wait_ready();
     let ip = b.ips(SETTLE).remove(0);
@@ -841,26 +562,17 @@ fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client)
     let all = hops(&NODES, &ip);
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), ferrolb_crds::DEFAULT_NAMESPACE);
 
-    let mut del_cease = [
-        Figure::new("pod deleted → Cease received (frr)"),
-        Figure::new("pod deleted → Cease received (bird)"),
-    ];
-    let mut del_gone = [
-        Figure::new("pod deleted → next hop gone (frr)"),
-        Figure::new("pod deleted → next hop gone (bird)"),
-    ];
+    let mut del_cease = per_router("pod deleted → Cease received");
+    let mut del_gone = per_router("pod deleted → next hop gone");
     let mut del_back = Figure::new("pod deleted → next hop back, new pod (frr)");
     let mut del_failed = Figure::count("pod deleted: failed requests (one every 10 ms)");
-    let mut crash_gone = [
-        Figure::new("crash → next hop gone (frr)"),
-        Figure::new("crash → next hop gone (bird)"),
-    ];
+    let mut crash_gone = per_router("crash → next hop gone");
     let mut crash_back = Figure::new("crash → next hop back, container restarted (frr)");
     let mut crash_failed = Figure::count("crash: failed requests (one every 10 ms)");
 
     let whole = || {
         speakers_ready()?;
-        backends_whole(&b, NODES.len())?;
+        b.spread_ready(NODES.len())?;
         routed(&ip, &NODES)
     };
     for t in 0..n {
@@ -898,9 +610,7 @@ fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client)
                     continue;
                 };
                 let t0 = (Instant::now(), SystemTime::now());
-                // SAFETY: kill(2) of the speaker container's process, found by name in the node.
-                let rc = unsafe { kill(pid, SIGKILL) };
-                assert_eq!(rc, 0, "kill -9 {pid}");
+                kill_speaker(pid);
                 t0
             } else {
                 let t0 = (Instant::now(), SystemTime::now());
@@ -1054,12 +764,7 @@ impl Drop for SliceWatch {
 /// to the routers' next hops, and from the pin change to the route on the new node only.
 fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> Figures {
     eprintln!("{} == backend pod moved", stamp());
-    let mut o = Objects::new();
-    let base = unique("bench-ep");
-    for r in ROUTERS {
-        o.peer(&format!("{base}-{}", r.name), r, false, "");
-    }
-    bgp_pool(&mut o, &base, &["198.18.101.3"]);
+    let (_o, base) = peered_pool("bench-ep", "198.18.101.3");
     let mut b = Backend::new(Spec {
         node: Some("flb-node1".into()),
         policy: "Local",
@@ -1069,14 +774,8 @@ fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) 
     b.wait_ready();
     let ip = b.ips(SETTLE).remove(0);
     let slices = SliceWatch::start(rt, client, &b.ns.name);
-    let mut added = [
-        Figure::new("slice: new node serving (watched) → next hop added (frr)"),
-        Figure::new("slice: new node serving (watched) → next hop added (bird)"),
-    ];
-    let mut removed = [
-        Figure::new("slice: old node not serving (watched) → next hop gone (frr)"),
-        Figure::new("slice: old node not serving (watched) → next hop gone (bird)"),
-    ];
+    let mut added = per_router("slice: new node serving (watched) → next hop added");
+    let mut removed = per_router("slice: old node not serving (watched) → next hop gone");
     let mut moved = Figure::new("pin changed → routed to the new node only (frr)");
     let mut failed = Figure::count("failed requests during the move (one every 10 ms)");
     let mut at = "flb-node1";
@@ -1087,7 +786,7 @@ fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) 
             "flb-node1"
         };
         let ok = wait_until("one pod, routed to it", || {
-            let pods = backends_whole(&b, 1)?;
+            let pods = b.spread_ready(1)?;
             if pods.values().any(|nd| nd != at) {
                 return Err(format!("pods {pods:?}"));
             }
@@ -1127,7 +826,7 @@ fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) 
         }
         let whole = done[0].map(|d| d - t0);
         moved.add(whole);
-        wait_until("the new pod alone", || backends_whole(&b, 1).map(|_| ()));
+        wait_until("the new pod alone", || b.spread_ready(1).map(|_| ()));
         std::thread::sleep(Duration::from_millis(300));
         let f = failures(&prober.finish(), t0);
         failed.add_n(f.failed);
@@ -1181,14 +880,16 @@ fn bfd_link_cut(n: usize) -> Figures {
             );
         }
     }
-    bgp_pool(&mut o, &base, &["198.18.101.4", "fd00:101::4"]);
+    o.advertised_pool(
+        &base,
+        &["198.18.101.4", "fd00:101::4"],
+        "BGPAdvertisement",
+        "",
+    );
     let b = Backend::new(Spec {
-        replicas: NODES.len() as u32,
-        one_per_node: true,
         policy: "Local",
         dual_stack: true,
-        pool: Some(base.clone()),
-        ..Spec::default()
+        ..Spec::one_per_node(&base)
     });
     b.wait_ready();
     let ips = b.ips(SETTLE);
@@ -1208,7 +909,7 @@ fn bfd_link_cut(n: usize) -> Figures {
     for t in 0..n {
         let ok = wait_until("whole cluster", || {
             speakers_ready()?;
-            backends_whole(&b, NODES.len())?;
+            b.spread_ready(NODES.len())?;
             for ip in &ips {
                 routed(ip, &NODES)?;
             }

@@ -48,49 +48,26 @@
 //! pods with release images.)
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::backend::{Backend, Spec, curl_from_client, url};
-use ferrolb_tests::bgp::{LinkCut, Objects, percentile};
+use ferrolb_tests::bench::{Summary, settle, stamp, started, trials};
+use ferrolb_tests::bgp::Objects;
 use ferrolb_tests::l2::members_seen;
-use ferrolb_tests::{NODES, lab, repo, unique, want_pods};
+use ferrolb_tests::network::LinkCut;
+use ferrolb_tests::probe::{PROBE_EVERY, PROBE_TIMEOUT, Probe, Prober};
+use ferrolb_tests::speakers::{
+    image_profile, kill_speaker, speaker_pid, speaker_pods, speakers_ready,
+};
+use ferrolb_tests::{NODES, lab, unique, want_pods};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::DeleteParams;
-use serde_json::Value;
 
 /// The Service's address (a pool of its own).
 const VIP: &str = "198.18.0.230";
-const PROBE_EVERY: Duration = Duration::from_millis(10);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Longest wait for a whole cluster before (and after) a trial.
 const WHOLE: Duration = Duration::from_secs(120);
-const SPEAKER_SELECTOR: &str = "app.kubernetes.io/name=ferrolb,app.kubernetes.io/component=speaker";
-
-unsafe extern "C" {
-    /// kill(2): the signal leaves at a known instant.
-    fn kill(pid: i32, sig: i32) -> i32;
-    /// setns(2): moves the calling thread into another network namespace.
-    fn setns(fd: i32, nstype: i32) -> i32;
-}
-const SIGKILL: i32 = 9;
-
-static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-/// Seconds since the bench started, for its log.
-fn stamp() -> String {
-    format!(
-        "[{:6.1} s]",
-        START.get_or_init(Instant::now).elapsed().as_secs_f64()
-    )
-}
-const CLONE_NEWNET: i32 = 0x4000_0000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -117,120 +94,6 @@ impl Fault {
             Fault::Backends => "announcing node's backend pod deleted (Local policy)",
             Fault::LinkCut => "announcing node's link cut",
         }
-    }
-}
-
-// ---- the client's view: HTTP probes from flb-client ----------------------------------------
-
-/// One GET of `/hostname`: when it started and the pod that answered (None: it failed).
-#[derive(Clone, Debug)]
-struct Probe {
-    at: Instant,
-    answer: Option<String>,
-}
-
-/// Starts a GET every PROBE_EVERY from flb-client's network namespace (each on a thread of its
-/// own, so a request that hangs does not delay the next), until finished.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    probes: Arc<Mutex<Vec<Probe>>>,
-    scheduler: Option<JoinHandle<()>>,
-}
-
-/// Moves the calling thread (and threads it starts) into a lab host's network namespace.
-fn enter_netns(host: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{host}")).expect("the lab host's netns");
-    // SAFETY: setns(2) on a descriptor we own; it affects this thread only.
-    let rc = unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns into {host}");
-}
-
-/// GET /hostname over a new connection: agnhost's answer (the pod's name), None on any failure
-/// or after `timeout` in all.
-fn get_hostname(addr: SocketAddr, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    let left = deadline.checked_duration_since(Instant::now())?;
-    s.set_write_timeout(Some(left)).ok()?;
-    s.write_all(b"GET /hostname HTTP/1.0\r\nHost: probe\r\n\r\n")
-        .ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left)).ok()?;
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return None,
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.trim().to_string())
-}
-
-impl Prober {
-    fn start(ip: &str) -> Prober {
-        let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("an IP"), 80);
-        let stop = Arc::new(AtomicBool::new(false));
-        let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
-        let (s, p) = (stop.clone(), probes.clone());
-        let scheduler = std::thread::spawn(move || {
-            enter_netns("flb-client");
-            let mut inflight: Vec<JoinHandle<()>> = Vec::new();
-            let mut next = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let p = p.clone();
-                inflight.push(std::thread::spawn(move || {
-                    let at = Instant::now();
-                    let answer = get_hostname(addr, PROBE_TIMEOUT);
-                    p.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Probe { at, answer });
-                }));
-                inflight.retain(|h| !h.is_finished());
-                next += PROBE_EVERY;
-                match next.checked_duration_since(Instant::now()) {
-                    Some(d) => std::thread::sleep(d),
-                    None => next = Instant::now(),
-                }
-            }
-            for h in inflight {
-                let _ = h.join();
-            }
-        });
-        Prober {
-            stop,
-            probes,
-            scheduler: Some(scheduler),
-        }
-    }
-
-    /// The probes that have ended so far, by start time.
-    fn snapshot(&self) -> Vec<Probe> {
-        let mut v = self
-            .probes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        v.sort_by_key(|p| p.at);
-        v
-    }
-
-    /// Stops probing; every probe, by start time.
-    fn finish(mut self) -> Vec<Probe> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.scheduler.take() {
-            let _ = h.join();
-        }
-        self.snapshot()
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -315,132 +178,16 @@ fn seen(probes: &[Probe], t0: Instant, old: &str, node_of: &BTreeMap<String, Str
 
 // ---- the cluster -------------------------------------------------------------------------
 
-/// A speaker pod as the API server shows it.
-#[derive(Debug)]
-struct SpeakerPod {
-    name: String,
-    node: String,
-    ready: bool,
-    terminating: bool,
-    restarts: u64,
-}
-
-fn speaker_pods() -> Vec<SpeakerPod> {
-    let r = lab().kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ferrolb_crds::DEFAULT_NAMESPACE,
-        "-l",
-        SPEAKER_SELECTOR,
-        "-o",
-        "json",
-    ]);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-    v.get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let status = |t: &str| {
-                p.pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == t && c["status"] == "True")
-            };
-            SpeakerPod {
-                name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-                ready: status("Ready"),
-                terminating: p.pointer("/metadata/deletionTimestamp").is_some(),
-                restarts: p
-                    .pointer("/status/containerStatuses/0/restartCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            }
-        })
-        .collect()
-}
-
-/// The pid of the speaker container's process in a node's network namespace (hostNetwork).
-fn speaker_pid(node: &str) -> Option<i32> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", node])
-        .output()
-        .ok()?;
-    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() == "ferrolb-speaker")
-        })
-        .collect();
-    match pids.as_slice() {
-        [one] => Some(*one),
-        _ => None,
-    }
-}
-
-/// Which build the speaker image holds: its binary compared (by size) with the static builds in
-/// target/ (hack/build-static).
-fn image_profile() -> String {
-    let Some(size) = speaker_pid("flb-node1")
-        .and_then(|p| std::fs::metadata(format!("/proc/{p}/exe")).ok())
-        .map(|m| m.len())
-    else {
-        return "unknown (no speaker process on flb-node1)".into();
-    };
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    for (profile, dir) in [("release", "release"), ("dev", "debug")] {
-        let p = target.join(format!("x86_64-unknown-linux-musl/{dir}/ferrolb-speaker"));
-        if std::fs::metadata(&p).is_ok_and(|m| m.len() == size) {
-            return format!(
-                "{profile} (the speaker's binary is target/x86_64-unknown-linux-musl/{dir}/ferrolb-speaker, {} MB)",
-                size >> 20
-            );
-        }
-    }
-    format!("unknown (a {size}-byte speaker binary matching neither static build in target/)")
-}
-
-/// The backend's pods, if all three are ready, one per node, and the endpoints list exactly them.
-fn backends_whole(b: &Backend) -> Result<BTreeMap<String, String>, String> {
-    let pods = b.all_pods();
-    let map: BTreeMap<String, String> = pods
-        .iter()
-        .map(|p| (p.name.clone(), p.node.clone()))
-        .collect();
-    let per_node: std::collections::BTreeSet<&String> = map.values().collect();
-    if pods.len() != NODES.len()
-        || pods.iter().any(|p| !p.ready || p.terminating)
-        || per_node.len() != NODES.len()
-    {
-        return Err(format!("backend pods {pods:?}"));
-    }
-    let eps = b.endpoint_pods();
-    if eps != map {
-        return Err(format!("ready endpoints {eps:?}, pods {map:?}"));
-    }
-    Ok(map)
-}
-
 /// Whether the cluster is whole: every speaker pod ready (none terminating) and seeing every
 /// other, the backends whole, and the client served by the node the L2 condition names (`want`
 /// if given). Returns that node and pod → node.
 fn whole(b: &Backend, want: Option<&str>) -> Result<(String, BTreeMap<String, String>), String> {
-    let sp = speaker_pods();
-    if sp.len() != NODES.len() || sp.iter().any(|p| !p.ready || p.terminating) {
-        return Err(format!("speaker pods {sp:?}"));
-    }
+    speakers_ready()?;
     let m = members_seen();
     if m.iter().any(|c| *c != Some(NODES.len() as u64)) {
         return Err(format!("members seen {m:?}"));
     }
-    let pods = backends_whole(b)?;
+    let pods = b.spread_ready(NODES.len())?;
     let Some(elected) = b.l2_announcer(VIP).filter(|n| NODES.contains(&n.as_str())) else {
         return Err(format!("L2 condition {:?}", b.l2_condition("message")));
     };
@@ -458,17 +205,7 @@ fn whole(b: &Backend, want: Option<&str>) -> Result<(String, BTreeMap<String, St
 }
 
 fn wait_whole(b: &Backend, want: Option<&str>) -> Option<(String, BTreeMap<String, String>)> {
-    let t = Instant::now();
-    loop {
-        match whole(b, want) {
-            Ok(w) => return Some(w),
-            Err(why) if t.elapsed() > WHOLE => {
-                eprintln!("not whole after {WHOLE:?}: {why}");
-                return None;
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+    settle("whole cluster", WHOLE, || whole(b, want))
 }
 
 // ---- figures -------------------------------------------------------------------------------
@@ -501,16 +238,15 @@ impl Figure {
     }
 
     fn print(&self) {
-        let mut v = self.v.clone();
-        v.sort_by(f64::total_cmp);
+        let s = Summary::of(&self.v);
         println!(
             "{:<62} n={:<2} median {:>6.0} {u}  p99 {:>6.0} {u}  min {:>6.0}  max {:>6.0}{}",
             self.name,
-            v.len(),
-            percentile(&v, 0.5),
-            percentile(&v, 0.99),
-            v.first().copied().unwrap_or(f64::NAN),
-            v.last().copied().unwrap_or(f64::NAN),
+            s.n,
+            s.median,
+            s.p99,
+            s.min,
+            s.max,
             if self.none > 0 {
                 format!("  ({} {})", self.none, self.none_means)
             } else {
@@ -611,9 +347,7 @@ fn trial(
                 return;
             };
             let t0 = Instant::now();
-            // SAFETY: kill(2) of the speaker container's process, found by name in the node.
-            let rc = unsafe { kill(pid, SIGKILL) };
-            assert_eq!(rc, 0, "kill -9 {pid}");
+            kill_speaker(pid);
             t0
         }
         Fault::Delete => {
@@ -700,10 +434,7 @@ fn trial(
 
 fn main() {
     want_pods();
-    let trials: usize = std::env::var("FERROLB_BENCH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let trials = trials();
     let wanted = std::env::var("FERROLB_BENCH_FAULTS")
         .unwrap_or_default()
         .to_lowercase();
@@ -711,29 +442,17 @@ fn main() {
         .into_iter()
         .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == f.name()))
         .collect();
-    let started = *START.get_or_init(Instant::now);
+    let started = started();
     let lab = lab();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = rt.block_on(lab.client()).expect("kube client");
 
     let pool = unique("bench-l2");
     let mut objects = Objects::new();
-    objects.apply(
-        "IPAddressPool",
-        &pool,
-        &format!("{{addresses: ['{VIP}/32'], autoAssign: false}}"),
-    );
-    objects.apply(
-        "L2Advertisement",
-        &pool,
-        &format!("{{ipAddressPools: [{pool}]}}"),
-    );
+    objects.advertised_pool(&pool, &[VIP], "L2Advertisement", "");
     let b = Backend::new(Spec {
-        replicas: NODES.len() as u32,
-        one_per_node: true,
         policy: "Local",
-        pool: Some(pool.clone()),
-        ..Spec::default()
+        ..Spec::one_per_node(&pool)
     });
     b.wait_ready();
     let ip = b.ips(Duration::from_secs(40)).remove(0);

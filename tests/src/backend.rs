@@ -5,12 +5,12 @@
 //! the lab's client host, which pod (and so which node) answered, routes on the client.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Ran, TestNamespace, kind, lab, repo, wait_for};
+use crate::{Ran, TestNamespace, kind, lab, repo, run, wait_for};
 
 /// The Service (and Deployment, and `app` label) name in a backend's namespace.
 pub const NAME: &str = "web";
@@ -74,6 +74,18 @@ impl Default for Spec {
             dual_stack: false,
             pool: None,
             node_ports: true,
+        }
+    }
+}
+
+impl Spec {
+    /// A pod on each lab node (one per node), addresses from `pool`.
+    pub fn one_per_node(pool: &str) -> Spec {
+        Spec {
+            replicas: crate::NODES.len() as u32,
+            one_per_node: true,
+            pool: Some(pool.to_string()),
+            ..Spec::default()
         }
     }
 }
@@ -274,6 +286,25 @@ impl Backend {
         })
     }
 
+    /// The pods (name → node) if exactly `n` exist, all ready, none terminating, on `n` distinct
+    /// nodes, and the Service's EndpointSlices list exactly them as ready (else what is amiss).
+    pub fn spread_ready(&self, n: usize) -> Result<BTreeMap<String, String>, String> {
+        let pods = self.all_pods();
+        let map: BTreeMap<String, String> = pods
+            .iter()
+            .map(|p| (p.name.clone(), p.node.clone()))
+            .collect();
+        let nodes: BTreeSet<&String> = map.values().collect();
+        if pods.len() != n || pods.iter().any(|p| !p.ready || p.terminating) || nodes.len() != n {
+            return Err(format!("backend pods {pods:?}"));
+        }
+        let eps = self.endpoint_pods();
+        if eps != map {
+            return Err(format!("ready endpoints {eps:?}, pods {map:?}"));
+        }
+        Ok(map)
+    }
+
     /// [`wait_pods`](Self::wait_pods) for the Deployment's replicas (60 s).
     pub fn wait_ready(&self) -> BTreeMap<String, String> {
         self.wait_pods(self.spec.replicas as usize, Duration::from_secs(60), |_| {
@@ -420,17 +451,9 @@ pub fn curl_from_client(url: &str) -> Option<String> {
         lab().exec("flb-client", &curl)
     } else {
         // Straight into the namespace (hack/lab exec costs a shell's start-up per request).
-        Command::new("ip")
+        run(Command::new("ip")
             .args(["netns", "exec", "flb-client"])
-            .args(curl)
-            .stdin(Stdio::null())
-            .output()
-            .map(Ran::from)
-            .unwrap_or_else(|e| Ran {
-                ok: false,
-                stdout: String::new(),
-                stderr: e.to_string(),
-            })
+            .args(curl))
     };
     r.ok.then(|| r.stdout.trim().to_string())
 }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::{NODES, TestNamespace, lab, repo, speaker_metrics, unique, wait_for, who_answers};
+use crate::{
+    NODES, TestNamespace, host_prefix, lab, object_yaml, repo, speaker_metrics, unique, wait_for,
+    who_answers,
+};
 
 /// The `service.kubernetes.io/service-proxy-name` of L2Case Services: kube-proxy leaves Services
 /// with this label alone, so the node that receives a connection for the VIP answers it itself
@@ -31,18 +34,22 @@ impl L2Case {
         let name = unique("l2");
         let addrs = addresses
             .iter()
-            .map(|a| format!("'{a}/{}'", if a.contains(':') { 128 } else { 32 }))
+            .map(|a| format!("'{}'", host_prefix(a)))
             .collect::<Vec<_>>()
             .join(", ");
-        let r = lab().apply(&format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}}}\nspec: {{addresses: [{addrs}], autoAssign: false}}\n"
+        let r = lab().apply(&object_yaml(
+            "IPAddressPool",
+            &name,
+            &format!("{{addresses: [{addrs}], autoAssign: false}}"),
         ));
         assert!(r.ok, "{}", r.stderr);
         if let Some(spec) = adv_spec {
             let sep = if spec.trim() == "{}" { "" } else { ", " };
             let spec = spec.trim().trim_start_matches('{').trim_end_matches('}');
-            let r = lab().apply(&format!(
-                "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: {name}}}\nspec: {{ipAddressPools: [{name}]{sep}{spec}}}\n"
+            let r = lab().apply(&object_yaml(
+                "L2Advertisement",
+                &name,
+                &format!("{{ipAddressPools: [{name}]{sep}{spec}}}"),
             ));
             assert!(r.ok, "{}", r.stderr);
         }

@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod backend;
+pub mod bench;
 pub mod bgp;
 pub mod l2;
 pub mod membership;
+pub mod network;
+pub mod probe;
+pub mod speakers;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -130,6 +134,44 @@ impl From<Output> for Ran {
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
+    }
+}
+
+/// Runs `cmd` to its end with stdin closed; one that cannot start fails with the reason as its
+/// stderr.
+pub fn run(cmd: &mut Command) -> Ran {
+    cmd.stdin(Stdio::null())
+        .output()
+        .map(Ran::from)
+        .unwrap_or_else(|e| Ran {
+            ok: false,
+            stdout: String::new(),
+            stderr: e.to_string(),
+        })
+}
+
+/// `ip` as a host route: `ip/32`, or `ip/128` for IPv6.
+pub fn host_prefix(ip: &str) -> String {
+    format!("{ip}/{}", if ip.contains(':') { 128 } else { 32 })
+}
+
+/// A `ferrolb.io/v1beta1` object as YAML, with this spec (YAML flow or block).
+pub fn object_yaml(kind: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+    )
+}
+
+/// Asserts that the API server refused the `kind` with `spec` (`r`: what it said to it) and that
+/// its answer says each of `expected`.
+pub fn assert_refused(r: &Ran, kind: &str, spec: &str, expected: &[&str]) {
+    assert!(!r.ok, "{kind} {spec} was accepted: {}", r.stdout);
+    for e in expected {
+        assert!(
+            r.stderr.contains(e),
+            "{kind}: expected {e:?} in:\n{}",
+            r.stderr
+        );
     }
 }
 

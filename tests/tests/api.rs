@@ -1,26 +1,15 @@
 //! The ferrolb.io API against the lab's real kube-apiserver: valid samples are accepted, and a
 //! representative invalid object of each kind is rejected with a message that says what to fix.
 
-use ferrolb_tests::{lab, repo, unique};
+use ferrolb_tests::{assert_refused, lab, object_yaml, repo, unique};
 
 /// Applies `yaml` with the object renamed to something unique; returns the server's answer.
 fn apply_named(kind: &str, spec: &str) -> ferrolb_tests::Ran {
-    let name = unique("bad");
-    lab().apply(&format!(
-        "apiVersion: ferrolb.io/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
-    ))
+    lab().apply(&object_yaml(kind, &unique("bad"), spec))
 }
 
 fn assert_rejected(kind: &str, spec: &str, expected: &[&str]) {
-    let r = apply_named(kind, spec);
-    assert!(!r.ok, "{kind} {spec} was accepted: {}", r.stdout);
-    for e in expected {
-        assert!(
-            r.stderr.contains(e),
-            "{kind}: expected {e:?} in:\n{}",
-            r.stderr
-        );
-    }
+    assert_refused(&apply_named(kind, spec), kind, spec, expected);
 }
 
 #[test]

@@ -9,11 +9,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::bgp::{
-    BIRD, BgpService, FRR, LinkCut, Objects, ROUTERS, RouteWatch, RouterConfig, hops, ip_in,
-    metric, node_addr, shown_sessions, sysctl_in, wait_nexthops, wait_prefix_nexthops,
-    wait_router_sessions, wait_shown_established,
+    BIRD, BgpService, FRR, Objects, ROUTERS, RouteWatch, RouterConfig, hops, metric, node_addr,
+    shown_sessions, wait_nexthops, wait_prefix_nexthops, wait_routed, wait_router_sessions,
+    wait_shown_established,
 };
 use ferrolb_tests::l2::{Hold, signal_speaker, wait_speaker_back};
+use ferrolb_tests::network::{LinkCut, ip_in, sysctl_in};
 use ferrolb_tests::{NODES, TestNamespace, lab, serial, unique, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(40);
@@ -142,11 +143,7 @@ fn local_and_cluster_policies_follow_the_endpoints() {
     let ips = svc.ips();
     let expect = |nodes: &[&str], what: &str| {
         println!("{what}: expecting next hops {nodes:?}");
-        for r in ROUTERS {
-            for ip in &ips {
-                wait_nexthops(r, ip, &hops(nodes, ip), SETTLE);
-            }
-        }
+        wait_routed(&ips, nodes, SETTLE);
     };
     expect(&["flb-node1"], "Local, endpoint on node1");
     svc.endpoints(&["flb-node1", "flb-node2"]);
@@ -506,11 +503,7 @@ fn bfd_removes_a_cut_node_within_a_second() {
         }
     }
     drop(cut);
-    for r in ROUTERS {
-        for ip in &ips {
-            wait_nexthops(r, ip, &hops(&NODES, ip), SETTLE);
-        }
-    }
+    wait_routed(&ips, &NODES, SETTLE);
 }
 
 #[test]
@@ -540,11 +533,7 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     let hold = Hold::speaker("flb-node1");
     let pid = lab().pid("speaker-flb-node1").unwrap();
     signal_speaker("flb-node1", "-KILL");
-    for r in ROUTERS {
-        for ip in &ips {
-            wait_nexthops(r, ip, &BTreeSet::new(), Duration::from_secs(5));
-        }
-    }
+    wait_routed(&ips, &[], Duration::from_secs(5));
     drop(hold);
     wait_speaker_back("flb-node1", pid);
     ready();
@@ -647,11 +636,7 @@ fn sigterm_withdraws_at_once() {
         &["flb-node1"],
     );
     let ips = svc.ips();
-    for r in ROUTERS {
-        for ip in &ips {
-            wait_nexthops(r, ip, &hops(&["flb-node1"], ip), SETTLE);
-        }
-    }
+    wait_routed(&ips, &["flb-node1"], SETTLE);
     // Graceful restart is on, yet a clean shutdown must not leave stale routes behind: the
     // Cease NOTIFICATION withdraws everything at once.
     let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
@@ -674,11 +659,7 @@ fn sigterm_withdraws_at_once() {
     }
     drop(hold);
     wait_speaker_back("flb-node1", pid);
-    for r in ROUTERS {
-        for ip in &ips {
-            wait_nexthops(r, ip, &hops(&["flb-node1"], ip), SETTLE);
-        }
-    }
+    wait_routed(&ips, &["flb-node1"], SETTLE);
 }
 
 /// Calico's serviceClusterIPs / serviceExternalIPs: the ranges from every node, and the cluster

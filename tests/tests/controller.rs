@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::IPAddressPool;
-use ferrolb_tests::{ControllerProc, TestNamespace, lab};
+use ferrolb_tests::{ControllerProc, TestNamespace, lab, object_yaml};
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, ResourceExt};
 
@@ -35,9 +35,7 @@ impl Env {
     }
 
     fn pool(&self, name: &str, spec: &str) {
-        let r = self.cfg_ns.apply(&format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}}}\nspec: {spec}\n"
-        ));
+        let r = self.cfg_ns.apply(&object_yaml("IPAddressPool", name, spec));
         assert!(r.ok, "pool {name}: {}", r.stderr);
     }
 

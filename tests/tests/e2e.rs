@@ -20,7 +20,7 @@ use ferrolb_tests::backend::{
     Backend, ClientRoute, Spec, client_addr, client_gateway, curl_from_client, curl_many, tally,
     url, values, wait_http, wait_http_fails,
 };
-use ferrolb_tests::bgp::{BIRD, FRR, Objects, ROUTERS, Router, hops, node_addr, wait_nexthops};
+use ferrolb_tests::bgp::{BIRD, FRR, Objects, ROUTERS, Router, node_addr, wait_routed};
 use ferrolb_tests::{NODES, lab, neighbour_mac, node_mac, serial, unique, wait_for};
 
 /// The lab client's address on segment 0 (what a pod sees when the source is kept).
@@ -80,16 +80,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 fn l2_pool(prefix: &str, addresses: &[&str]) -> (Objects, String) {
     let name = unique(prefix);
     let mut o = Objects::new();
-    o.apply(
-        "IPAddressPool",
-        &name,
-        &format!("{{addresses: [{}], autoAssign: false}}", hosts(addresses)),
-    );
-    o.apply(
-        "L2Advertisement",
-        &name,
-        &format!("{{ipAddressPools: [{name}]}}"),
-    );
+    o.advertised_pool(&name, addresses, "L2Advertisement", "");
     (o, name)
 }
 
@@ -108,25 +99,8 @@ fn bgp_pool(prefix: &str, addresses: &[&str]) -> (Objects, String) {
             );
         }
     }
-    o.apply(
-        "IPAddressPool",
-        &name,
-        &format!("{{addresses: [{}], autoAssign: false}}", hosts(addresses)),
-    );
-    o.apply(
-        "BGPAdvertisement",
-        &name,
-        &format!("{{ipAddressPools: [{name}]}}"),
-    );
+    o.advertised_pool(&name, addresses, "BGPAdvertisement", "");
     (o, name)
-}
-
-fn hosts(addresses: &[&str]) -> String {
-    addresses
-        .iter()
-        .map(|a| format!("'{a}/{}'", if a.contains(':') { 128 } else { 32 }))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Waits until ARP (IPv4) / NDP (IPv6) for `ip` on the client's segment 0 is answered by one
@@ -277,15 +251,6 @@ fn masquerading_node(src: &str) -> Option<String> {
             on_segment || on_bridge
         })
         .map(|n| n.to_string())
-}
-
-/// Waits until both routers forward each of `ips` to exactly the nodes `nodes`.
-fn wait_routes(ips: &[String], nodes: &[&str]) {
-    for r in ROUTERS {
-        for ip in ips {
-            wait_nexthops(r, ip, &hops(nodes, ip), SETTLE);
-        }
-    }
 }
 
 /// The client's path to `ip` through `router`: FRR is its default router (nothing to do), BIRD
@@ -512,11 +477,8 @@ fn bgp_cluster_policy_ecmp_over_frr_and_bird_reaches_the_pods() {
     let mut t = Steps::start("bgp-cluster");
     let (_o, pool) = bgp_pool("e2e-bgpc", &["198.18.50.1", "fd00:50::1"]);
     let b = Backend::new(Spec {
-        replicas: 3,
-        one_per_node: true,
         dual_stack: true,
-        pool: Some(pool),
-        ..Spec::default()
+        ..Spec::one_per_node(&pool)
     });
     let pods = b.wait_ready();
     assert_eq!(values(&pods), set(&NODES), "one pod per node: {pods:?}");
@@ -525,7 +487,7 @@ fn bgp_cluster_policy_ecmp_over_frr_and_bird_reaches_the_pods() {
     t.done("3 pods ready");
 
     // Cluster policy: every node is a next hop on both routers (ECMP), both families.
-    wait_routes(&ips, &NODES);
+    wait_routed(&ips, &NODES, SETTLE);
     t.done("3 next hops on both routers");
     for router in ROUTERS {
         for ip in &ips {
@@ -560,19 +522,16 @@ fn bgp_local_policy_routes_to_nodes_with_pods_spreads_and_follows_scaling() {
     let mut t = Steps::start("bgp-local");
     let (_o, pool) = bgp_pool("e2e-bgpl", &["198.18.50.2", "fd00:50::2"]);
     let mut b = Backend::new(Spec {
-        replicas: 3,
-        one_per_node: true,
         policy: "Local",
         dual_stack: true,
-        pool: Some(pool),
-        ..Spec::default()
+        ..Spec::one_per_node(&pool)
     });
     let pods = b.wait_ready();
     assert_eq!(values(&pods), set(&NODES), "one pod per node: {pods:?}");
     let ips = b.ips(SETTLE);
     assert_eq!(ips, ["198.18.50.2", "fd00:50::2"]);
     t.done("3 pods ready");
-    wait_routes(&ips, &NODES);
+    wait_routed(&ips, &NODES, SETTLE);
     t.done("3 next hops on both routers");
 
     // Requests spread over every node, through each router (ECMP hashed by L4 flow).
@@ -595,7 +554,7 @@ fn bgp_local_policy_routes_to_nodes_with_pods_spreads_and_follows_scaling() {
     let with_pods: Vec<String> = values(&pods).into_iter().collect();
     let with_pods: Vec<&str> = with_pods.iter().map(String::as_str).collect();
     t.done(&format!("scaled to 2: pods on {with_pods:?}"));
-    wait_routes(&ips, &with_pods);
+    wait_routed(&ips, &with_pods, SETTLE);
     t.done("next hops: the nodes with pods");
     for router in [FRR, BIRD] {
         let per_node = spread(&ips[0], router, "/hostname", |h| pods.get(h).cloned());
@@ -612,7 +571,7 @@ fn bgp_local_policy_routes_to_nodes_with_pods_spreads_and_follows_scaling() {
     b.scale(0);
     b.wait_pods(0, PODS, |_| true);
     t.done("scaled to 0");
-    wait_routes(&ips, &[]);
+    wait_routed(&ips, &[], SETTLE);
     t.done("routes withdrawn");
     for router in ROUTERS {
         for ip in &ips {
@@ -631,7 +590,7 @@ fn bgp_local_policy_routes_to_nodes_with_pods_spreads_and_follows_scaling() {
     let pods = b.wait_pods(3, PODS, |_| true);
     assert_eq!(values(&pods), set(&NODES), "one pod per node: {pods:?}");
     t.done("scaled to 3");
-    wait_routes(&ips, &NODES);
+    wait_routed(&ips, &NODES, SETTLE);
     for ip in &ips {
         wait_http(&url(ip, 80, "/hostname"), SETTLE, |h| pods.contains_key(h));
     }

@@ -4,11 +4,22 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb_tests::bgp::LinkCut;
 use ferrolb_tests::l2::{
     Hold, L2Case, signal_speaker, wait_answer, wait_membership_whole, wait_speaker_back,
 };
+use ferrolb_tests::network::LinkCut;
 use ferrolb_tests::{Responders, lab, neighbour_mac, node_mac, serial, wait_for};
+
+/// Heals `cut` and asserts that `elected` answers for `vip` again within 4 s; returns how long
+/// that took.
+fn heal_until_back(cut: LinkCut, vip: &str, elected: &str) -> Duration {
+    let t = Instant::now();
+    drop(cut);
+    wait_answer(vip, "the elected node again", Duration::from_secs(4), |n| {
+        n == elected
+    });
+    t.elapsed()
+}
 
 #[test]
 fn arp_ndp_and_tcp_reach_the_elected_node() {
@@ -120,15 +131,8 @@ fn cutting_the_link_moves_traffic() {
     // seconds), and had no failover left if `next` went down. Three cuts of different lengths:
     // whether the speaker's periodic interface rescan fell inside the cut used to decide how it
     // came back.
-    let t = Instant::now();
-    drop(cut);
-    wait_answer(
-        &vip,
-        "the elected node again",
-        Duration::from_secs(4),
-        |n| n == first,
-    );
-    println!("healed: traffic back on {first} in {:?}", t.elapsed());
+    let back = heal_until_back(cut, &vip, &first);
+    println!("healed: traffic back on {first} in {back:?}");
     for length in [Duration::from_millis(1500), Duration::from_millis(4500)] {
         // (A second flap before the speakers' membership has merged again is not covered: the
         // node standing in never heard the elected one return, so it has no reason to
@@ -137,18 +141,8 @@ fn cutting_the_link_moves_traffic() {
         let cut = LinkCut::node(&first);
         wait_answer(&vip, "another node", Duration::from_secs(5), |n| n != first);
         std::thread::sleep(length);
-        let t = Instant::now();
-        drop(cut);
-        wait_answer(
-            &vip,
-            "the elected node again",
-            Duration::from_secs(4),
-            |n| n == first,
-        );
-        println!(
-            "healed after a {length:?} cut: back on {first} in {:?}",
-            t.elapsed()
-        );
+        let back = heal_until_back(cut, &vip, &first);
+        println!("healed after a {length:?} cut: back on {first} in {back:?}");
     }
 }
 

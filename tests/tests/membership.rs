@@ -39,6 +39,17 @@ fn steady(vip: &str, node: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An L2 Service on `addr` for every node's endpoints, once every speaker sees every other: the
+/// case, its VIP, the responders (answering while kept) and the node announcing it.
+fn announced_case(addr: &str) -> (L2Case, String, Responders, String) {
+    wait_membership_whole(Duration::from_secs(15));
+    let case = L2Case::new(&[addr], Some("{}"), "", &NODES);
+    let vip = case.ips().remove(0);
+    let responders = Responders::start(&vip);
+    let announcer = case.announcer();
+    (case, vip, responders, announcer)
+}
+
 fn no_member_down(mark: &LogMark) {
     let downs = mark.lines_with("member down");
     assert!(
@@ -50,11 +61,7 @@ fn no_member_down(mark: &LogMark) {
 #[test]
 fn hostile_datagrams_change_no_live_set_and_no_announcement() {
     let _s = serial();
-    wait_membership_whole(Duration::from_secs(15));
-    let case = L2Case::new(&["198.18.0.220"], Some("{}"), "", &NODES);
-    let vip = case.ips().remove(0);
-    let _r = Responders::start(&vip);
-    let announcer = case.announcer();
+    let (_case, vip, _r, announcer) = announced_case("198.18.0.220");
     let mac = node_mac(&announcer, 0);
     wait_for(
         "ARP answered by the announcer only",
@@ -260,11 +267,7 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
 #[test]
 fn key_rotation_causes_no_failover() {
     let _s = serial();
-    wait_membership_whole(Duration::from_secs(15));
-    let case = L2Case::new(&["198.18.0.221"], Some("{}"), "", &NODES);
-    let vip = case.ips().remove(0);
-    let _r = Responders::start(&vip);
-    let announcer = case.announcer();
+    let (_case, vip, _r, announcer) = announced_case("198.18.0.221");
     let mut keys = KeysGuard::new();
     let old = keys.original().to_string();
     assert!(!old.contains('\n'), "the lab starts with one key");

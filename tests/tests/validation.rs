@@ -6,25 +6,22 @@
 
 use std::time::Duration;
 
-use ferrolb_tests::{ControllerProc, TestNamespace, lab, unique, wait_for};
+use ferrolb_tests::{
+    ControllerProc, TestNamespace, assert_refused, lab, object_yaml, unique, wait_for,
+};
 
 /// Applies one object of `kind` (in FerroLB's namespace, or `ns`) with a unique name.
 fn apply_in(ns: &str, kind: &str, name: &str, spec: &str) -> ferrolb_tests::Ran {
     lab().kubectl_in(
         &["apply", "-n", ns, "-f", "-"],
-        &format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
-        ),
+        &object_yaml(kind, name, spec),
     )
 }
 
 /// What the API server says to `spec`, without storing anything (a server-side dry run: every
 /// validation runs, and an object wrongly accepted never reaches the lab's FerroLB).
 fn try_apply(kind: &str, spec: &str) -> ferrolb_tests::Ran {
-    let name = unique("probe");
-    let yaml = format!(
-        "apiVersion: ferrolb.io/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
-    );
+    let yaml = object_yaml(kind, &unique("probe"), spec);
     lab().kubectl_in(
         &[
             "apply",
@@ -40,15 +37,7 @@ fn try_apply(kind: &str, spec: &str) -> ferrolb_tests::Ran {
 
 /// Asserts the API server refuses `spec` and says each of `expected`.
 fn assert_rejected(kind: &str, spec: &str, expected: &[&str]) {
-    let r = try_apply(kind, spec);
-    assert!(!r.ok, "{kind} {spec} was accepted: {}", r.stdout);
-    for e in expected {
-        assert!(
-            r.stderr.contains(e),
-            "{kind}: expected {e:?} in:\n{}",
-            r.stderr
-        );
-    }
+    assert_refused(&try_apply(kind, spec), kind, spec, expected);
 }
 
 fn assert_accepted(kind: &str, spec: &str) {
