@@ -32,9 +32,6 @@ LAB_DEB_PACKAGES=(
   # The nodes' container runtime (containerd is built: Debian's 1.6 is too old for Kubernetes
   # 1.36), pod networking, kube-proxy's data path, and the static FerroLB build for the images.
   runc containernetworking-plugins iptables conntrack musl-tools gcc
-  # promtool, for the alert rules' tests (tests/tests/monitoring.rs). The package's postinst also
-  # starts a Prometheus server (:9090) via invoke-rc.d unless /usr/sbin/policy-rc.d denies it.
-  prometheus
 )
 
 # Namespaces / hosts. IDs are the last address octet (and the IPv6 interface id, written alike).

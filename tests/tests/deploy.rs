@@ -92,6 +92,7 @@ fn scripts_pass_shellcheck() {
             "hack/sync-deploy",
             "hack/build-static",
             "hack/helm",
+            "hack/promtool",
             "hack/lab",
         ])
         .arg("hack/lib/ferrolb.sh")

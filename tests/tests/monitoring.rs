@@ -1,7 +1,7 @@
 //! The monitoring bundle (deploy/monitoring): the alert rules pass `promtool check rules` and their
 //! unit tests (`promtool test rules`), the Grafana dashboard has the structure Grafana needs and
 //! every query parses, both only use metrics the programs register, and the Helm chart ships the
-//! same files. Needs `promtool` (Debian package prometheus) and, for the chart, hack/helm; no lab.
+//! same files. Needs hack/promtool (unpacks Debian's prometheus package) and, for the chart, hack/helm; no lab.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,15 +17,16 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Runs `promtool ARGS` in deploy/monitoring; panics with its output unless it succeeds.
+/// Runs `promtool ARGS` (hack/promtool: Debian's, unpacked into the cache) in deploy/monitoring;
+/// panics with its output unless it succeeds.
 fn promtool(args: &[&str]) -> String {
-    let out = Command::new("promtool")
+    let out = Command::new(repo().join("hack/promtool"))
         .args(args)
         .current_dir(repo().join("deploy/monitoring"))
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "promtool runs ({e}): install the Debian package prometheus (hack/lab install-deps)"
+                "hack/promtool runs ({e})"
             )
         });
     let text = format!(
