@@ -85,6 +85,17 @@ impl Report {
         }
     }
 
+    /// One run: `op` on each of `items`, each call timed.
+    fn run<T>(&mut self, items: impl IntoIterator<Item = T>, mut op: impl FnMut(T)) {
+        let run = Instant::now();
+        for x in items {
+            let t = Instant::now();
+            op(x);
+            self.latencies.push(t.elapsed());
+        }
+        self.run_times.push(run.elapsed());
+    }
+
     fn print(mut self) {
         let mut throughput: Vec<f64> = self
             .run_times
@@ -118,13 +129,9 @@ fn main() {
     for _ in 0..RUNS {
         let mut a = Allocator::new();
         a.set_pools(pools());
-        let run = Instant::now();
-        for r in &requests {
-            let t = Instant::now();
+        report.run(&requests, |r| {
             black_box(a.ensure(black_box(r)).ok());
-            report.latencies.push(t.elapsed());
-        }
-        report.run_times.push(run.elapsed());
+        });
         assert_eq!(a.len(), SERVICES);
     }
     report.print();
@@ -133,13 +140,9 @@ fn main() {
     let mut a = filled();
     let mut report = Report::new("ensure (unchanged), 10k services", SERVICES);
     for _ in 0..RUNS {
-        let run = Instant::now();
-        for r in &requests {
-            let t = Instant::now();
+        report.run(&requests, |r| {
             black_box(a.ensure(black_box(r)).ok());
-            report.latencies.push(t.elapsed());
-        }
-        report.run_times.push(run.elapsed());
+        });
     }
     report.print();
 
@@ -181,13 +184,9 @@ fn main() {
     for _ in 0..RUNS {
         let mut a = Allocator::new();
         a.set_pools(pools());
-        let run = Instant::now();
-        for (r, ips) in &statuses {
-            let t = Instant::now();
+        report.run(&statuses, |(r, ips)| {
             black_box(a.restore(black_box(r), ips).ok());
-            report.latencies.push(t.elapsed());
-        }
-        report.run_times.push(run.elapsed());
+        });
         assert_eq!(a.len(), SERVICES);
     }
     report.print();
