@@ -1,5 +1,5 @@
-//! The controller's Kubernetes shell, put together: watches ([`Stores`]) feed the decision loop
-//! ([`Reconciler`]), which owns the allocator and hands API writes to the [`Writer`], all while
+//! The controller's Kubernetes shell, put together: the watches (`stores`) feed the decision
+//! loop (`reconciler`), which owns the allocator and hands API writes to the `writer`, all while
 //! this replica leads.
 
 use std::sync::Arc;
