@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::codec::{
-    Capability, CodecOptions, DecodeError, GracefulRestart, GracefulRestartFamily, Message,
-    Notification, Open, Update, err,
-};
+mod negotiation;
+
+pub use negotiation::Negotiated;
+
+use super::codec::{CodecOptions, DecodeError, Message, Notification, Open, Update, err};
 use super::prefix::{Family, Prefix};
 use super::route::{self, Route, UpdateContext};
 
@@ -158,20 +159,6 @@ impl std::fmt::Display for DownReason {
     }
 }
 
-/// What both sides agreed on in the OPEN exchange.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Negotiated {
-    pub peer_asn: u32,
-    pub peer_id: Ipv4Addr,
-    /// Seconds; 0 = no hold timer and no keepalives.
-    pub hold_time: u16,
-    pub keepalive: u16,
-    pub families: Vec<Family>,
-    pub four_octet_as: bool,
-    pub ibgp: bool,
-    pub peer_graceful_restart: Option<GracefulRestart>,
-}
-
 /// One BGP peering, sans-IO.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -236,37 +223,7 @@ impl Session {
 
     /// The OPEN we send.
     pub fn open_message(&self) -> Open {
-        let c = &self.config;
-        let mut caps: Vec<Capability> = c
-            .families
-            .iter()
-            .map(|f| {
-                let (afi, safi) = f.afi_safi();
-                Capability::Multiprotocol { afi, safi }
-            })
-            .collect();
-        caps.push(Capability::RouteRefresh);
-        caps.push(Capability::FourOctetAs(c.local_asn));
-        if let Some(gr) = c.graceful_restart {
-            caps.push(Capability::GracefulRestart(GracefulRestart {
-                restart_state: gr.restarting,
-                notification: false,
-                restart_time: gr.restart_time.min(0x0fff),
-                families: c
-                    .families
-                    .iter()
-                    .map(|f| {
-                        let (afi, safi) = f.afi_safi();
-                        GracefulRestartFamily {
-                            afi,
-                            safi,
-                            forwarding_state: gr.forwarding_state,
-                        }
-                    })
-                    .collect(),
-            }));
-        }
-        Open::new(c.local_asn, c.hold_time, c.router_id, caps)
+        negotiation::open_message(&self.config)
     }
 
     /// Delay before the next connection attempt: `connect_time * 2^failures`, capped.
@@ -284,18 +241,18 @@ impl Session {
             Event::Start => self.on_start(&mut out),
             Event::Stop(reason) => self.on_stop(reason, &mut out),
             Event::TcpConnected => self.on_tcp_connected(&mut out),
-            Event::TcpFailed => self.on_tcp_failed(&mut out),
-            Event::TcpClosed => self.on_tcp_closed(&mut out),
+            // A connection that never came up and one that went down end alike.
+            Event::TcpFailed | Event::TcpClosed => self.on_tcp_closed(&mut out),
             Event::Message(m) => self.on_message(m, &mut out),
             Event::Malformed(e) => {
                 if self.tcp_up() {
-                    self.fail(DownReason::NotificationSent(e.notification), &mut out);
+                    self.tear_down(DownReason::NotificationSent(e.notification), &mut out);
                 }
             }
             Event::TimerFired(kind) => self.on_timer(kind, &mut out),
             Event::BfdDown => {
                 if self.tcp_up() {
-                    self.fail(
+                    self.tear_down(
                         DownReason::NotificationSent(Notification::cease(err::BFD_DOWN)),
                         &mut out,
                     );
@@ -375,8 +332,9 @@ impl Session {
         self.advertised.clear();
     }
 
-    /// Tears down a connected session after an error and schedules an automatic restart.
-    fn fail(&mut self, reason: DownReason, out: &mut Vec<Action>) {
+    /// Ends a connected session: tells the peer why when the error is ours to report, closes
+    /// the connection and, while administratively up, schedules an automatic restart.
+    fn tear_down(&mut self, reason: DownReason, out: &mut Vec<Action>) {
         if let DownReason::NotificationSent(n) = &reason {
             out.push(Action::Send(Message::Notification(n.clone())));
         }
@@ -405,59 +363,32 @@ impl Session {
         out.push(Action::SetTimer(TimerKind::Hold, LARGE_HOLD_TIME));
     }
 
-    fn on_tcp_failed(&mut self, out: &mut Vec<Action>) {
-        match self.state {
-            State::Connect => {
-                self.failures = self.failures.saturating_add(1);
-                self.state = State::Active;
-                out.push(Action::SetTimer(
-                    TimerKind::ConnectRetry,
-                    self.retry_delay(),
-                ));
-            }
-            _ => self.on_tcp_closed(out),
-        }
-    }
-
     fn on_tcp_closed(&mut self, out: &mut Vec<Action>) {
         match self.state {
             State::OpenSent => {
                 // RFC 4271 §8.2.2: OpenSent + TcpConnectionFails → Active, retry later.
-                self.failures = self.failures.saturating_add(1);
-                self.state = State::Active;
                 self.negotiated = None;
                 out.push(Action::CloseTcp);
                 out.push(Action::CancelTimer(TimerKind::Hold));
-                out.push(Action::SetTimer(
-                    TimerKind::ConnectRetry,
-                    self.retry_delay(),
-                ));
+                self.retry_later(out);
                 out.push(Action::Down(DownReason::TcpClosed));
             }
             State::OpenConfirm | State::Established => {
-                out.push(Action::CloseTcp);
-                out.push(Action::CancelTimer(TimerKind::Hold));
-                out.push(Action::CancelTimer(TimerKind::Keepalive));
-                self.note_failure();
-                self.enter_idle();
-                if self.admin_up {
-                    out.push(Action::SetTimer(
-                        TimerKind::ConnectRetry,
-                        self.retry_delay(),
-                    ));
-                }
-                out.push(Action::Down(DownReason::TcpClosed));
+                self.tear_down(DownReason::TcpClosed, out);
             }
-            State::Connect => {
-                self.failures = self.failures.saturating_add(1);
-                self.state = State::Active;
-                out.push(Action::SetTimer(
-                    TimerKind::ConnectRetry,
-                    self.retry_delay(),
-                ));
-            }
+            State::Connect => self.retry_later(out),
             State::Idle | State::Active => {}
         }
+    }
+
+    /// Counts a failed attempt and waits in Active for the connect-retry timer.
+    fn retry_later(&mut self, out: &mut Vec<Action>) {
+        self.failures = self.failures.saturating_add(1);
+        self.state = State::Active;
+        out.push(Action::SetTimer(
+            TimerKind::ConnectRetry,
+            self.retry_delay(),
+        ));
     }
 
     fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
@@ -471,7 +402,7 @@ impl Session {
             (TimerKind::ConnectRetry, State::Active) => self.connect(out),
             (TimerKind::ConnectRetry, State::Idle) if self.admin_up => self.connect(out),
             (TimerKind::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
-                self.fail(
+                self.tear_down(
                     DownReason::NotificationSent(Notification::hold_timer_expired()),
                     out,
                 );
@@ -486,24 +417,24 @@ impl Session {
     }
 
     fn restart_keepalive(&self, out: &mut Vec<Action>) {
-        if let Some(n) = &self.negotiated
-            && n.keepalive > 0
-        {
-            out.push(Action::SetTimer(
-                TimerKind::Keepalive,
-                Duration::from_secs(n.keepalive.into()),
-            ));
-        }
+        self.restart_negotiated(TimerKind::Keepalive, |n| n.keepalive, out);
     }
 
     fn restart_hold(&self, out: &mut Vec<Action>) {
-        if let Some(n) = &self.negotiated
-            && n.hold_time > 0
+        self.restart_negotiated(TimerKind::Hold, |n| n.hold_time, out);
+    }
+
+    /// Restarts a timer whose period (seconds) came out of the OPEN exchange; 0 turns it off.
+    fn restart_negotiated(
+        &self,
+        kind: TimerKind,
+        period: fn(&Negotiated) -> u16,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(secs) = self.negotiated.as_ref().map(period)
+            && secs > 0
         {
-            out.push(Action::SetTimer(
-                TimerKind::Hold,
-                Duration::from_secs(n.hold_time.into()),
-            ));
+            out.push(Action::SetTimer(kind, Duration::from_secs(secs.into())));
         }
     }
 
@@ -513,7 +444,7 @@ impl Session {
             State::OpenConfirm => err::FSM_UNEXPECTED_IN_OPEN_CONFIRM,
             _ => err::FSM_UNEXPECTED_IN_ESTABLISHED,
         };
-        self.fail(
+        self.tear_down(
             DownReason::NotificationSent(Notification::new(err::FSM, subcode, Vec::new())),
             out,
         );
@@ -524,36 +455,27 @@ impl Session {
             return;
         }
         if let Message::Notification(n) = msg {
-            out.push(Action::CloseTcp);
-            out.push(Action::CancelTimer(TimerKind::Hold));
-            out.push(Action::CancelTimer(TimerKind::Keepalive));
-            self.note_failure();
-            self.enter_idle();
-            if self.admin_up {
-                out.push(Action::SetTimer(
-                    TimerKind::ConnectRetry,
-                    self.retry_delay(),
-                ));
-            }
-            out.push(Action::Down(DownReason::NotificationReceived(n)));
+            self.tear_down(DownReason::NotificationReceived(n), out);
             return;
         }
         match (self.state, msg) {
-            (State::OpenSent, Message::Open(open)) => match self.negotiate(&open) {
-                Ok(n) => {
-                    self.negotiated = Some(n);
-                    self.state = State::OpenConfirm;
-                    out.push(Action::Send(Message::Keepalive));
-                    match self.negotiated.as_ref().map(|n| n.hold_time) {
-                        Some(0) | None => out.push(Action::CancelTimer(TimerKind::Hold)),
-                        Some(_) => self.restart_hold(out),
+            (State::OpenSent, Message::Open(open)) => {
+                match negotiation::negotiate(&self.config, &open) {
+                    Ok(n) => {
+                        self.negotiated = Some(n);
+                        self.state = State::OpenConfirm;
+                        out.push(Action::Send(Message::Keepalive));
+                        match self.negotiated.as_ref().map(|n| n.hold_time) {
+                            Some(0) | None => out.push(Action::CancelTimer(TimerKind::Hold)),
+                            Some(_) => self.restart_hold(out),
+                        }
+                        self.restart_keepalive(out);
                     }
-                    self.restart_keepalive(out);
+                    Err(notification) => {
+                        self.tear_down(DownReason::NotificationSent(notification), out);
+                    }
                 }
-                Err(notification) => {
-                    self.fail(DownReason::NotificationSent(notification), out);
-                }
-            },
+            }
             (State::OpenConfirm, Message::Keepalive) => {
                 self.state = State::Established;
                 self.failures = 0;
@@ -588,54 +510,6 @@ impl Session {
             }
             _ => self.fsm_error(out),
         }
-    }
-
-    fn negotiate(&self, open: &Open) -> Result<Negotiated, Notification> {
-        let c = &self.config;
-        let peer_asn = open.asn();
-        let asn_ok = match c.peer_asn {
-            PeerAsn::Fixed(a) => peer_asn == a,
-            PeerAsn::Internal => peer_asn == c.local_asn,
-            PeerAsn::External => peer_asn != c.local_asn,
-        };
-        if !asn_ok {
-            return Err(Notification::new(
-                err::OPEN_MESSAGE,
-                err::BAD_PEER_AS,
-                Vec::new(),
-            ));
-        }
-        let ibgp = peer_asn == c.local_asn;
-        // RFC 6286 §2.2: within an AS the identifiers must differ.
-        if ibgp && open.bgp_id == c.router_id {
-            return Err(Notification::new(
-                err::OPEN_MESSAGE,
-                err::BAD_BGP_IDENTIFIER,
-                Vec::new(),
-            ));
-        }
-        let hold_time = c.hold_time.min(open.hold_time);
-        let keepalive = match (hold_time, c.keepalive) {
-            (0, _) => 0,
-            (h, Some(k)) if k > 0 && k < h => k,
-            (h, _) => h / 3,
-        };
-        let peer_families = open.families();
-        Ok(Negotiated {
-            peer_asn,
-            peer_id: open.bgp_id,
-            hold_time,
-            keepalive,
-            families: c
-                .families
-                .iter()
-                .copied()
-                .filter(|f| peer_families.contains(f))
-                .collect(),
-            four_octet_as: open.four_octet_as().is_some(),
-            ibgp,
-            peer_graceful_restart: open.graceful_restart().cloned(),
-        })
     }
 
     fn update_context(&self) -> UpdateContext {

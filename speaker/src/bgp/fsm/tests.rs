@@ -1,5 +1,5 @@
 use super::*;
-use crate::bgp::codec::{PathAttribute, RouteRefresh, Update};
+use crate::bgp::codec::{Capability, PathAttribute, RouteRefresh, Update};
 use crate::bgp::prefix::NextHop;
 use State::*;
 use TimerKind::*;
@@ -314,13 +314,7 @@ fn established_sends_routes_then_end_of_rib() {
     let a = s.handle(Event::Message(Message::Keepalive));
     assert_eq!(a[0], Action::Established);
     assert_eq!(a[1], Action::SetTimer(Hold, secs(9)));
-    let updates: Vec<&Update> = a
-        .iter()
-        .filter_map(|x| match x {
-            Action::Send(Message::Update(u)) => Some(u),
-            _ => None,
-        })
-        .collect();
+    let updates = sent_updates(&a);
     assert_eq!(updates.len(), 4);
     assert_eq!(updates[0].nlri, vec!["198.18.5.1".parse().unwrap()]);
     assert!(matches!(
@@ -341,13 +335,7 @@ fn only_negotiated_families_are_sent() {
     let open = Open::new(PEER, 9, id(2), vec![]);
     s.handle(Event::Message(Message::Open(open)));
     let a = s.handle(Event::Message(Message::Keepalive));
-    let updates: Vec<&Update> = a
-        .iter()
-        .filter_map(|x| match x {
-            Action::Send(Message::Update(u)) => Some(u),
-            _ => None,
-        })
-        .collect();
+    let updates = sent_updates(&a);
     assert_eq!(updates.len(), 2, "{updates:?}");
     assert_eq!(updates[1].end_of_rib(), Some(Family::Ipv4Unicast));
     assert!(!s.codec_options().four_octet_as);
