@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 pub mod auth;
+mod intervals;
 
 pub use auth::{AuthError, AuthKey, AuthState, AuthType, Wire};
 
@@ -375,26 +376,8 @@ impl BfdSession {
     /// Actions to take when the session is created: start transmitting unless passive.
     pub fn start(&mut self) -> Vec<BfdAction> {
         let mut out = Vec::new();
-        if self.may_transmit() {
-            out.push(BfdAction::Send(self.packet(false)));
-            out.push(BfdAction::SetTimer(
-                BfdTimer::Transmit,
-                self.next_tx_delay(),
-            ));
-        }
+        self.transmit(&mut out);
         out
-    }
-
-    /// Interval between our periodic packets before jitter.
-    pub fn tx_interval(&self) -> Duration {
-        self.tx_basis.max(self.remote_min_rx)
-    }
-
-    /// How long without packets before we declare the peer down (asynchronous mode).
-    pub fn detection_time(&self) -> Duration {
-        self.rx_basis
-            .max(self.remote_desired_min_tx)
-            .saturating_mul(self.remote_detect_mult.into())
     }
 
     /// Validates raw bytes (the RFC 5881 TTL check, the mandatory section, authentication)
@@ -437,15 +420,7 @@ impl BfdSession {
         let mut out = Vec::new();
         match event {
             BfdEvent::Received(p) => self.on_packet(p, &mut out),
-            BfdEvent::TimerFired(BfdTimer::Transmit) => {
-                if self.may_transmit() {
-                    out.push(BfdAction::Send(self.packet(false)));
-                    out.push(BfdAction::SetTimer(
-                        BfdTimer::Transmit,
-                        self.next_tx_delay(),
-                    ));
-                }
-            }
+            BfdEvent::TimerFired(BfdTimer::Transmit) => self.transmit(&mut out),
             BfdEvent::TimerFired(BfdTimer::Detect) => {
                 // RFC 5880 §6.8.1: forget the peer's sequence number after twice the detection
                 // time without packets (one has passed), in case it restarted.
@@ -501,12 +476,6 @@ impl BfdSession {
         out
     }
 
-    fn may_transmit(&self) -> bool {
-        // RFC 5880 §6.8.7: nothing periodic if the peer asked for no packets, and a passive
-        // system waits until it has heard from the peer.
-        !self.remote_min_rx.is_zero() && (!self.config.passive || self.remote_discr != 0)
-    }
-
     fn packet(&self, final_: bool) -> ControlPacket {
         ControlPacket {
             diag: self.local_diag,
@@ -527,22 +496,6 @@ impl BfdSession {
         }
     }
 
-    /// Jittered transmit delay: 75–100% of the interval, 75–90% with a detect mult of 1.
-    fn next_tx_delay(&mut self) -> Duration {
-        // xorshift64: cheap, deterministic in tests, good enough for jitter.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let max_pct = if self.config.detect_mult == 1 {
-            90
-        } else {
-            100
-        };
-        let pct = 75 + (self.rng % (max_pct - 75 + 1));
-        let us = self.tx_interval().as_micros() * u128::from(pct) / 100;
-        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
-    }
-
     fn transition(&mut self, to: BfdState, diag: u8, out: &mut Vec<BfdAction>) {
         let from = self.state;
         self.state = to;
@@ -550,47 +503,6 @@ impl BfdSession {
         out.push(BfdAction::StateChanged { from, to, diag });
         // Slow start ends when Up and resumes otherwise (RFC 5880 §6.8.3).
         self.apply_intervals(out);
-    }
-
-    /// Recomputes the advertised intervals; a change while Up starts a Poll sequence.
-    fn apply_intervals(&mut self, out: &mut Vec<BfdAction>) {
-        let desired = if self.state == BfdState::Up {
-            self.config.desired_min_tx
-        } else {
-            self.config.desired_min_tx.max(SLOW_START_TX)
-        };
-        let required = self.config.required_min_rx;
-        let changed = desired != self.desired_min_tx || required != self.required_min_rx;
-        if !changed {
-            return;
-        }
-        let old_desired = self.desired_min_tx;
-        self.desired_min_tx = desired;
-        self.required_min_rx = required;
-        if self.state == BfdState::Up {
-            // Faster transmission and a longer detection time are safe at once; the
-            // opposite waits for the peer's Final.
-            if desired < old_desired {
-                self.tx_basis = desired;
-            }
-            if required > self.rx_basis {
-                self.rx_basis = required;
-            }
-            self.poll_active = true;
-            // Send the Poll now rather than waiting for the next periodic packet, and restart
-            // the periodic timer: the peer shortens its detection time as soon as it sees a
-            // smaller interval, so a packet still scheduled at the old rate would be too late.
-            if self.may_transmit() {
-                out.push(BfdAction::Send(self.packet(false)));
-                out.push(BfdAction::SetTimer(
-                    BfdTimer::Transmit,
-                    self.next_tx_delay(),
-                ));
-            }
-        } else {
-            self.tx_basis = desired;
-            self.rx_basis = required;
-        }
     }
 
     fn on_packet(&mut self, p: ControlPacket, out: &mut Vec<BfdAction>) {
@@ -656,4 +568,4 @@ impl BfdSession {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

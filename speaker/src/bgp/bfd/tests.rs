@@ -18,7 +18,8 @@ fn cfg(disc: u32) -> BfdConfig {
     }
 }
 
-fn packet() -> ControlPacket {
+/// A valid Down packet from discriminator 7 (shared with the mux tests).
+pub(crate) fn packet() -> ControlPacket {
     ControlPacket {
         diag: 0,
         state: BfdState::Down,
