@@ -21,39 +21,21 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use super::bfd::{
-    BfdAction, BfdConfig, BfdEvent, BfdSession, BfdState, BfdTimer, PACKET_LEN, PacketError,
-};
+use super::bfd::{BfdAction, BfdConfig, BfdEvent, BfdSession, BfdState, BfdTimer, PacketError};
 use super::net;
+use demux::{Inbound, Inbox, Table, receive};
+use drops::DropLog;
 
-/// How often a session may log the packets it drops.
-const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
+mod demux;
+mod drops;
 
-/// Labels of [`dropped_packets`]: `peer` is the session's peer address (empty for packets
-/// that reach no session: their source address is the sender's to choose), `reason` one of a
-/// fixed set ([`PacketError::reason`], `no_session`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DropLabels {
-    pub peer: String,
-    pub reason: &'static str,
-}
-
-/// BFD packets dropped by this process, by peer and reason (the metric
-/// `ferrolb_bfd_packets_dropped_total`).
-pub fn dropped_packets() -> &'static Family<DropLabels, Counter> {
-    static DROPPED: OnceLock<Family<DropLabels, Counter>> = OnceLock::new();
-    DROPPED.get_or_init(Family::default)
-}
+pub use drops::{DropLabels, dropped_packets};
 
 /// A fresh random bfd.XmitAuthSeq (RFC 5880 §6.8.1). Should the OS RNG fail, the clock is
 /// the next best thing: what matters is not to restart from a number used before.
@@ -86,7 +68,6 @@ pub struct BfdStatus {
 pub struct BfdHandle {
     status: watch::Receiver<BfdStatus>,
     up: watch::Receiver<bool>,
-    abort: AbortHandle,
     lease: Option<Lease>,
 }
 
@@ -117,15 +98,14 @@ impl BfdHandle {
         }
     }
 
-    /// Whether the session task still runs.
-    pub fn is_running(&self) -> bool {
-        !self.abort.is_finished()
-    }
-
     /// Kills the session without a word, as a crash or a cut cable would (tests).
     #[cfg(test)]
     pub(crate) fn abort(&self) {
-        self.abort.abort();
+        if let Some(l) = &self.lease
+            && let Some(e) = lock(&l.mux.inner).sessions.get(&l.key)
+        {
+            e.abort.abort();
+        }
     }
 }
 
@@ -164,23 +144,6 @@ struct Inner {
 struct Receiver {
     table: Arc<Mutex<Table>>,
     task: AbortHandle,
-}
-
-/// Where a receive socket delivers packets.
-#[derive(Default)]
-struct Table {
-    by_discriminator: HashMap<u32, Inbox>,
-    by_peer: HashMap<IpAddr, u32>,
-}
-
-struct Inbox {
-    peer: IpAddr,
-    tx: mpsc::Sender<Inbound>,
-}
-
-struct Inbound {
-    bytes: Vec<u8>,
-    ttl: Option<u8>,
 }
 
 struct Entry {
@@ -251,15 +214,7 @@ impl BfdMux {
                 e.config = config;
                 let _ = e.control.send(Control::Reconfigure(config));
             }
-            return Ok(BfdHandle {
-                status: e.status.clone(),
-                up: e.up.clone(),
-                abort: e.abort.clone(),
-                lease: Some(Lease {
-                    mux: self.clone(),
-                    key,
-                }),
-            });
+            return Ok(self.handle(key, e));
         }
 
         let table = self.receiver(&mut inner, local)?;
@@ -312,28 +267,30 @@ impl BfdMux {
             }
             .run(inbox, control_rx),
         );
-        let abort = task.abort_handle();
-        inner.sessions.insert(
-            key,
-            Entry {
-                refs: 1,
-                config,
-                status: status.clone(),
-                up: up.clone(),
-                control,
-                task: Some(task),
-                abort: abort.clone(),
-            },
-        );
-        Ok(BfdHandle {
+        let entry = Entry {
+            refs: 1,
+            config,
+            abort: task.abort_handle(),
             status,
             up,
-            abort,
+            control,
+            task: Some(task),
+        };
+        let handle = self.handle(key, &entry);
+        inner.sessions.insert(key, entry);
+        Ok(handle)
+    }
+
+    /// A new reference to the session `entry` (already counted in its `refs`).
+    fn handle(&self, key: Key, entry: &Entry) -> BfdHandle {
+        BfdHandle {
+            status: entry.status.clone(),
+            up: entry.up.clone(),
             lease: Some(Lease {
                 mux: self.clone(),
                 key,
             }),
-        })
+        }
     }
 
     /// The delivery table of `local`'s receive socket, opening the socket if needed.
@@ -383,11 +340,6 @@ impl BfdMux {
             }
         }
     }
-
-    /// Sessions currently registered (tests and diagnostics).
-    pub fn session_count(&self) -> usize {
-        lock(&self.inner).sessions.len()
-    }
 }
 
 /// Whether a joining handle's settings are those of the running session.
@@ -411,55 +363,6 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.mux
             .unregister(self.local, self.peer, self.discriminator);
-    }
-}
-
-/// Which session a received packet belongs to: by Your Discriminator, or by source address
-/// while it is 0. `None`: nobody's (too short, unknown discriminator, or another peer's).
-fn route(table: &Table, bytes: &[u8], from: IpAddr) -> Option<mpsc::Sender<Inbound>> {
-    if bytes.len() < PACKET_LEN {
-        return None;
-    }
-    let your = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let disc = if your != 0 {
-        your
-    } else {
-        *table.by_peer.get(&from)?
-    };
-    let inbox = table.by_discriminator.get(&disc)?;
-    (inbox.peer == from).then(|| inbox.tx.clone())
-}
-
-/// The receive loop of one local address.
-async fn receive(socket: UdpSocket, table: Arc<Mutex<Table>>, local: IpAddr) {
-    let mut buf = [0u8; 128];
-    loop {
-        match net::recv_with_ttl(&socket, &mut buf).await {
-            Ok((n, from, ttl)) => {
-                let to = route(&lock(&table), &buf[..n], from.ip());
-                match to {
-                    Some(tx) => {
-                        let _ = tx.try_send(Inbound {
-                            bytes: buf[..n].to_vec(),
-                            ttl,
-                        });
-                    }
-                    None => {
-                        dropped_packets()
-                            .get_or_create(&DropLabels {
-                                peer: String::new(),
-                                reason: "no_session",
-                            })
-                            .inc();
-                        tracing::trace!(%local, %from, "BFD packet for no session of ours dropped");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%local, error = %e, "BFD receive failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
     }
 }
 
@@ -610,28 +513,6 @@ fn timer_index(kind: BfdTimer) -> usize {
         BfdTimer::Transmit => 0,
         BfdTimer::Detect => 1,
         BfdTimer::AuthSeqReset => 2,
-    }
-}
-
-/// Bounds the log lines about dropped packets.
-#[derive(Default)]
-struct DropLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl DropLog {
-    /// `Some(drops not logged since the last line)` if this drop may be logged now.
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < DROP_LOG_INTERVAL)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

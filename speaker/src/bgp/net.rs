@@ -173,14 +173,20 @@ pub fn set_tcp_md5sig(_socket: &Socket, _peer: SocketAddr, _key: &[u8]) -> io::R
 
 // ---- BFD sockets (RFC 5881) ------------------------------------------------------------------
 
-/// Socket receiving BFD control packets on `local:3784`, reporting the received TTL/hop limit.
-pub fn bfd_rx_socket(local: IpAddr) -> io::Result<UdpSocket> {
+/// An unbound non-blocking UDP socket of `local`'s family.
+fn nonblocking_udp(local: IpAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(SocketAddr::new(local, 0)),
         Type::DGRAM,
         Some(Protocol::UDP),
     )?;
     socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Socket receiving BFD control packets on `local:3784`, reporting the received TTL/hop limit.
+pub fn bfd_rx_socket(local: IpAddr) -> io::Result<UdpSocket> {
+    let socket = nonblocking_udp(local)?;
     socket.set_reuse_address(true)?;
     match local {
         IpAddr::V4(_) => set_recv_ttl_v4(&socket)?,
@@ -205,12 +211,7 @@ fn set_recv_ttl_v4(_socket: &Socket) -> io::Result<()> {
 
 /// Socket sending BFD control packets from a port in 49152..=65535 with TTL 255.
 pub fn bfd_tx_socket(local: IpAddr, peer: IpAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(SocketAddr::new(local, 0)),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    socket.set_nonblocking(true)?;
+    let socket = nonblocking_udp(local)?;
     set_ttl(&socket, peer, 255)?;
     let mut last = io::Error::from(io::ErrorKind::AddrInUse);
     // Start at a port derived from the peer so sessions spread over the range.

@@ -1,5 +1,9 @@
+use super::demux::recipient;
+use super::drops::DROP_LOG_INTERVAL;
 use super::*;
-use crate::bgp::bfd::ControlPacket;
+use std::time::Duration;
+
+use crate::bgp::bfd::{ControlPacket, PACKET_LEN};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -14,26 +18,50 @@ fn fast(disc: u32) -> BfdConfig {
 
 fn packet(my: u32, your: u32) -> [u8; PACKET_LEN] {
     ControlPacket {
-        diag: 0,
         state: if your == 0 {
             BfdState::Down
         } else {
             BfdState::Up
         },
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        auth_present: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
         my_discriminator: my,
         your_discriminator: your,
         desired_min_tx: 300_000,
-        required_min_rx: 300_000,
-        required_min_echo_rx: 0,
+        ..crate::bgp::bfd::tests::packet()
     }
     .encode()
+}
+
+/// Spawns `(local, peer, config)` sessions in `mux`; `None` (and the test skips) when the
+/// sockets cannot be had.
+fn spawn_all<const N: usize>(
+    mux: &BfdMux,
+    sessions: [(IpAddr, IpAddr, BfdConfig); N],
+) -> Option<[BfdHandle; N]> {
+    let spawned: Vec<_> = sessions
+        .into_iter()
+        .map(|(local, peer, config)| mux.spawn(local, peer, config))
+        .collect();
+    match spawned.into_iter().collect::<io::Result<Vec<_>>>() {
+        Ok(handles) => handles.try_into().ok(),
+        Err(_) => {
+            eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+            None
+        }
+    }
+}
+
+/// A Down packet as `h`'s peer would send it: right discriminators, no authentication.
+fn spoofed_down(h: &BfdHandle) -> ControlPacket {
+    let st = *h.status().borrow();
+    let mut down =
+        ControlPacket::decode(&packet(st.remote_discriminator, st.local_discriminator)).unwrap();
+    down.state = BfdState::Down;
+    down
+}
+
+/// Sessions the mux holds.
+fn session_count(mux: &BfdMux) -> usize {
+    lock(&mux.inner).sessions.len()
 }
 
 async fn wait_up(h: &BfdHandle) {
@@ -55,7 +83,7 @@ fn packets_are_routed_by_discriminator_then_by_source() {
     t.by_peer.insert(a, 10);
     t.by_peer.insert(b, 20);
     let to = |bytes: &[u8], from| {
-        route(&t, bytes, from).map(|s| s.same_channel(&t.by_discriminator[&10].tx))
+        recipient(&t, bytes, from).map(|s| s.same_channel(&t.by_discriminator[&10].tx))
     };
     // Your Discriminator selects the session.
     assert_eq!(to(&packet(7, 10), a), Some(true));
@@ -77,13 +105,15 @@ async fn one_local_address_serves_several_peers() {
     let node = ip("127.0.1.1");
     let (r1, r2) = (ip("127.0.1.2"), ip("127.0.1.3"));
     let mux = BfdMux::default();
-    let (Ok(a1), Ok(a2), Ok(b1), Ok(b2)) = (
-        mux.spawn(node, r1, fast(1)),
-        mux.spawn(node, r2, fast(1)),
-        mux.spawn(r1, node, fast(100)),
-        mux.spawn(r2, node, fast(200)),
+    let Some([a1, a2, b1, b2]) = spawn_all(
+        &mux,
+        [
+            (node, r1, fast(1)),
+            (node, r2, fast(1)),
+            (r1, node, fast(100)),
+            (r2, node, fast(200)),
+        ],
     ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
         return;
     };
     for h in [&a1, &a2, &b1, &b2] {
@@ -121,22 +151,24 @@ async fn one_local_address_serves_several_peers() {
         h.shutdown().await;
     }
     drop(b1);
-    assert_eq!(mux.session_count(), 0);
+    assert_eq!(session_count(&mux), 0);
 }
 
 #[tokio::test]
 async fn handles_to_one_peer_share_a_session() {
     let (node, router) = (ip("127.0.1.11"), ip("127.0.1.12"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(b), Ok(r)) = (
-        mux.spawn(node, router, fast(5)),
-        mux.spawn(node, router, fast(5)),
-        mux.spawn(router, node, fast(6)),
+    let Some([a, b, r]) = spawn_all(
+        &mux,
+        [
+            (node, router, fast(5)),
+            (node, router, fast(5)),
+            (router, node, fast(6)),
+        ],
     ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
         return;
     };
-    assert_eq!(mux.session_count(), 2);
+    assert_eq!(session_count(&mux), 2);
     wait_up(&a).await;
     assert!(*b.up().borrow());
     assert_eq!(
@@ -165,18 +197,14 @@ async fn handles_to_one_peer_share_a_session() {
     .expect("AdminDown seen")
     .unwrap();
     r.shutdown().await;
-    assert_eq!(mux.session_count(), 0);
+    assert_eq!(session_count(&mux), 0);
 }
 
 #[tokio::test]
 async fn a_dropped_handle_stops_its_session() {
     let (node, router) = (ip("127.0.1.21"), ip("127.0.1.22"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(r)) = (
-        mux.spawn(node, router, fast(9)),
-        mux.spawn(router, node, fast(9)),
-    ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+    let Some([a, r]) = spawn_all(&mux, [(node, router, fast(9)), (router, node, fast(9))]) else {
         return;
     };
     wait_up(&a).await;
@@ -194,7 +222,7 @@ async fn a_dropped_handle_stops_its_session() {
     .await
     .expect("AdminDown seen")
     .unwrap();
-    assert_eq!(mux.session_count(), 1);
+    assert_eq!(session_count(&mux), 1);
     r.shutdown().await;
 }
 
@@ -239,23 +267,21 @@ fn with_key(mut c: BfdConfig, key: &[u8]) -> BfdConfig {
 async fn authenticated_session_ignores_spoofed_down() {
     let (node, router) = (ip("127.0.1.31"), ip("127.0.1.32"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(r)) = (
-        mux.spawn(node, router, with_key(fast(31), b"s3cret")),
-        mux.spawn(router, node, with_key(fast(32), b"s3cret")),
+    let Some([a, r]) = spawn_all(
+        &mux,
+        [
+            (node, router, with_key(fast(31), b"s3cret")),
+            (router, node, with_key(fast(32), b"s3cret")),
+        ],
     ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
         return;
     };
     wait_up(&a).await;
-    let (mine, theirs) = (
-        a.status().borrow().local_discriminator,
-        a.status().borrow().remote_discriminator,
-    );
     let before_missing = dropped(router, "auth_missing");
     let before_digest = dropped(router, "auth_digest");
-    let mut down = ControlPacket::decode(&packet(theirs, mine)).unwrap();
-    down.state = BfdState::Down;
+    let mut down = spoofed_down(&a);
     down.diag = 3;
+    let theirs = down.my_discriminator;
     for _ in 0..5 {
         spoof(router, node, &down.encode()).await;
     }
@@ -283,21 +309,11 @@ async fn authenticated_session_ignores_spoofed_down() {
 async fn unauthenticated_session_falls_to_spoofed_down() {
     let (node, router) = (ip("127.0.1.41"), ip("127.0.1.42"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(r)) = (
-        mux.spawn(node, router, fast(41)),
-        mux.spawn(router, node, fast(42)),
-    ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
+    let Some([a, r]) = spawn_all(&mux, [(node, router, fast(41)), (router, node, fast(42))]) else {
         return;
     };
     wait_up(&a).await;
-    let (mine, theirs) = (
-        a.status().borrow().local_discriminator,
-        a.status().borrow().remote_discriminator,
-    );
-    let mut down = ControlPacket::decode(&packet(theirs, mine)).unwrap();
-    down.state = BfdState::Down;
-    spoof(router, node, &down.encode()).await;
+    spoof(router, node, &spoofed_down(&a).encode()).await;
     let mut up = a.up();
     tokio::time::timeout(Duration::from_secs(1), up.wait_for(|u| !*u))
         .await
@@ -312,11 +328,13 @@ async fn unauthenticated_session_falls_to_spoofed_down() {
 async fn mismatched_keys_never_come_up() {
     let (node, router) = (ip("127.0.1.51"), ip("127.0.1.52"));
     let mux = BfdMux::default();
-    let (Ok(a), Ok(r)) = (
-        mux.spawn(node, router, with_key(fast(51), b"one")),
-        mux.spawn(router, node, with_key(fast(52), b"two")),
+    let Some([a, r]) = spawn_all(
+        &mux,
+        [
+            (node, router, with_key(fast(51), b"one")),
+            (router, node, with_key(fast(52), b"two")),
+        ],
     ) else {
-        eprintln!("skipped: UDP 3784 is taken on these loopback addresses");
         return;
     };
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -324,30 +324,37 @@ async fn unreachable_peer_backs_off() {
     handle.shutdown(StopReason::Shutdown).await;
 }
 
-#[tokio::test]
-async fn bfd_sessions_come_up_and_signal_down() {
-    use crate::bgp::bfd::{BfdConfig, BfdState};
-    let a_ip: IpAddr = "127.0.0.1".parse().unwrap();
-    let b_ip: IpAddr = "127.0.0.2".parse().unwrap();
-    let mut ca = BfdConfig::new(0x1111);
-    ca.desired_min_tx = Duration::from_millis(50);
-    ca.required_min_rx = Duration::from_millis(50);
-    let mut cb = BfdConfig::new(0x2222);
-    cb.desired_min_tx = Duration::from_millis(50);
-    cb.required_min_rx = Duration::from_millis(50);
-    cb.passive = true;
-    let (Ok(a), Ok(b)) = (spawn_bfd(a_ip, b_ip, ca), spawn_bfd(b_ip, a_ip, cb)) else {
-        // Port 3784 may be in use on a shared machine; the lab test covers BFD too.
-        return;
-    };
-    let mut up_a = a.up();
-    let mut up_b = b.up();
-    for up in [&mut up_a, &mut up_b] {
+/// BFD with 50 ms timers, so tests see it come up and fail quickly.
+fn fast_bfd(local_discriminator: u32) -> crate::bgp::bfd::BfdConfig {
+    let mut c = crate::bgp::bfd::BfdConfig::new(local_discriminator);
+    c.desired_min_tx = Duration::from_millis(50);
+    c.required_min_rx = Duration::from_millis(50);
+    c
+}
+
+async fn wait_bfd_up<const N: usize>(ups: [&mut watch::Receiver<bool>; N]) {
+    for up in ups {
         tokio::time::timeout(Duration::from_secs(5), up.wait_for(|u| *u))
             .await
             .expect("BFD up")
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn bfd_sessions_come_up_and_signal_down() {
+    use crate::bgp::bfd::BfdState;
+    let a_ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let b_ip: IpAddr = "127.0.0.2".parse().unwrap();
+    let ca = fast_bfd(0x1111);
+    let mut cb = fast_bfd(0x2222);
+    cb.passive = true;
+    let (Ok(a), Ok(b)) = (spawn_bfd(a_ip, b_ip, ca), spawn_bfd(b_ip, a_ip, cb)) else {
+        // Port 3784 may be in use on a shared machine; the lab test covers BFD too.
+        return;
+    };
+    let (mut up_a, mut up_b) = (a.up(), b.up());
+    wait_bfd_up([&mut up_a, &mut up_b]).await;
     assert_eq!(b.status().borrow().remote_discriminator, 0x1111);
     // Stopping A sends AdminDown: B goes Down with "neighbor signaled session down", but that
     // is not a path failure, so BGP is not told (RFC 5882 §3.2).
@@ -367,29 +374,17 @@ async fn bfd_sessions_come_up_and_signal_down() {
 
 #[tokio::test]
 async fn bfd_detects_a_silent_peer() {
-    use crate::bgp::bfd::{BfdConfig, BfdState};
+    use crate::bgp::bfd::BfdState;
     let a_ip: IpAddr = "127.0.0.4".parse().unwrap();
     let b_ip: IpAddr = "127.0.0.5".parse().unwrap();
-    let fast = |d| {
-        let mut c = BfdConfig::new(d);
-        c.desired_min_tx = Duration::from_millis(50);
-        c.required_min_rx = Duration::from_millis(50);
-        c
-    };
     let (Ok(a), Ok(b)) = (
-        spawn_bfd(a_ip, b_ip, fast(7)),
-        spawn_bfd(b_ip, a_ip, fast(8)),
+        spawn_bfd(a_ip, b_ip, fast_bfd(7)),
+        spawn_bfd(b_ip, a_ip, fast_bfd(8)),
     ) else {
         return;
     };
-    let mut up_a = a.up();
-    let mut up_b = b.up();
-    for up in [&mut up_a, &mut up_b] {
-        tokio::time::timeout(Duration::from_secs(5), up.wait_for(|u| *u))
-            .await
-            .expect("BFD up")
-            .unwrap();
-    }
+    let (mut up_a, mut up_b) = (a.up(), b.up());
+    wait_bfd_up([&mut up_a, &mut up_b]).await;
     // Let the Poll sequences that end slow start complete (a few 50 ms packets).
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A vanishes without a word (crash, cable cut): B's detection timer fires.

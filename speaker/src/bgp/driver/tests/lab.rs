@@ -107,27 +107,12 @@ fn setup() -> Lab {
             "ip", "-n", NS_SPK, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns,
         ]);
         for (side, dev, host) in [(NS_SPK, a, 1), (ns, b, 2)] {
-            sh(&[
-                "ip",
-                "-n",
-                side,
-                "addr",
-                "add",
-                &format!("198.18.{n}.{host}/24"),
-                "dev",
-                dev,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                side,
-                "addr",
-                "add",
-                &format!("fd00:{n}::{host}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
+            let (v4, v6) = (
+                format!("198.18.{n}.{host}/24"),
+                format!("fd00:{n}::{host}/64"),
+            );
+            sh(&["ip", "-n", side, "addr", "add", &v4, "dev", dev]);
+            sh(&["ip", "-n", side, "addr", "add", &v6, "dev", dev, "nodad"]);
             sh(&["ip", "-n", side, "link", "set", dev, "up"]);
         }
     }
