@@ -9,18 +9,19 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cluster::Cluster;
-use crate::events::{EventType, EventWriter};
-use crate::l2::{DesiredL2, L2Status};
-use crate::metrics::{Metrics, PeerLabels};
-use crate::plan::Plan;
-use crate::sessions::Sessions;
 use ferrolb_crds::BGPSessionStatus;
+use ferrolb_shell::events::{EventType, EventWriter};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+
+use crate::cluster::Cluster;
+use crate::l2::{DesiredL2, L2Status};
+use crate::metrics::{Metrics, PeerLabels};
+use crate::plan::Plan;
+use crate::sessions::Sessions;
 
 /// Condition type the announcing speaker writes on Services.
 const L2_CONDITION: &str = "ferrolb.io/L2Announced";

@@ -5,14 +5,18 @@
 //! - [`election`]: pure, coordination-free choice of the announcing node.
 //! - [`announcer`]: pure state machine from desired announcements, frames and
 //!   time to actions.
+//! - [`placement`]: pure choice of the interfaces each address is announced
+//!   on, and why none when none.
 //! - [`socket`]: Linux AF_PACKET sockets and interface discovery.
 //! - [`runtime`]: the async shell tying sockets to the announcer.
 pub mod announcer;
 pub mod election;
 pub mod frame;
+pub mod placement;
 pub mod runtime;
 pub mod socket;
 
 pub use announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
 pub use election::{elect, is_announcer};
-pub use runtime::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};
+pub use placement::{DesiredL2, IfaceSelector, InterfaceScan};
+pub use runtime::{L2Config, L2Error, L2Runtime, L2Status};

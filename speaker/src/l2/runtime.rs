@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,54 +26,8 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
+use super::placement::{DesiredL2, InterfaceScan, resolve, restrict};
 use super::socket::{self, GroupMembership, Interface, PacketSocket};
-
-/// Which interfaces an IP is announced on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IfaceSelector {
-    /// Every suitable interface not matching [`L2Config::ignore_prefixes`].
-    All,
-    /// Only these (the L2Advertisement's `interfaces`), when suitable.
-    Named(BTreeSet<IfaceName>),
-}
-
-impl IfaceSelector {
-    /// Both selections (several advertisements can match one IP).
-    pub fn union(self, other: IfaceSelector) -> IfaceSelector {
-        match (self, other) {
-            (Self::Named(mut a), Self::Named(b)) => {
-                a.extend(b);
-                Self::Named(a)
-            }
-            _ => Self::All,
-        }
-    }
-}
-
-/// What this node should announce in L2 mode: the IPs it won the election
-/// for, and where.
-pub type DesiredL2 = BTreeMap<IpAddr, IfaceSelector>;
-
-/// Concrete interfaces for each IP. `for_all` backs [`IfaceSelector::All`];
-/// named interfaces must be in `suitable` (named ones are honoured even if
-/// an ignore prefix matches them). IPs left with no interface are omitted.
-/// Pure.
-pub fn resolve(
-    desired: &DesiredL2,
-    for_all: &BTreeSet<IfaceName>,
-    suitable: &BTreeSet<IfaceName>,
-) -> DesiredAnnouncements {
-    desired
-        .iter()
-        .filter_map(|(ip, selector)| {
-            let ifaces: BTreeSet<IfaceName> = match selector {
-                IfaceSelector::All => for_all.clone(),
-                IfaceSelector::Named(names) => names.intersection(suitable).cloned().collect(),
-            };
-            (!ifaces.is_empty()).then_some((*ip, ifaces))
-        })
-        .collect()
-}
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -82,7 +35,7 @@ pub struct L2Config {
     /// How often interfaces are rescanned (new, gone, down, MAC changed).
     pub rescan_interval: Duration,
     /// Interfaces whose name starts with one of these are left out of
-    /// [`IfaceSelector::All`], e.g. pod veths or CNI bridges.
+    /// [`super::IfaceSelector::All`], e.g. pod veths or CNI bridges.
     pub ignore_prefixes: Vec<String>,
     /// Normally `/sys/class/net`.
     pub sys_class_net: PathBuf,
@@ -110,45 +63,6 @@ pub struct L2Status {
     pub interfaces: BTreeMap<IfaceName, Interface>,
     /// The last interface scan (None until the first one).
     pub scan: Option<InterfaceScan>,
-}
-
-/// Which interfaces announcements can use, from the last scan: what lets the speaker say why an
-/// address it won is announced nowhere.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InterfaceScan {
-    /// Suitable interfaces (named selectors may use any of them).
-    pub suitable: BTreeSet<IfaceName>,
-    /// Suitable interfaces not ignored ([`IfaceSelector::All`] uses these).
-    pub for_all: BTreeSet<IfaceName>,
-    /// Interfaces present but unsuitable, and why (down, no carrier, enslaved...).
-    pub unsuitable: BTreeMap<IfaceName, String>,
-}
-
-impl InterfaceScan {
-    /// Why `selector` resolves to no interface on this node, or None if it resolves to some.
-    /// Pure.
-    pub fn why_nowhere(&self, selector: &IfaceSelector) -> Option<String> {
-        match selector {
-            IfaceSelector::All if self.for_all.is_empty() => Some(
-                "no suitable interface (every interface is down, unsuitable or ignored)".into(),
-            ),
-            IfaceSelector::All => None,
-            IfaceSelector::Named(names) if names.iter().any(|n| self.suitable.contains(n)) => None,
-            IfaceSelector::Named(names) => {
-                let each: Vec<String> = names
-                    .iter()
-                    .map(|n| match self.unsuitable.get(n) {
-                        Some(why) => format!("{n} ({why})"),
-                        None => format!("{n} (no such interface)"),
-                    })
-                    .collect();
-                Some(format!(
-                    "none of its interfaces is usable: {}",
-                    each.join(", ")
-                ))
-            }
-        }
-    }
 }
 
 /// Whether this process may open packet sockets at all (CAP_NET_RAW), checked without binding
@@ -310,8 +224,8 @@ enum Event {
     },
 }
 
-/// An interface in use.
-struct Open {
+/// An interface in use: its packet socket, multicast groups and reader task.
+struct OpenIface {
     iface: Interface,
     generation: u64,
     socket: Arc<PacketSocket>,
@@ -319,7 +233,7 @@ struct Open {
     reader: JoinHandle<()>,
 }
 
-impl Drop for Open {
+impl Drop for OpenIface {
     fn drop(&mut self) {
         // The reader holds the other Arc; stopping it closes the socket.
         self.reader.abort();
@@ -333,7 +247,7 @@ struct Shell {
     unsuitable: BTreeMap<IfaceName, String>,
     /// What [`L2Status::scan`] shows.
     scan_view: Option<InterfaceScan>,
-    open: BTreeMap<IfaceName, Open>,
+    open: BTreeMap<IfaceName, OpenIface>,
     events: mpsc::Sender<Event>,
     generation: u64,
     send_errors: u64,
@@ -406,13 +320,8 @@ impl Shell {
     /// Brings sockets and the announcer in line with `desired` and the
     /// current interfaces.
     async fn reconcile(&mut self, desired: &DesiredL2) -> Result<(), L2Error> {
-        let suitable: BTreeSet<IfaceName> = self.suitable.keys().cloned().collect();
-        let for_all = suitable
-            .iter()
-            .filter(|name| !self.is_ignored(name))
-            .cloned()
-            .collect();
-        let wanted = resolve(desired, &for_all, &suitable);
+        let usable = self.scan();
+        let wanted = resolve(desired, &usable.for_all, &usable.suitable);
         let wanted_ifaces: BTreeSet<&IfaceName> = wanted.values().flatten().collect();
 
         // Interfaces no longer wanted, gone, or changed (new ifindex or MAC).
@@ -462,24 +371,8 @@ impl Shell {
         let actions = self.announcer.set_desired(desired, Instant::now());
         let after = self.announcer.announcing();
         if before != after {
-            for (ip, ifaces) in &after {
-                let old = before.get(ip);
-                for iface in ifaces
-                    .iter()
-                    .filter(|i| !old.is_some_and(|o| o.contains(*i)))
-                {
-                    info!(%ip, %iface, "announcing");
-                }
-            }
-            for (ip, ifaces) in &before {
-                let new = after.get(ip);
-                for iface in ifaces
-                    .iter()
-                    .filter(|i| !new.is_some_and(|n| n.contains(*i)))
-                {
-                    info!(%ip, %iface, "stopped announcing");
-                }
-            }
+            log_each_not_in(&after, &before, "announcing");
+            log_each_not_in(&before, &after, "stopped announcing");
             self.status_dirty = true;
         }
         self.execute(actions).await;
@@ -517,7 +410,7 @@ impl Shell {
         info!(iface = %iface.name, ifindex = iface.ifindex, mac = %iface.mac, "opened L2 socket");
         self.open.insert(
             iface.name.clone(),
-            Open {
+            OpenIface {
                 iface,
                 generation: self.generation,
                 socket,
@@ -638,19 +531,17 @@ impl Shell {
     }
 }
 
-/// `wanted` limited to interfaces in `ifaces`.
-fn restrict(wanted: &DesiredAnnouncements, ifaces: &BTreeSet<&str>) -> DesiredAnnouncements {
-    wanted
-        .iter()
-        .filter_map(|(ip, names)| {
-            let kept: BTreeSet<IfaceName> = names
-                .iter()
-                .filter(|n| ifaces.contains(n.as_str()))
-                .cloned()
-                .collect();
-            (!kept.is_empty()).then_some((*ip, kept))
-        })
-        .collect()
+/// Logs `what` for each address and interface of `these` that `others` lacks.
+fn log_each_not_in(these: &DesiredAnnouncements, others: &DesiredAnnouncements, what: &str) {
+    for (ip, ifaces) in these {
+        let other = others.get(ip);
+        for iface in ifaces
+            .iter()
+            .filter(|i| !other.is_some_and(|o| o.contains(*i)))
+        {
+            info!(%ip, %iface, "{what}");
+        }
+    }
 }
 
 async fn read_frames(
@@ -691,89 +582,10 @@ async fn read_frames(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use crate::l2::IfaceSelector;
 
     fn names(list: &[&str]) -> BTreeSet<IfaceName> {
         list.iter().map(|s| s.to_string()).collect()
-    }
-
-    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 200, 50));
-    const B: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0x50));
-
-    #[test]
-    fn resolve_all_and_named() {
-        let suitable = names(&["eth0", "eth1", "veth12"]);
-        let for_all = names(&["eth0", "eth1"]);
-        let desired = DesiredL2::from([
-            (A, IfaceSelector::All),
-            (B, IfaceSelector::Named(names(&["eth1", "veth12", "gone0"]))),
-        ]);
-        let got = resolve(&desired, &for_all, &suitable);
-        assert_eq!(got[&A], names(&["eth0", "eth1"]));
-        assert_eq!(got[&B], names(&["eth1", "veth12"]));
-    }
-
-    #[test]
-    fn resolve_drops_ips_without_interfaces() {
-        let desired = DesiredL2::from([
-            (A, IfaceSelector::All),
-            (B, IfaceSelector::Named(names(&["gone0"]))),
-        ]);
-        assert!(resolve(&desired, &BTreeSet::new(), &names(&["eth0"])).is_empty());
-        assert!(resolve(&DesiredL2::new(), &names(&["eth0"]), &names(&["eth0"])).is_empty());
-    }
-
-    #[test]
-    fn why_nowhere_names_each_missing_interface() {
-        let scan = InterfaceScan {
-            suitable: names(&["eth0", "veth1"]),
-            for_all: names(&["eth0"]),
-            unsuitable: BTreeMap::from([("eth9".to_string(), "administratively down".to_string())]),
-        };
-        assert_eq!(scan.why_nowhere(&IfaceSelector::All), None);
-        assert_eq!(
-            scan.why_nowhere(&IfaceSelector::Named(names(&["eth0", "gone0"]))),
-            None,
-            "one usable interface is enough"
-        );
-        assert_eq!(
-            scan.why_nowhere(&IfaceSelector::Named(names(&["veth1"]))),
-            None,
-            "named interfaces may be ignored ones"
-        );
-        assert_eq!(
-            scan.why_nowhere(&IfaceSelector::Named(names(&["eth9", "gone0"])))
-                .as_deref(),
-            Some(
-                "none of its interfaces is usable: eth9 (administratively down), gone0 (no such interface)"
-            )
-        );
-        let none = InterfaceScan {
-            suitable: names(&["veth1"]),
-            for_all: BTreeSet::new(),
-            unsuitable: BTreeMap::new(),
-        };
-        assert!(none.why_nowhere(&IfaceSelector::All).is_some());
-    }
-
-    #[test]
-    fn selector_union() {
-        let a = IfaceSelector::Named(names(&["eth0"]));
-        let b = IfaceSelector::Named(names(&["eth1"]));
-        assert_eq!(
-            a.clone().union(b),
-            IfaceSelector::Named(names(&["eth0", "eth1"]))
-        );
-        assert_eq!(a.clone().union(IfaceSelector::All), IfaceSelector::All);
-        assert_eq!(IfaceSelector::All.union(a), IfaceSelector::All);
-    }
-
-    #[test]
-    fn restrict_keeps_only_given_interfaces() {
-        let wanted =
-            DesiredAnnouncements::from([(A, names(&["eth0", "eth1"])), (B, names(&["eth1"]))]);
-        let got = restrict(&wanted, &BTreeSet::from(["eth0"]));
-        assert_eq!(got, DesiredAnnouncements::from([(A, names(&["eth0"]))]));
     }
 
     #[test]
@@ -834,6 +646,27 @@ mod tests {
                 out.status.code()
             );
             (out.status.success(), text)
+        }
+
+        /// Whether the client side (t-l2b) runs duplicate address detection.
+        async fn accept_dad(on: bool) {
+            let setting = format!("net.ipv6.conf.veth-b.accept_dad={}", u8::from(on));
+            sh(&["ip", "netns", "exec", "t-l2b", "sysctl", "-qw", &setting]).await;
+        }
+
+        /// Adds or deletes the IPv6 VIP on the client side, as a host that wants it would.
+        async fn client_vip6(op: &str) {
+            sh(&[
+                "ip",
+                "-n",
+                "t-l2b",
+                "addr",
+                op,
+                "fd00:200::50/64",
+                "dev",
+                "veth-b",
+            ])
+            .await;
         }
 
         let ifaces = socket::suitable_interfaces().expect("scan");
@@ -907,50 +740,12 @@ mod tests {
             ok && out.to_lowercase().contains(&mac),
             "ARP probe not answered"
         );
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            "t-l2b",
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.veth-b.accept_dad=1",
-        ])
-        .await;
-        sh(&[
-            "ip",
-            "-n",
-            "t-l2b",
-            "addr",
-            "add",
-            "fd00:200::50/64",
-            "dev",
-            "veth-b",
-        ])
-        .await;
+        accept_dad(true).await;
+        client_vip6("add").await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (_, addrs) = sh(&["ip", "-n", "t-l2b", "-6", "addr", "show", "dev", "veth-b"]).await;
-        sh(&[
-            "ip",
-            "-n",
-            "t-l2b",
-            "addr",
-            "del",
-            "fd00:200::50/64",
-            "dev",
-            "veth-b",
-        ])
-        .await;
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            "t-l2b",
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.veth-b.accept_dad=0",
-        ])
-        .await;
+        client_vip6("del").await;
+        accept_dad(false).await;
         assert!(addrs.contains("dadfailed"), "DAD probe not defended");
 
         // Joined the solicited-node group at the IPv6 layer (MLD).
