@@ -36,22 +36,26 @@ impl EventWriter {
         }
     }
 
-    /// The event about `regarding` (in its namespace).
-    pub fn event(
+    /// Creates the event about `regarding`, in its namespace.
+    pub async fn publish(
         &self,
         type_: EventType,
         reason: &str,
         action: &str,
         note: String,
         regarding: ObjectReference,
-    ) -> Event {
+    ) -> Result<(), kube::Error> {
+        let ns = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let now = k8s_openapi::jiff::Timestamp::now();
         let name = format!(
             "{}.{:x}",
             regarding.name.as_deref().unwrap_or(&self.controller),
             now.as_nanosecond()
         );
-        Event {
+        let ev = Event {
             metadata: ObjectMeta {
                 name: Some(name),
                 namespace: regarding.namespace.clone(),
@@ -72,22 +76,7 @@ impl EventWriter {
             reporting_controller: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
-        }
-    }
-
-    pub async fn publish(
-        &self,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        regarding: ObjectReference,
-    ) -> Result<(), kube::Error> {
-        let ns = regarding
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
-        let ev = self.event(type_, reason, action, note, regarding);
+        };
         Api::<Event>::namespaced(self.client.clone(), &ns)
             .create(&PostParams::default(), &ev)
             .await
@@ -97,14 +86,46 @@ impl EventWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::Path;
+    use axum::http::{StatusCode, header};
+    use axum::routing::post;
+
     use super::*;
+
+    /// What the stand-in API server was sent: (namespace in the path, event).
+    type Sent = Arc<Mutex<Vec<(String, Event)>>>;
+
+    /// A stand-in API server that keeps every event created and answers with it (the lab tests
+    /// read real events back from a real API server).
+    async fn api_server() -> (Client, Sent) {
+        let sent = Sent::default();
+        let keep = sent.clone();
+        let app = axum::Router::new().route(
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+            post(move |Path(ns): Path<String>, body: String| {
+                let keep = keep.clone();
+                async move {
+                    let ev: Event = serde_json::from_str(&body).expect("an Event");
+                    keep.lock().unwrap().push((ns, ev));
+                    let json = [(header::CONTENT_TYPE, "application/json")];
+                    (StatusCode::CREATED, json, body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = kube::Config::new(url.parse().expect("url"));
+        (Client::try_from(config).expect("client"), sent)
+    }
 
     #[tokio::test]
     async fn events_name_their_object_reporter_and_type() {
-        // A client that is never used to connect: only building the object is tested here (the
-        // lab tests read real events back from the API server).
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
-        let client = Client::try_from(config).expect("client");
+        let (client, sent) = api_server().await;
         let w = EventWriter::new(client, "ferrolb-controller", "pod-1");
         let regarding = ObjectReference {
             kind: Some("Service".into()),
@@ -113,13 +134,17 @@ mod tests {
             uid: Some("u-1".into()),
             ..Default::default()
         };
-        let ev = w.event(
+        w.publish(
             EventType::Warning,
             "PoolExhausted",
             "Allocate",
             "no free address".into(),
             regarding.clone(),
-        );
+        )
+        .await
+        .expect("created");
+        let (ns, ev) = sent.lock().unwrap()[0].clone();
+        assert_eq!(ns, "shop");
         assert_eq!(ev.metadata.namespace.as_deref(), Some("shop"));
         assert!(
             ev.metadata
@@ -142,13 +167,16 @@ mod tests {
             "events.k8s.io/v1 requires eventTime"
         );
         // Two events about one object get distinct names.
-        let again = w.event(
+        w.publish(
             EventType::Normal,
             "IPAllocated",
             "Allocate",
             String::new(),
             ev.regarding.clone().unwrap_or_default(),
-        );
+        )
+        .await
+        .expect("created");
+        let again = sent.lock().unwrap()[1].1.clone();
         assert_ne!(again.metadata.name, ev.metadata.name);
     }
 }
