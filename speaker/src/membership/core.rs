@@ -14,11 +14,10 @@
 //! and replay window ([`seal::check_time`], [`ReplayWindow`], per known
 //! address only); what it claims ([`vet::vet`]); and only then foca.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -30,8 +29,10 @@ use tracing::{debug, info, warn};
 use super::config;
 use super::identity::MemberId;
 use super::keys::KeyRing;
-use super::reject::{RateLimitedLog, Reason, RejectCounters, Rejected};
+use super::reject::{RateLimitedLog, Reason};
 use super::seal::{self, OpenError, ReplayWindow, SeqCounter, SeqError};
+use super::stats::Counters;
+use super::timers::{Timer, TimerQueue};
 use super::vet::{self, Roster, Seed, Vetted};
 
 /// How often we knock on seeds whose node is not live.
@@ -69,55 +70,7 @@ pub enum Auth {
     Insecure,
 }
 
-type Timer = foca::Timer<MemberId>;
 type Swim = Foca<MemberId, PostcardCodec, StdRng, NoCustomBroadcast>;
-
-/// Datagram and event counters, shared with the driver thread.
-#[derive(Debug, Default)]
-pub struct Counters {
-    received: AtomicU64,
-    rejected: RejectCounters,
-    sent: AtomicU64,
-    send_errors: AtomicU64,
-    unroutable: AtomicU64,
-    restarts: AtomicU64,
-}
-
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams read from the socket.
-    pub datagrams_received: u64,
-    /// Datagrams (or, for [`Reason::UnknownMember`], member updates in
-    /// them) dropped, per reason.
-    pub rejected: Rejected,
-    /// Datagrams handed to the socket.
-    pub datagrams_sent: u64,
-    /// Datagrams the socket refused (no route, buffer full, ...).
-    pub send_errors: u64,
-    /// Datagrams foca wanted to send to an address that is not a known node
-    /// (never sent).
-    pub unroutable: u64,
-    /// Times we started afresh under a renewed identity after being cut off.
-    pub restarts: u64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> Stats {
-        Stats {
-            datagrams_received: self.received.load(Relaxed),
-            rejected: self.rejected.snapshot(),
-            datagrams_sent: self.sent.load(Relaxed),
-            send_errors: self.send_errors.load(Relaxed),
-            unroutable: self.unroutable.load(Relaxed),
-            restarts: self.restarts.load(Relaxed),
-        }
-    }
-
-    pub fn send_failed(&self) {
-        self.send_errors.fetch_add(1, Relaxed);
-    }
-}
 
 /// What foca asked for during one interaction (our [`Runtime`]). Payloads
 /// are framed (sealed) in [`Core::apply_effects`], which has the keys.
@@ -158,38 +111,6 @@ impl Runtime<MemberId> for Effects {
     }
 }
 
-/// A timer waiting in the queue. Ordered by deadline, then by foca's own
-/// order for events due together (an indirect probe must fire before the
-/// next probe), then by submission.
-struct Scheduled {
-    at: Instant,
-    timer: Timer,
-    seq: u64,
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at
-            .cmp(&other.at)
-            .then_with(|| self.timer.cmp(&other.timer))
-            .then_with(|| self.seq.cmp(&other.seq))
-    }
-}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Scheduled {}
-
 struct SeedState {
     next_attempt: Instant,
     backoff: Duration,
@@ -202,8 +123,7 @@ pub struct Core {
     /// Seeds the rng of each fresh foca instance.
     rng: StdRng,
     effects: Effects,
-    timers: BinaryHeap<Reverse<Scheduled>>,
-    timer_seq: u64,
+    timers: TimerQueue,
     outbox: Vec<(SocketAddr, Bytes)>,
     live: BTreeSet<String>,
     seeds: BTreeMap<SocketAddr, SeedState>,
@@ -250,8 +170,7 @@ impl Core {
             config,
             rng,
             effects: Effects::default(),
-            timers: BinaryHeap::new(),
-            timer_seq: 0,
+            timers: TimerQueue::default(),
             outbox: Vec::new(),
             seeds: BTreeMap::new(),
             next_rejoin: now + REJOIN_EVERY,
@@ -295,8 +214,8 @@ impl Core {
 
     /// When [`Core::on_tick`] must run next.
     pub fn next_deadline(&self) -> Instant {
-        match self.timers.peek() {
-            Some(Reverse(first)) => first.at.min(self.next_rejoin),
+        match self.timers.next_at() {
+            Some(at) => at.min(self.next_rejoin),
             None => self.next_rejoin,
         }
     }
@@ -398,13 +317,8 @@ impl Core {
         if self.left {
             return;
         }
-        while let Some(Reverse(first)) = self.timers.peek()
-            && first.at <= now
-        {
-            let Some(Reverse(due)) = self.timers.pop() else {
-                break;
-            };
-            if let Err(err) = self.swim.handle_timer(due.timer, &mut self.effects) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            if let Err(err) = self.swim.handle_timer(timer, &mut self.effects) {
                 debug!(error = %err, "timer handling failed");
             }
             self.apply_effects(now);
@@ -493,12 +407,7 @@ impl Core {
         }
         if !self.left {
             for (after, timer) in self.effects.timers.drain(..) {
-                self.timer_seq += 1;
-                self.timers.push(Reverse(Scheduled {
-                    at: now + after,
-                    timer,
-                    seq: self.timer_seq,
-                }));
+                self.timers.push(now + after, timer);
             }
         } else {
             self.effects.timers.clear();
@@ -999,33 +908,5 @@ mod tests {
         let out = c.take_outbox();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, addr(4));
-    }
-
-    #[test]
-    fn timers_fire_in_deadline_then_foca_order() {
-        let t0 = Instant::now();
-        let mut heap = BinaryHeap::new();
-        let probe = foca::Timer::ProbeRandomMember(0);
-        let indirect = foca::Timer::SendIndirectProbe {
-            probed_id: MemberId::seed(addr(2)),
-            token: 0,
-        };
-        let late = foca::Timer::PeriodicGossip(0);
-        for (seq, (at, timer)) in [
-            (t0, probe),
-            (t0, indirect),
-            (t0 - Duration::from_millis(1), late),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            heap.push(Reverse(Scheduled {
-                at,
-                timer,
-                seq: seq as u64,
-            }));
-        }
-        let order: Vec<_> = std::iter::from_fn(|| heap.pop().map(|Reverse(s)| s.seq)).collect();
-        assert_eq!(order, vec![2, 1, 0]);
     }
 }

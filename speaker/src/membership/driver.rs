@@ -15,8 +15,9 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use super::config::MAX_DATAGRAM;
-use super::core::{Core, Counters};
+use super::core::Core;
 use super::keys::{KeyFile, RELOAD_EVERY, Reload};
+use super::stats::Counters;
 use super::vet::Seed;
 
 /// The leave message is sent twice, this far apart, in case one is lost.

@@ -11,6 +11,8 @@
 //! - [`reject`]: rejection reasons, counters and rate-limited logging.
 //! - `core`: the sans-IO state machine (foca, authentication, timers, live
 //!   set, seeds); unit- and simulation-tested with a fake clock.
+//! - `timers`: foca's timers in the order they fire.
+//! - `stats`: datagram, rejection and restart counters, and their snapshot.
 //! - `driver`: the thin tokio shell (one UDP socket, one timer, key reload).
 //!
 //! Wire: UDP, default port [`DEFAULT_PORT`]; each datagram is `"FLBm"`,
@@ -70,6 +72,8 @@ pub mod reject;
 pub mod seal;
 #[cfg(test)]
 mod sim;
+mod stats;
+mod timers;
 pub mod vet;
 
 use std::collections::BTreeSet;
@@ -84,11 +88,12 @@ use rand::rngs::{StdRng, SysRng};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
-pub use self::core::Stats;
-use self::core::{Auth, Core, Counters};
+use self::core::{Auth, Core};
 pub use self::identity::MemberId;
 use self::keys::{KeyFile, KeyRing};
 pub use self::reject::Reason;
+use self::stats::Counters;
+pub use self::stats::Stats;
 pub use self::vet::Seed;
 
 /// memberlist's port, which MetalLB speakers use too.

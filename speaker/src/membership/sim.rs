@@ -12,8 +12,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::core::fixtures::{keyed, wall};
-use super::core::{Core, Counters, WallClock};
+use super::core::{Core, WallClock};
 use super::identity::MemberId;
+use super::stats::Counters;
 use super::vet::Seed;
 
 const MS: Duration = Duration::from_millis(1);
