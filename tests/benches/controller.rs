@@ -10,16 +10,15 @@
 //! → first new allocation, with SERVICES present.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use ferrolb_tests::on_each_service;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::Mutex;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -54,19 +53,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn ip_watch(client: Client, ns: &str) -> Arc<Mutex<BTreeMap<String, Instant>>> {
     let seen: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
     let s = seen.clone();
-    let api: Api<Service> = Api::namespaced(client, ns);
-    tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .applied_objects();
-        futures::pin_mut!(stream);
-        while let Some(Ok(svc)) = stream.next().await {
-            if has_ip(&svc) {
-                s.lock()
-                    .await
-                    .entry(svc.name_any())
-                    .or_insert_with(Instant::now);
-            }
+    on_each_service(Api::namespaced(client, ns), move |svc| {
+        if has_ip(&svc) {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(svc.name_any())
+                .or_insert_with(Instant::now);
         }
     });
     seen
@@ -97,11 +89,11 @@ async fn wait_count(
     timeout: Duration,
 ) -> Result<()> {
     let start = Instant::now();
-    while seen.lock().await.len() < n {
+    while seen.lock().unwrap_or_else(|e| e.into_inner()).len() < n {
         anyhow::ensure!(
             start.elapsed() < timeout,
             "only {} of {n} services got IPs",
-            seen.lock().await.len()
+            seen.lock().unwrap_or_else(|e| e.into_inner()).len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -188,7 +180,7 @@ async fn main() -> Result<()> {
         api.create(&PostParams::default(), &service(ns, &name))
             .await?;
         loop {
-            if let Some(at) = seen.lock().await.get(&name) {
+            if let Some(at) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
                 lat.push(at.saturating_duration_since(t));
                 break;
             }
@@ -240,7 +232,11 @@ async fn main() -> Result<()> {
     let ready = t.elapsed();
     api.create(&PostParams::default(), &service(ns, "after-restart"))
         .await?;
-    while !seen.lock().await.contains_key("after-restart") {
+    while !seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key("after-restart")
+    {
         anyhow::ensure!(
             t.elapsed() < Duration::from_secs(120),
             "no allocation after restart"

@@ -238,21 +238,14 @@ impl Figure {
     }
 
     fn print(&self) {
-        let s = Summary::of(&self.v);
         println!(
-            "{:<62} n={:<2} median {:>6.0} {u}  p99 {:>6.0} {u}  min {:>6.0}  max {:>6.0}{}",
-            self.name,
-            s.n,
-            s.median,
-            s.p99,
-            s.min,
-            s.max,
+            "{}{}",
+            Summary::of(&self.v).row(&self.name, self.unit, (62, 2, 6), 0),
             if self.none > 0 {
                 format!("  ({} {})", self.none, self.none_means)
             } else {
                 String::new()
             },
-            u = self.unit,
         );
     }
 }

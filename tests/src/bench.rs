@@ -66,6 +66,21 @@ impl Summary {
             max: v.last().copied().unwrap_or(f64::NAN),
         }
     }
+
+    /// `NAME n=N median M UNIT  p99 P UNIT  min A  max B`: NAME, N and each value padded to
+    /// `widths` (name, count, value), values with `decimals` decimals, UNIT to two characters.
+    pub fn row(
+        &self,
+        name: &str,
+        unit: &str,
+        (nw, cw, vw): (usize, usize, usize),
+        decimals: usize,
+    ) -> String {
+        format!(
+            "{name:<nw$} n={:<cw$} median {:>vw$.decimals$} {unit:<2}  p99 {:>vw$.decimals$} {unit:<2}  min {:>vw$.decimals$}  max {:>vw$.decimals$}",
+            self.n, self.median, self.p99, self.min, self.max,
+        )
+    }
 }
 
 /// Percentile of sorted samples (nearest rank).
@@ -75,3 +90,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+#[cfg(test)]
+mod tests;

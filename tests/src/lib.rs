@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 pub mod backend;
 pub mod bench;
 pub mod bgp;
+pub mod controller;
 pub mod l2;
 pub mod membership;
 pub mod network;
@@ -247,6 +248,25 @@ impl Lab {
     }
 }
 
+/// Calls `each` with every Service the watch on `api` reports added or changed (retrying with
+/// backoff), on a task of its own, for as long as the runtime runs.
+pub fn on_each_service(
+    api: kube::Api<k8s_openapi::api::core::v1::Service>,
+    mut each: impl FnMut(k8s_openapi::api::core::v1::Service) + Send + 'static,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(svc)) = stream.next().await {
+            each(svc);
+        }
+    });
+}
+
 /// The Prometheus text a node's speaker serves on :7473 (empty if it does not answer in 2 s).
 pub fn speaker_metrics(node: &str) -> String {
     lab()
@@ -318,100 +338,24 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A controller process of the test's own: its own configuration namespace and
-/// `loadBalancerClass`, so tests run side by side without seeing each other's pools.
-pub struct ControllerProc {
-    pub child: std::process::Child,
-    pub metrics_port: u16,
-    pub args: Vec<String>,
-    kubeconfig: PathBuf,
-    log: PathBuf,
+/// An object a test made in FerroLB's namespace, deleted (without waiting) when dropped.
+pub struct DeletedOnDrop {
+    /// As kubectl names it (`bgppeer`).
+    pub kind: &'static str,
+    pub name: String,
 }
 
-impl ControllerProc {
-    pub fn start(config_ns: &str, class: &str, extra: &[&str]) -> ControllerProc {
-        Self::start_with(config_ns, class, extra, &lab().kubeconfig)
-    }
-
-    /// [`start`](Self::start) with another kubeconfig (another identity, or another way to the
-    /// API server).
-    pub fn start_with(
-        config_ns: &str,
-        class: &str,
-        extra: &[&str],
-        kubeconfig: &Path,
-    ) -> ControllerProc {
-        let mut args: Vec<String> = vec![
-            "--namespace".into(),
-            config_ns.into(),
-            "--lb-class".into(),
-            class.into(),
-            "--lease-name".into(),
-            format!("ferrolb-controller-{config_ns}"),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(args, kubeconfig.to_path_buf())
-    }
-
-    fn spawn(args: Vec<String>, kubeconfig: PathBuf) -> ControllerProc {
-        let metrics_port = free_port();
-        let log = repo()
-            .join(".lab/logs")
-            .join(format!("test-controller-{metrics_port}.log"));
-        let _ = std::fs::create_dir_all(log.parent().unwrap());
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary("ferrolb-controller"))
-            .args(&args)
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,ferrolb_controller=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("controller starts");
-        ControllerProc {
-            child,
-            metrics_port,
-            args,
-            kubeconfig,
-            log,
-        }
-    }
-
-    /// SIGKILL, then start again with the same arguments.
-    pub fn restart_hard(&mut self) {
-        self.kill();
-        let next = Self::spawn(self.args.clone(), self.kubeconfig.clone());
-        let old = std::mem::replace(self, next);
-        std::mem::forget(old);
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// GET a path of the controller's HTTP server.
-    pub fn http_get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ControllerProc {
+impl Drop for DeletedOnDrop {
     fn drop(&mut self) {
-        self.kill();
+        let _ = lab().kubectl(&[
+            "delete",
+            self.kind,
+            "-n",
+            ferrolb_crds::DEFAULT_NAMESPACE,
+            &self.name,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
     }
 }
 

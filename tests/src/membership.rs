@@ -103,6 +103,26 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
+impl Datagram {
+    /// From the client's own address.
+    pub fn from_client(dst: SocketAddr, data: Vec<u8>) -> Datagram {
+        Datagram {
+            src: None,
+            dst,
+            data,
+        }
+    }
+
+    /// With the spoofed source `src`.
+    pub fn spoofed(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) -> Datagram {
+        Datagram {
+            src: Some(src),
+            dst,
+            data,
+        }
+    }
+}
+
 const SENDER: &str = r#"
 import socket, struct, sys
 plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -17,31 +17,46 @@ pub struct Monitor {
     pub(crate) events: Events,
 }
 
+/// Starts `ip -n NS monitor OBJECTS`; `on_line` gets each line it prints with the instant the
+/// line arrived, on a thread of its own, until it returns false or the monitor ends. Returns
+/// once the monitor has subscribed.
+pub fn ip_monitor(
+    ns: &str,
+    objects: &[&str],
+    mut on_line: impl FnMut(Instant, String) -> bool + Send + 'static,
+) -> Child {
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "monitor"])
+        .args(objects)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ip monitor starts");
+    let out = child.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if !on_line(Instant::now(), line) {
+                break;
+            }
+        }
+    });
+    // `ip monitor` subscribes right after it starts.
+    std::thread::sleep(Duration::from_millis(50));
+    child
+}
+
 impl Monitor {
     pub fn start(ns: &str, objects: &[&str]) -> Monitor {
-        let mut child = Command::new("ip")
-            .args(["-n", ns, "monitor"])
-            .args(objects)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ip monitor starts");
-        let out = child.stdout.take().expect("piped");
         let events: Events = Arc::default();
         let ev = events.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let (m, cv) = &*ev;
-                m.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((Instant::now(), line));
-                cv.notify_all();
-            }
+        let child = ip_monitor(ns, objects, move |at, line| {
+            let (m, cv) = &*ev;
+            m.lock().unwrap_or_else(|e| e.into_inner()).push((at, line));
+            cv.notify_all();
+            true
         });
-        // `ip monitor` subscribes right after it starts.
-        std::thread::sleep(Duration::from_millis(50));
         Monitor { child, events }
     }
 

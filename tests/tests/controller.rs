@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::IPAddressPool;
-use ferrolb_tests::{ControllerProc, TestNamespace, lab, object_yaml};
+use ferrolb_tests::controller::ControllerProc;
+use ferrolb_tests::{TestNamespace, lab, object_yaml, on_each_service};
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, ResourceExt};
 
@@ -586,24 +587,16 @@ type Seen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, BTreeSet<V
 
 /// Records every address each Service (by UID) ever showed; any change is a renumbering.
 async fn watch_addresses(api: Api<Service>) -> Seen {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
     let seen: Seen = Default::default();
     let s = seen.clone();
-    tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .applied_objects();
-        futures::pin_mut!(stream);
-        while let Some(Ok(svc)) = stream.next().await {
-            let got = ips(&svc);
-            if !got.is_empty() {
-                let mut m = s.lock().unwrap();
-                let e = m
-                    .entry(svc.uid().unwrap_or_default())
-                    .or_insert_with(|| (svc.name_any(), BTreeSet::new()));
-                e.1.insert(got);
-            }
+    on_each_service(api, move |svc| {
+        let got = ips(&svc);
+        if !got.is_empty() {
+            let mut m = s.lock().unwrap();
+            let e = m
+                .entry(svc.uid().unwrap_or_default())
+                .or_insert_with(|| (svc.name_any(), BTreeSet::new()));
+            e.1.insert(got);
         }
     });
     seen

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrolb_tests::{ControllerProc, TestNamespace, lab, repo, unique};
+use ferrolb_tests::controller::ControllerProc;
+use ferrolb_tests::{TestNamespace, lab, repo, unique};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::watcher;

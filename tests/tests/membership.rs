@@ -86,11 +86,7 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
             .map(|j| (j as u8).wrapping_mul(31) ^ i)
             .collect();
         for n in NODES {
-            out.push(Datagram {
-                src: None,
-                dst: node_addr(n),
-                data: junk.clone(),
-            });
+            out.push(Datagram::from_client(node_addr(n), junk.clone()));
             let mut fake = b"FLBm\x02".to_vec();
             fake.extend_from_slice(&junk);
             // (The kernel drops a datagram claiming to come from the receiver's own address.)
@@ -99,32 +95,20 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
             } else {
                 observers[0]
             };
-            out.push(Datagram {
-                src: Some(node_addr(spoofed)),
-                dst: node_addr(n),
-                data: if i % 2 == 0 { junk.clone() } else { fake },
-            });
+            out.push(Datagram::spoofed(
+                node_addr(spoofed),
+                node_addr(n),
+                if i % 2 == 0 { junk.clone() } else { fake },
+            ));
         }
     }
     // (b) Replays: exactly as captured (same source and destination), to another node, and
     // from the client's own address.
     for d in &captured {
         let from = node_addr(observers[0]);
-        out.push(Datagram {
-            src: Some(from),
-            dst: node_addr(&announcer),
-            data: d.clone(),
-        });
-        out.push(Datagram {
-            src: Some(from),
-            dst: node_addr(observers[1]),
-            data: d.clone(),
-        });
-        out.push(Datagram {
-            src: None,
-            dst: node_addr(&announcer),
-            data: d.clone(),
-        });
+        out.push(Datagram::spoofed(from, node_addr(&announcer), d.clone()));
+        out.push(Datagram::spoofed(from, node_addr(observers[1]), d.clone()));
+        out.push(Datagram::from_client(node_addr(&announcer), d.clone()));
     }
     // (c) Forged "the announcer is down", to each observer, naming the real identities (as an
     // attacker decoding captured plain datagrams would: foca ignores a message not addressed to
@@ -143,11 +127,7 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
             Message::Gossip,
             &[down(&announcer, u64::MAX)],
         );
-        out.push(Datagram {
-            src: None,
-            dst: node_addr(to),
-            data: plain(&p),
-        });
+        out.push(Datagram::from_client(node_addr(to), plain(&p)));
         // the announcer's own identity down (what works against --insecure-membership, whose
         // address and identity checks pass it), and newer identities down, one with a counter
         // 50 s ahead, one unbeatable; spoofed from the other observer, plain and well-formed but
@@ -159,17 +139,13 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
         ];
         for d in downs {
             let p = foca_payload(&as_peer, &dst, Message::Gossip, &[d]);
-            out.push(Datagram {
-                src: Some(node_addr(spoofed)),
-                dst: node_addr(to),
-                data: plain(&p),
-            });
+            out.push(Datagram::spoofed(
+                node_addr(spoofed),
+                node_addr(to),
+                plain(&p),
+            ));
             let sealed = sealed_with_wrong_key(node_addr(spoofed), node_addr(to), &p);
-            out.push(Datagram {
-                src: Some(node_addr(spoofed)),
-                dst: node_addr(to),
-                data: sealed,
-            });
+            out.push(Datagram::spoofed(node_addr(spoofed), node_addr(to), sealed));
         }
         // A flood of fake members, and the announcer's name at the client's address (which
         // would keep a frozen announcer "alive").
@@ -190,22 +166,14 @@ fn hostile_datagrams_change_no_live_set_and_no_announcement() {
                 now + 1,
             )));
             let p = foca_payload(&as_peer, &dst, Message::Gossip, &members);
-            out.push(Datagram {
-                src: Some(node_addr(spoofed)),
-                dst: node_addr(to),
-                data: plain(&p),
-            });
-            out.push(Datagram {
-                src: None,
-                dst: node_addr(to),
-                data: plain(&p),
-            });
+            out.push(Datagram::spoofed(
+                node_addr(spoofed),
+                node_addr(to),
+                plain(&p),
+            ));
+            out.push(Datagram::from_client(node_addr(to), plain(&p)));
             let sealed = sealed_with_wrong_key(node_addr(spoofed), node_addr(to), &p);
-            out.push(Datagram {
-                src: Some(node_addr(spoofed)),
-                dst: node_addr(to),
-                data: sealed,
-            });
+            out.push(Datagram::spoofed(node_addr(spoofed), node_addr(to), sealed));
         }
     }
     let sent = send_from_client(&out);

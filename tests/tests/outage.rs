@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb_tests::{TestNamespace, lab, repo, unique};
+use ferrolb_tests::{DeletedOnDrop, TestNamespace, lab, object_yaml, repo, unique};
 
 /// Starts the API server again however the test ends.
 struct ApiServerBack;
@@ -19,21 +19,6 @@ impl Drop for ApiServerBack {
         if !ok {
             eprintln!("WARNING: hack/lab apiserver start failed; the lab needs attention");
         }
-    }
-}
-
-struct Pool(String);
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = lab().kubectl(&[
-            "delete",
-            "ipaddresspool",
-            "-n",
-            ferrolb_crds::DEFAULT_NAMESPACE,
-            &self.0,
-            "--wait=false",
-        ]);
     }
 }
 
@@ -81,14 +66,18 @@ fn unallocated(ns: &TestNamespace) -> Option<Vec<String>> {
 #[test]
 fn twenty_second_outage_during_a_burst() {
     let ns = TestNamespace::new("outage");
-    let pool = Pool(unique("outage"));
-    let r = lab().apply(&format!(
-        "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {}}}\nspec: {{addresses: [198.18.200.0/26], autoAssign: false}}\n",
-        pool.0
+    let pool = DeletedOnDrop {
+        kind: "ipaddresspool",
+        name: unique("outage"),
+    };
+    let r = lab().apply(&object_yaml(
+        "IPAddressPool",
+        &pool.name,
+        "{addresses: [198.18.200.0/26], autoAssign: false}",
     ));
     assert!(r.ok, "{}", r.stderr);
     // The controller must be leading before the burst (it is in a settled lab).
-    service(&ns, &pool.0, "warm");
+    service(&ns, &pool.name, "warm");
     let t = Instant::now();
     while unallocated(&ns).is_none_or(|u| !u.is_empty()) {
         assert!(
@@ -102,7 +91,7 @@ fn twenty_second_outage_during_a_burst() {
     let spk_log = log_len("speaker-flb-node1.log");
     // Burst, part 1: created right before the API server goes, some not yet allocated.
     for i in 0..10 {
-        service(&ns, &pool.0, &format!("before-{i}"));
+        service(&ns, &pool.name, &format!("before-{i}"));
     }
     let guard = ApiServerBack;
     let r = std::process::Command::new(repo().join("hack/lab"))
@@ -121,7 +110,7 @@ fn twenty_second_outage_during_a_burst() {
     let back = Instant::now();
     // Burst, part 2.
     for i in 0..10 {
-        service(&ns, &pool.0, &format!("after-{i}"));
+        service(&ns, &pool.name, &format!("after-{i}"));
     }
     let created = back.elapsed();
     let mut missing = Vec::new();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferrolb_tests::l2::L2Case;
-use ferrolb_tests::{lab, repo, wait_for};
+use ferrolb_tests::{DeletedOnDrop, lab, object_yaml, repo, wait_for};
 
 /// The Service's events of `reason`, oldest first: (reporting node, note).
 fn events(case: &L2Case, reason: &str) -> Vec<(String, String)> {
@@ -123,34 +123,22 @@ fn interfaces_matching_nothing_on_the_elected_node_are_reported() {
     assert_eq!(lines, 1, "logged once");
 }
 
-/// Deletes a BGPPeer when dropped.
-struct Peer(String);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = lab().kubectl(&[
-            "delete",
-            "bgppeer",
-            "-n",
-            ferrolb_crds::DEFAULT_NAMESPACE,
-            &self.0,
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
-    }
-}
-
 #[test]
 fn bgp_peer_entries_of_nodes_that_stop_peering_are_removed() {
-    let peer = Peer(ferrolb_tests::unique("gone"));
+    let peer = DeletedOnDrop {
+        kind: "bgppeer",
+        name: ferrolb_tests::unique("gone"),
+    };
     // Nobody listens at this address: the session stays in Connect/Active, which is enough for
     // the node to report it.
     let apply = |node: &str| {
-        let r = lab().apply(&format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: {}}}\n\
-             spec: {{myASN: 64600, peerASN: 64512, peerAddress: 198.18.0.97, connectTime: 1s,\n  \
-             nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {node}}}}}]}}\n",
-            peer.0
+        let r = lab().apply(&object_yaml(
+            "BGPPeer",
+            &peer.name,
+            &format!(
+                "{{myASN: 64600, peerASN: 64512, peerAddress: 198.18.0.97, connectTime: 1s,\n  \
+                 nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {node}}}}}]}}"
+            ),
         ));
         assert!(r.ok, "{}", r.stderr);
     };
@@ -161,7 +149,7 @@ fn bgp_peer_entries_of_nodes_that_stop_peering_are_removed() {
                 "bgppeer",
                 "-n",
                 ferrolb_crds::DEFAULT_NAMESPACE,
-                &peer.0,
+                &peer.name,
                 "-o",
                 "jsonpath={.status.sessions[*].node}",
             ])

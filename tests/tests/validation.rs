@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use ferrolb_tests::{
-    ControllerProc, TestNamespace, assert_refused, lab, object_yaml, unique, wait_for,
-};
+use ferrolb_tests::controller::ControllerProc;
+use ferrolb_tests::{TestNamespace, assert_refused, lab, object_yaml, unique, wait_for};
 
 /// Applies one object of `kind` (in FerroLB's namespace, or `ns`) with a unique name.
 fn apply_in(ns: &str, kind: &str, name: &str, spec: &str) -> ferrolb_tests::Ran {

@@ -306,26 +306,23 @@ fn bird_paths(text: &str) -> Vec<RibPath> {
         } else if let Some(v) = t.strip_prefix("BGP.local_pref:") {
             p.local_pref = v.trim().parse().ok();
         } else if let Some(v) = t.strip_prefix("BGP.community:") {
-            // "(65000,200) (65000,100)"
-            p.communities = v
-                .split(')')
-                .filter_map(|c| {
-                    let c = c.trim().trim_start_matches('(');
-                    (!c.is_empty()).then(|| c.replace(' ', "").replace(',', ":"))
-                })
-                .collect();
+            p.communities = bird_tuples(v);
         } else if let Some(v) = t.strip_prefix("BGP.large_community:") {
-            // "(64600, 7, 7) (64600, 1, 2)"
-            p.large_communities = v
-                .split(')')
-                .filter_map(|c| {
-                    let c = c.trim().trim_start_matches('(');
-                    (!c.is_empty()).then(|| c.replace(' ', "").replace(',', ":"))
-                })
-                .collect();
+            p.large_communities = bird_tuples(v);
         }
     }
     out
+}
+
+/// BIRD's communities, `(65000,200) (65000,100)`, or large ones, `(64600, 7, 7)`, in the
+/// `65000:200` / `64600:7:7` form.
+fn bird_tuples(text: &str) -> BTreeSet<String> {
+    text.split(')')
+        .filter_map(|c| {
+            let c = c.trim().trim_start_matches('(');
+            (!c.is_empty()).then(|| c.replace(' ', "").replace(',', ":"))
+        })
+        .collect()
 }
 
 // ---- waiting on routers -----------------------------------------------------------------------

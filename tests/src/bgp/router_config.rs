@@ -57,33 +57,11 @@ fn routers(settings: &[(&str, &str)]) {
     let r = run(&mut cmd);
     assert!(r.ok, "hack/lab routers: {}{}", r.stdout, r.stderr);
     // bgpd and bfdd start before zebra's socket exists, and retry connecting after ~10 s.
-    wait_for(
-        "FRR bgpd connected to zebra",
-        Duration::from_secs(30),
-        || {
-            let r = FRR.cli("show zebra client summary");
-            r.stdout
-                .lines()
-                .any(|l| l.starts_with("bgp "))
-                .then_some(())
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_zebra_client("bgp");
     if settings.iter().any(|(k, v)| *k == "LAB_BFD" && *v == "1") {
         // bgpd registers its BFD sessions before it can reach bfdd (through zebra) and does
         // not replay them: re-apply the setting once both are connected.
-        wait_for(
-            "FRR bfdd connected to zebra",
-            Duration::from_secs(30),
-            || {
-                let r = FRR.cli("show zebra client summary");
-                r.stdout
-                    .lines()
-                    .any(|l| l.starts_with("bfd "))
-                    .then_some(())
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        wait_zebra_client("bfd");
         let asn = settings
             .iter()
             .find(|(k, _)| *k == "LAB_FRR_AS")
@@ -99,4 +77,20 @@ fn routers(settings: &[(&str, &str)]) {
         ]);
         assert!(r.ok, "re-registering FRR BFD sessions: {}", r.stderr);
     }
+}
+
+/// Waits until FRR's daemon for `proto` (`bgp`, `bfd`) is connected to zebra.
+fn wait_zebra_client(proto: &str) {
+    wait_for(
+        &format!("FRR {proto}d connected to zebra"),
+        Duration::from_secs(30),
+        || {
+            let r = FRR.cli("show zebra client summary");
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{proto} ")))
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -46,128 +46,40 @@
 //! (`LAB_IMAGE_PROFILE=release` on the bench too: a lab found in processes mode is switched to
 //! pods with release images.)
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod cease;
+mod figures;
+mod route_log;
+mod slice_watch;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use cease::CeaseCapture;
+use figures::{Figure, Figures, failures, per_router, signed_ms};
+use route_log::RouteLog;
+use slice_watch::SliceWatch;
 
 use ferrolb_crds::BGPPeer;
 use ferrolb_tests::backend::{Backend, Spec};
-use ferrolb_tests::bench::{Summary, settle, stamp, started, trials};
+use ferrolb_tests::bench::{settle, stamp, started, trials};
 use ferrolb_tests::bgp::{
-    NODE_AS, Objects, ROUTERS, Router, RouterConfig, hops, node_addr, wait_router_sessions,
+    NODE_AS, Objects, ROUTERS, RouterConfig, hops, node_addr, wait_router_sessions,
 };
 use ferrolb_tests::network::LinkCut;
-use ferrolb_tests::probe::{Probe, Prober};
+use ferrolb_tests::probe::Prober;
 use ferrolb_tests::speakers::{
     image_profile, kill_speaker, speaker_pid, speaker_pods, speakers_ready,
 };
 use ferrolb_tests::{NODES, lab, unique, want_pods};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
 const SETTLE: Duration = Duration::from_secs(60);
 /// Longest wait for a whole cluster between trials (pods restarted, sessions and routes back).
 const WHOLE: Duration = Duration::from_secs(120);
 /// The node whose speaker, pod or link the faults hit.
 const VICTIM: &str = "flb-node1";
-
-/// Samples of one figure.
-#[derive(Default)]
-struct Figure {
-    name: String,
-    /// "ms", or "" for counts.
-    unit: &'static str,
-    v: Vec<f64>,
-    missed: usize,
-}
-
-impl Figure {
-    fn new(name: &str) -> Figure {
-        Figure {
-            name: name.to_string(),
-            unit: "ms",
-            ..Figure::default()
-        }
-    }
-
-    fn count(name: &str) -> Figure {
-        Figure {
-            name: name.to_string(),
-            unit: "",
-            ..Figure::default()
-        }
-    }
-
-    fn add(&mut self, d: Option<Duration>) {
-        match d {
-            Some(d) => self.v.push(d.as_secs_f64() * 1000.0),
-            None => self.missed += 1,
-        }
-    }
-
-    /// Milliseconds, possibly negative (None: timed out).
-    fn add_ms(&mut self, ms: Option<f64>) {
-        match ms {
-            Some(ms) => self.v.push(ms),
-            None => self.missed += 1,
-        }
-    }
-
-    fn add_n(&mut self, n: usize) {
-        self.v.push(n as f64);
-    }
-
-    fn print(&self, target: Option<f64>) {
-        let s = Summary::of(&self.v);
-        let over = target.map(|t| self.v.iter().filter(|x| **x >= t).count());
-        let u = self.unit;
-        println!(
-            "{:<64} n={:<3} median {:>7.1} {u:<2}  p99 {:>7.1} {u:<2}  min {:>7.1}  max {:>7.1}{}{}",
-            self.name,
-            s.n,
-            s.median,
-            s.p99,
-            s.min,
-            s.max,
-            match (target, over) {
-                (Some(t), Some(o)) => format!("  (target < {t} ms: {o} over)"),
-                _ => String::new(),
-            },
-            if self.missed > 0 {
-                format!("  ({} timed out)", self.missed)
-            } else {
-                String::new()
-            },
-        );
-    }
-}
-
-type Figures = Vec<(Figure, Option<f64>)>;
-
-/// A figure for each router, in ROUTERS' order: `WHAT (frr)`, `WHAT (bird)`.
-fn per_router(what: &str) -> [Figure; 2] {
-    ROUTERS.map(|r| Figure::new(&format!("{what} ({})", r.name)))
-}
-
-/// `later - earlier` in milliseconds, negative when `later` came first.
-fn signed_ms(later: Instant, earlier: Instant) -> f64 {
-    if later >= earlier {
-        (later - earlier).as_secs_f64() * 1000.0
-    } else {
-        -(earlier - later).as_secs_f64() * 1000.0
-    }
-}
-
-/// Sets of nodes or next hops over time: each change with its instant.
-type Timeline = Arc<Mutex<Vec<(Instant, BTreeSet<String>)>>>;
 
 fn main() {
     want_pods();
@@ -257,209 +169,6 @@ fn peered_pool(prefix: &str, address: &str) -> (Objects, String) {
     }
     o.advertised_pool(&base, &[address], "BGPAdvertisement", "");
     (o, base)
-}
-
-/// Failed requests among those started after `t0`: how many of how many, runs of them (ms after
-/// `t0`, count), and when the last one started.
-struct Failures {
-    failed: usize,
-    sent: usize,
-    runs: Vec<(u128, usize)>,
-    last: Option<Duration>,
-}
-
-fn failures(probes: &[Probe], t0: Instant) -> Failures {
-    let after: Vec<&Probe> = probes.iter().filter(|p| p.at >= t0).collect();
-    let mut runs: Vec<(u128, usize)> = Vec::new();
-    let mut in_run = false;
-    for p in &after {
-        match (&p.answer, in_run) {
-            (None, false) => {
-                runs.push(((p.at - t0).as_millis(), 1));
-                in_run = true;
-            }
-            (None, true) => {
-                if let Some(r) = runs.last_mut() {
-                    r.1 += 1;
-                }
-            }
-            (Some(_), _) => in_run = false,
-        }
-    }
-    Failures {
-        failed: after.iter().filter(|p| p.answer.is_none()).count(),
-        sent: after.len(),
-        runs,
-        last: after
-            .iter()
-            .rev()
-            .find(|p| p.answer.is_none())
-            .map(|p| p.at - t0),
-    }
-}
-
-// ---- the routers' view ---------------------------------------------------------------------
-
-/// Next hops of a route in a router's kernel table over time: `ip monitor route nexthop` runs in
-/// the background, each event (and every 100 ms, in case one was missed) is followed by a read
-/// of the route, and each change is logged at the arrival of the last event that mentions the
-/// address before the read (or of the last event, or the read).
-struct RouteLog {
-    monitor: Child,
-    changes: Timeline,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
-}
-
-impl RouteLog {
-    fn start(router: Router, ip: &str) -> RouteLog {
-        let mut monitor = Command::new("ip")
-            .args(["-n", router.ns, "monitor", "route", "nexthop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ip monitor starts");
-        let out = monitor.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel::<(Instant, bool)>();
-        let addr = ip.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let mentions = line.split_whitespace().any(|w| {
-                    w == addr
-                        || w.strip_prefix(addr.as_str())
-                            .is_some_and(|r| r.starts_with('/'))
-                });
-                if tx.send((Instant::now(), mentions)).is_err() {
-                    break;
-                }
-            }
-        });
-        // `ip monitor` subscribes right after it starts.
-        std::thread::sleep(Duration::from_millis(50));
-        let changes = Arc::new(Mutex::new(vec![(
-            Instant::now(),
-            router.kernel_nexthops(ip),
-        )]));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s, ip) = (changes.clone(), stop.clone(), ip.to_string());
-        let worker = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let at = match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok((t, m)) => {
-                        let (mut at, mut mentioned) = (t, m);
-                        while let Ok((t, m)) = rx.try_recv() {
-                            if m || !mentioned {
-                                at = t;
-                            }
-                            mentioned |= m;
-                        }
-                        at
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => Instant::now(),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                };
-                let h = router.kernel_nexthops(&ip);
-                let mut log = c.lock().unwrap_or_else(|e| e.into_inner());
-                if log.last().is_none_or(|(_, last)| *last != h) {
-                    log.push((at, h));
-                }
-            }
-        });
-        RouteLog {
-            monitor,
-            changes,
-            stop,
-            worker: Some(worker),
-        }
-    }
-
-    /// When the next hops first changed to a set `ok` accepts at or after `since` (waits up to
-    /// `timeout` from `since`).
-    fn first(
-        &self,
-        since: Instant,
-        timeout: Duration,
-        ok: impl Fn(&BTreeSet<String>) -> bool,
-    ) -> Option<Instant> {
-        loop {
-            {
-                let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((t, _)) = log.iter().find(|(t, h)| *t >= since && ok(h)) {
-                    return Some(*t);
-                }
-            }
-            if since.elapsed() > timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn history(&self, since: Instant) -> Vec<(u128, BTreeSet<String>)> {
-        let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter()
-            .filter(|(t, _)| *t >= since)
-            .map(|(t, h)| ((*t - since).as_millis(), h.clone()))
-            .collect()
-    }
-}
-
-impl Drop for RouteLog {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.monitor.kill();
-        let _ = self.monitor.wait();
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
-/// A BGP NOTIFICATION from `from` captured on a router's interface (tcpdump, kernel
-/// timestamps): when the Cease reached the router, as opposed to when it acted on it.
-struct CeaseCapture {
-    child: Child,
-}
-
-impl CeaseCapture {
-    fn start(router: Router, from: &str) -> CeaseCapture {
-        // BGP type (octet 18 of the TCP payload) 3 = NOTIFICATION.
-        let filter = format!("tcp port 179 and src host {from} and tcp[((tcp[12]>>4)*4)+18] == 3");
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", router.ns, "tcpdump", "-l", "-n", "-tt", "-c", "1", "-i", "eth0",
-            ])
-            .arg(filter)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tcpdump starts");
-        CeaseCapture { child }
-    }
-
-    /// How long after `since` (wall clock) the NOTIFICATION was captured.
-    fn after(self, since: SystemTime, timeout: Duration) -> Option<Duration> {
-        let mut child = self.child;
-        let t = Instant::now();
-        while t.elapsed() < timeout {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output().ok()?;
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()?
-            .to_string();
-        let ts: f64 = line.split_whitespace().next()?.parse().ok()?;
-        let since = since.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-        Some(Duration::from_secs_f64((ts - since).max(0.0)))
-    }
 }
 
 // ---- session up ----------------------------------------------------------------------------
@@ -635,12 +344,9 @@ fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client)
             let f = failures(&prober.finish(), t0);
             eprintln!(
                 "{} {what} trial {}/{n}: next hop gone (frr, bird) {gone:?}, Cease {cease:?}, back {back:?}, \
-                 failed {}/{} (runs at ms: count {:?}); frr {:?}",
+                 {f}; frr {:?}",
                 stamp(),
                 t + 1,
-                f.failed,
-                f.sent,
-                f.runs,
                 logs[0].history(t0),
             );
             if crash {
@@ -680,84 +386,6 @@ fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client)
 }
 
 // ---- endpoint change -----------------------------------------------------------------------
-
-/// Nodes with a serving endpoint of the Service `web` in a namespace over time (FerroLB's rule:
-/// serving, or ready for producers without `serving`; ready or terminating), each change with
-/// the instant the watch delivered it.
-struct SliceWatch {
-    changes: Timeline,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn serving_nodes(s: &EndpointSlice) -> BTreeSet<String> {
-    s.endpoints
-        .iter()
-        .flatten()
-        .filter(|e| {
-            let c = e.conditions.as_ref();
-            let ready = c.and_then(|c| c.ready).unwrap_or(true);
-            let serving = c.and_then(|c| c.serving.or(c.ready)).unwrap_or(true);
-            let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
-            serving && (ready || terminating)
-        })
-        .filter_map(|e| e.node_name.clone())
-        .collect()
-}
-
-impl SliceWatch {
-    fn start(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) -> SliceWatch {
-        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-        let changes: Timeline = Arc::default();
-        let c = changes.clone();
-        let task = rt.spawn(async move {
-            let cfg = watcher::Config::default().labels("kubernetes.io/service-name=web");
-            let mut stream = watcher(api, cfg).boxed();
-            // Serving nodes by slice; a (re)list is collected apart and takes over when done.
-            let mut slices: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            let mut listing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            while let Some(ev) = stream.next().await {
-                let Ok(ev) = ev else { continue };
-                match ev {
-                    watcher::Event::Apply(s) => {
-                        slices.insert(s.name_any(), serving_nodes(&s));
-                    }
-                    watcher::Event::Delete(s) => {
-                        slices.remove(&s.name_any());
-                    }
-                    watcher::Event::Init => {
-                        listing.clear();
-                        continue;
-                    }
-                    watcher::Event::InitApply(s) => {
-                        listing.insert(s.name_any(), serving_nodes(&s));
-                        continue;
-                    }
-                    watcher::Event::InitDone => slices = std::mem::take(&mut listing),
-                }
-                let now: BTreeSet<String> = slices.values().flatten().cloned().collect();
-                let mut log = c.lock().unwrap_or_else(|e| e.into_inner());
-                if log.last().is_none_or(|(_, last)| *last != now) {
-                    log.push((Instant::now(), now));
-                }
-            }
-        });
-        SliceWatch { changes, task }
-    }
-
-    /// The first change at or after `since` to a set `ok` accepts.
-    fn first(&self, since: Instant, ok: impl Fn(&BTreeSet<String>) -> bool) -> Option<Instant> {
-        let log = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter()
-            .find(|(t, s)| *t >= since && ok(s))
-            .map(|(t, _)| *t)
-    }
-}
-
-impl Drop for SliceWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// One backend pod (Local policy) re-pinned from one node to another: the Deployment starts a
 /// pod on the new node, then stops the old one. Timed from the EndpointSlice changes (watched)
@@ -832,12 +460,9 @@ fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) 
         failed.add_n(f.failed);
         eprintln!(
             "{} move trial {}/{n} ({at} → {to}): (added, removed) frr, bird {got:?}, routed to {to} only after {whole:?}, \
-             failed {}/{} (runs at ms: count {:?}); frr {:?}",
+             {f}; frr {:?}",
             stamp(),
             t + 1,
-            f.failed,
-            f.sent,
-            f.runs,
             logs[0].history(t0),
         );
         at = to;
@@ -956,12 +581,9 @@ fn bfd_link_cut(n: usize) -> Figures {
         failed.add_n(f.failed);
         last.add(Some(f.last.unwrap_or_default()));
         eprintln!(
-            "{} link cut trial {}/{n}: next hop gone (frr v4, v6, bird v4, v6) {got:?}; failed {}/{} (runs at ms: count {:?})",
+            "{} link cut trial {}/{n}: next hop gone (frr v4, v6, bird v4, v6) {got:?}; {f}",
             stamp(),
             t + 1,
-            f.failed,
-            f.sent,
-            f.runs,
         );
     }
     drop(b);
