@@ -5,13 +5,14 @@
 //! "treat-as-withdraw" or "attribute discard" are not errors; they are recorded in
 //! [`Update::errors`] so the caller can ignore the UPDATE while keeping the session.
 //!
-//! Layout: `message` (the types), `wire` (the numbers of the wire format), `decode` and
-//! `encode` (the two directions), [`err`] (NOTIFICATION codes).
+//! Layout: `message` (the types), `wire` (the numbers of the wire format), `decode` (with
+//! `reader`) and `encode` (the two directions), [`err`] (NOTIFICATION codes).
 
 mod decode;
 mod encode;
 pub mod err;
 mod message;
+mod reader;
 mod wire;
 
 pub use decode::{decode_frame, frame_len};

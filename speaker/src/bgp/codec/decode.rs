@@ -4,72 +4,13 @@
 
 mod update;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
+use super::reader::Reader;
 use super::wire::*;
 use super::{
     Capability, CodecOptions, DecodeError, GracefulRestart, GracefulRestartFamily, Message,
     Notification, Open, RouteRefresh, err,
 };
 use update::decode_update;
-
-impl DecodeError {
-    fn new(code: u8, subcode: u8, data: impl Into<Vec<u8>>, reason: &'static str) -> Self {
-        Self {
-            notification: Notification::new(code, subcode, data),
-            reason,
-        }
-    }
-
-    fn open(subcode: u8, data: impl Into<Vec<u8>>, reason: &'static str) -> Self {
-        Self::new(err::OPEN_MESSAGE, subcode, data, reason)
-    }
-
-    fn update(subcode: u8, reason: &'static str) -> Self {
-        Self::new(err::UPDATE_MESSAGE, subcode, Vec::new(), reason)
-    }
-}
-
-/// A bounds-checked reader: every read returns `None` instead of panicking on short input.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn ipv4(&mut self) -> Option<Ipv4Addr> {
-        self.u32().map(Ipv4Addr::from)
-    }
-    fn ipv6(&mut self) -> Option<Ipv6Addr> {
-        let b = self.take(16)?;
-        let mut a = [0u8; 16];
-        a.copy_from_slice(b);
-        Some(Ipv6Addr::from(a))
-    }
-}
 
 /// Validates the header at the start of `buf`.
 ///

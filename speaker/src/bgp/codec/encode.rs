@@ -224,7 +224,7 @@ fn encode_attribute(a: &PathAttribute, four: bool, b: &mut BytesMut) -> Result<(
         }
         PathAttribute::Other { value, .. } => v.put_slice(value),
     }
-    let ty = attr_type(a);
+    let ty = a.type_code();
     let flags = match a {
         PathAttribute::Other { flags, .. } => *flags,
         _ => expected_flags(ty).unwrap_or(FLAG_OPTIONAL),
@@ -233,7 +233,16 @@ fn encode_attribute(a: &PathAttribute, four: bool, b: &mut BytesMut) -> Result<(
 }
 
 impl Update {
-    pub(super) fn encode_body(&self, b: &mut BytesMut, four: bool) -> Result<(), EncodeError> {
+    /// Encoded size of the body (everything after the header).
+    pub fn body_len(&self, four_octet_as: bool) -> usize {
+        let mut b = BytesMut::new();
+        match self.encode_body(&mut b, four_octet_as) {
+            Ok(()) => b.len(),
+            Err(_) => usize::MAX,
+        }
+    }
+
+    fn encode_body(&self, b: &mut BytesMut, four: bool) -> Result<(), EncodeError> {
         let mut wd = BytesMut::new();
         encode_prefixes(&self.withdrawn, &mut wd);
         let mut attrs = BytesMut::new();

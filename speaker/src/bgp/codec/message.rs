@@ -3,10 +3,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use bytes::BytesMut;
-
 use super::err;
-use super::wire::AS_TRANS;
+use super::wire::*;
 use crate::bgp::prefix::{Family, Prefix};
 
 /// Per-session codec settings negotiated in OPEN.
@@ -156,15 +154,6 @@ impl Update {
         }
     }
 
-    /// Encoded size of the body (everything after the header).
-    pub fn body_len(&self, four_octet_as: bool) -> usize {
-        let mut b = BytesMut::new();
-        match self.encode_body(&mut b, four_octet_as) {
-            Ok(()) => b.len(),
-            Err(_) => usize::MAX,
-        }
-    }
-
     /// Whether the peer must ignore this UPDATE's announcements (RFC 7606 treat-as-withdraw).
     pub fn treat_as_withdraw(&self) -> bool {
         self.errors
@@ -239,6 +228,27 @@ pub enum PathAttribute {
     },
 }
 
+impl PathAttribute {
+    /// The type code the attribute is sent with.
+    pub fn type_code(&self) -> u8 {
+        match self {
+            PathAttribute::Origin(_) => ATTR_ORIGIN,
+            PathAttribute::AsPath(_) => ATTR_AS_PATH,
+            PathAttribute::NextHop(_) => ATTR_NEXT_HOP,
+            PathAttribute::MultiExitDisc(_) => ATTR_MED,
+            PathAttribute::LocalPref(_) => ATTR_LOCAL_PREF,
+            PathAttribute::AtomicAggregate => ATTR_ATOMIC_AGGREGATE,
+            PathAttribute::Aggregator { .. } => ATTR_AGGREGATOR,
+            PathAttribute::Communities(_) => ATTR_COMMUNITIES,
+            PathAttribute::MpReach { .. } => ATTR_MP_REACH,
+            PathAttribute::MpUnreach { .. } => ATTR_MP_UNREACH,
+            PathAttribute::As4Path(_) => ATTR_AS4_PATH,
+            PathAttribute::LargeCommunities(_) => ATTR_LARGE_COMMUNITIES,
+            PathAttribute::Other { type_code, .. } => *type_code,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     pub code: u8,
@@ -294,6 +304,28 @@ pub struct RouteRefresh {
 pub struct DecodeError {
     pub notification: Notification,
     pub reason: &'static str,
+}
+
+impl DecodeError {
+    pub(super) fn new(
+        code: u8,
+        subcode: u8,
+        data: impl Into<Vec<u8>>,
+        reason: &'static str,
+    ) -> Self {
+        Self {
+            notification: Notification::new(code, subcode, data),
+            reason,
+        }
+    }
+
+    pub(super) fn open(subcode: u8, data: impl Into<Vec<u8>>, reason: &'static str) -> Self {
+        Self::new(err::OPEN_MESSAGE, subcode, data, reason)
+    }
+
+    pub(super) fn update(subcode: u8, reason: &'static str) -> Self {
+        Self::new(err::UPDATE_MESSAGE, subcode, Vec::new(), reason)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,8 +1,6 @@
 //! Numbers and sizes of the BGP-4 wire format: header, message types, OPEN parameters,
 //! capability codes, path attribute type codes and flags.
 
-use super::PathAttribute;
-
 pub const MARKER: [u8; 16] = [0xff; 16];
 pub const HEADER_LEN: usize = 19;
 pub const MAX_MESSAGE_LEN: usize = 4096;
@@ -47,25 +45,6 @@ pub(super) const ATTR_MP_REACH: u8 = 14;
 pub(super) const ATTR_MP_UNREACH: u8 = 15;
 pub(super) const ATTR_AS4_PATH: u8 = 17;
 pub(super) const ATTR_LARGE_COMMUNITIES: u8 = 32;
-
-/// The type code an attribute is sent with.
-pub(super) fn attr_type(a: &PathAttribute) -> u8 {
-    match a {
-        PathAttribute::Origin(_) => ATTR_ORIGIN,
-        PathAttribute::AsPath(_) => ATTR_AS_PATH,
-        PathAttribute::NextHop(_) => ATTR_NEXT_HOP,
-        PathAttribute::MultiExitDisc(_) => ATTR_MED,
-        PathAttribute::LocalPref(_) => ATTR_LOCAL_PREF,
-        PathAttribute::AtomicAggregate => ATTR_ATOMIC_AGGREGATE,
-        PathAttribute::Aggregator { .. } => ATTR_AGGREGATOR,
-        PathAttribute::Communities(_) => ATTR_COMMUNITIES,
-        PathAttribute::MpReach { .. } => ATTR_MP_REACH,
-        PathAttribute::MpUnreach { .. } => ATTR_MP_UNREACH,
-        PathAttribute::As4Path(_) => ATTR_AS4_PATH,
-        PathAttribute::LargeCommunities(_) => ATTR_LARGE_COMMUNITIES,
-        PathAttribute::Other { type_code, .. } => *type_code,
-    }
-}
 
 /// Expected optional/transitive flags of the attributes we recognise.
 pub(super) fn expected_flags(type_code: u8) -> Option<u8> {

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::Reader;
+use crate::bgp::codec::reader::Reader;
 use crate::bgp::codec::wire::*;
 use crate::bgp::codec::{
     AsPathSegment, CodecOptions, DecodeError, ErrorAction, Origin, PathAttribute, Update,
@@ -66,7 +66,7 @@ pub(super) fn decode_update(body: &[u8], opts: &CodecOptions) -> Result<Update, 
         .iter()
         .any(|a| matches!(a, PathAttribute::MpReach { nlri, .. } if !nlri.is_empty()));
     if !update.nlri.is_empty() || mp_nlri {
-        let has = |t: u8| update.attributes.iter().any(|a| attr_type(a) == t);
+        let has = |t: u8| update.attributes.iter().any(|a| a.type_code() == t);
         let mut missing = vec![ATTR_ORIGIN, ATTR_AS_PATH];
         if !update.nlri.is_empty() {
             missing.push(ATTR_NEXT_HOP);
