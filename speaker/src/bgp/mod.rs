@@ -1,9 +1,16 @@
 //! BGP mode: announces LoadBalancer IPs to routers over BGP (RFC 4271) with BFD (RFC 5880).
 //!
-//! Layout: pure, sans-IO cores ([`prefix`], [`codec`], [`fsm`], [`route`], [`bfd`]) and a thin tokio
-//! shell ([`net`] for sockets and their options, [`driver`] for the per-peer tasks,
-//! [`bfd_mux`] for the node's BFD sessions: one shared receive socket per local address,
-//! demultiplexed by discriminator, on a thread of its own).
+//! Layout: pure, sans-IO cores and a thin tokio shell.
+//! - [`prefix`]: IP prefixes, next hops and their address families (AFI/SAFI).
+//! - [`codec`]: BGP-4 messages as values, their decoding and encoding.
+//! - [`route`]: the routes we originate, packed into UPDATEs.
+//! - [`fsm`]: the per-peer session state machine (RFC 4271 §8), with the OPEN exchange.
+//! - [`bfd`]: the BFD packet format and per-peer state machine (RFC 5880), with
+//!   authentication and timing.
+//! - [`net`]: sockets and their options (TCP MD5, TTL security, BFD ports).
+//! - [`driver`]: the per-peer tasks that run a session over TCP.
+//! - [`bfd_mux`]: the node's BFD sessions: one shared receive socket per local address,
+//!   demultiplexed by discriminator, on a thread of its own.
 //!
 //! Typical use: build a [`PeerConfig`] and a [`TransportConfig`], optionally start BFD with
 //! [`spawn_bfd`], then [`spawn`] a session fed by a `watch` of the routes to announce; read

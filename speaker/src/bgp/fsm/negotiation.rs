@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{PeerAsn, PeerConfig};
+use super::config::{PeerAsn, PeerConfig};
 use crate::bgp::codec::{
     Capability, GracefulRestart, GracefulRestartFamily, Notification, Open, err,
 };

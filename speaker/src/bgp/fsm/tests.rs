@@ -1,3 +1,5 @@
+use std::net::Ipv4Addr;
+
 use super::*;
 use crate::bgp::codec::{Capability, PathAttribute, RouteRefresh, Update};
 use crate::bgp::prefix::NextHop;
