@@ -28,10 +28,10 @@ const L2_CONDITION: &str = "ferrolb.io/L2Announced";
 
 /// What a Service should show about its L2 announcement.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct L2Shown {
-    pub announced: bool,
-    pub reason: &'static str,
-    pub message: String,
+struct L2Shown {
+    announced: bool,
+    reason: &'static str,
+    message: String,
 }
 
 /// Writes of the newest value per object, in order: at most one write in flight per object,
@@ -126,7 +126,7 @@ impl StatusWriter {
     }
 
     /// Shows `want` on the Service unless it already shows it; true if a write was queued.
-    pub fn l2(&mut self, svc: &Arc<Service>, want: L2Shown) -> bool {
+    fn l2(&mut self, svc: &Arc<Service>, want: L2Shown) -> bool {
         let key = ferrolb_crds::service::key(svc);
         let current = svc
             .status
@@ -154,7 +154,7 @@ impl StatusWriter {
 
     /// Another node (or nobody) shows the Service now: forget what this node wrote, so that it
     /// writes (and sends NodeAssigned) again when the address comes back to it.
-    pub fn forget_l2(&mut self, svc: &Service) {
+    fn forget_l2(&mut self, svc: &Service) {
         if !self.l2_written.is_empty() {
             self.l2_written.remove(&ferrolb_crds::service::key(svc));
         }
@@ -162,7 +162,7 @@ impl StatusWriter {
 
     /// Writes this node's entry in `BGPPeer.status.sessions` when it changed; `None` removes it
     /// (the node no longer peers).
-    pub fn bgp(&mut self, namespace: &str, peer: &str, status: Option<BGPSessionStatus>) {
+    fn bgp(&mut self, namespace: &str, peer: &str, status: Option<BGPSessionStatus>) {
         if self.bgp_written.get(peer) == Some(&status) {
             return;
         }

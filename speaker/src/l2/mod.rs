@@ -16,7 +16,5 @@ pub mod placement;
 pub mod runtime;
 pub mod socket;
 
-pub use announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
-pub use election::{elect, is_announcer};
-pub use placement::{DesiredL2, IfaceSelector, InterfaceScan};
+pub use placement::{DesiredL2, IfaceSelector};
 pub use runtime::{L2Config, L2Error, L2Runtime, L2Status};
