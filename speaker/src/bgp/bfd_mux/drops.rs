@@ -14,7 +14,7 @@ pub(super) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Labels of [`dropped_packets`]: `peer` is the session's peer address (empty for packets
 /// that reach no session: their source address is the sender's to choose), `reason` one of a
-/// fixed set ([`PacketError::reason`], `no_session`).
+/// fixed set ([`PacketError::reason`](crate::bgp::bfd::PacketError::reason), `no_session`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
     pub peer: String,

@@ -4,6 +4,7 @@ use super::wire::*;
 use super::*;
 use crate::bgp::prefix::{Family, NextHop, Prefix};
 use crate::bgp::route::{self, Route, UpdateContext};
+use proptest::prelude::*;
 
 const V4: CodecOptions = CodecOptions {
     four_octet_as: true,
@@ -152,6 +153,53 @@ fn sample_messages() -> Vec<Message> {
             .map(Message::Update),
     );
     out
+}
+
+/// Generators shared by the property and oracle tests.
+fn arb_prefix_v4() -> impl Strategy<Value = Prefix> {
+    // Unicast space only: the oracle refuses multicast NLRI in the unicast family.
+    (1u32..0xe000_0000, 0u8..=32)
+        .prop_map(|(a, l)| Prefix::new(IpAddr::V4(Ipv4Addr::from(a)), l.max(1)).unwrap())
+}
+
+fn arb_prefix_v6() -> impl Strategy<Value = Prefix> {
+    (any::<u128>(), 1u8..=128).prop_map(|(a, l)| {
+        // Keep it out of ff00::/8 (multicast) for the oracle's unicast check.
+        let a = a & !(0xffu128 << 120) | (0x20u128 << 120);
+        Prefix::new(IpAddr::V6(Ipv6Addr::from(a)), l).unwrap()
+    })
+}
+
+fn arb_route() -> impl Strategy<Value = Route> {
+    let nh = prop_oneof![
+        any::<u32>().prop_map(|a| NextHop::V4(Ipv4Addr::from(a))),
+        (any::<u128>(), proptest::option::of(any::<u128>())).prop_map(|(g, l)| NextHop::V6 {
+            global: Ipv6Addr::from(g),
+            link_local: l.map(Ipv6Addr::from),
+        }),
+    ];
+    (
+        prop_oneof![arb_prefix_v4(), arb_prefix_v6()],
+        nh,
+        proptest::option::of(any::<u32>()),
+        proptest::collection::vec(any::<u32>(), 0..4),
+        proptest::collection::vec(any::<(u32, u32, u32)>(), 0..3),
+    )
+        .prop_map(|(prefix, nh, lp, c, lc)| {
+            // Pair the next hop with the prefix family.
+            let next_hop = match (prefix.addr(), nh) {
+                (IpAddr::V4(_), NextHop::V4(_)) | (IpAddr::V6(_), NextHop::V6 { .. }) => nh,
+                (IpAddr::V4(_), _) => NextHop::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                (IpAddr::V6(_), _) => NextHop::v6("fd00::1".parse().unwrap()),
+            };
+            Route {
+                prefix,
+                next_hop,
+                local_pref: lp,
+                communities: c,
+                large_communities: lc,
+            }
+        })
 }
 
 mod exact_bytes;

@@ -6,7 +6,6 @@ use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_parse_utils::WritablePdu;
 use netgauze_parse_utils::reader::SliceReader;
 use netgauze_parse_utils::traits::ParseFromWithOneInput;
-use proptest::prelude::*;
 
 /// Parses with netgauze, checks it reported nothing, and re-serialises: our bytes must be
 /// exactly what an independent implementation would write for the same message.
