@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::{
-    NODES, TestNamespace, host_prefix, lab, object_yaml, repo, speaker_metrics, unique, wait_for,
-    who_answers,
+    NODES, Responders, TestNamespace, host_prefix, lab, object_yaml, repo, speaker_metrics, unique,
+    wait_for, who_answers,
 };
 
 /// The `service.kubernetes.io/service-proxy-name` of L2Case Services: kube-proxy leaves Services
@@ -131,6 +131,15 @@ impl Drop for L2Case {
             ]);
         }
     }
+}
+
+/// An [`L2Case`] on one address (a plain L2Advertisement) with endpoints on `nodes`, answered by
+/// [`Responders`]: the case, its address and the responders (answering while kept).
+pub fn answered_case(addr: &str, nodes: &[&str]) -> (L2Case, String, Responders) {
+    let case = L2Case::new(&[addr], Some("{}"), "", nodes);
+    let vip = case.ips().remove(0);
+    let responders = Responders::start(&vip);
+    (case, vip, responders)
 }
 
 /// Waits until the client reaches the VIP on a node for which `ok` holds; returns that node.

@@ -23,23 +23,6 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// A BGPPeer to each router over each family: `(name, router, v6)`.
-fn four_peers(
-    o: &mut Objects,
-    prefix: &str,
-    extra: &str,
-) -> Vec<(String, ferrolb_tests::bgp::Router, bool)> {
-    let mut out = Vec::new();
-    for r in ROUTERS {
-        for v6 in [false, true] {
-            let name = format!("{prefix}-{}{}", r.name, if v6 { 6 } else { 4 });
-            o.peer(&name, r, v6, extra);
-            out.push((name, r, v6));
-        }
-    }
-    out
-}
-
 #[test]
 fn sessions_routes_and_attributes_over_ipv4_and_ipv6() {
     let _s = serial();
@@ -53,7 +36,7 @@ fn sessions_routes_and_attributes_over_ipv4_and_ipv6() {
             "{{communities: [{{name: {alias}, value: '65000:300'}}, {{name: {large_alias}, value: 'large:64600:9:9'}}]}}"
         ),
     );
-    let peers = four_peers(&mut o, &p, "");
+    let peers = o.peers_everywhere(&p, "");
     let svc = BgpService::new(
         &["198.18.100.1", "fd00:100::1"],
         &format!("communities: ['65000:200', {alias}, 'large:64600:7:7', {large_alias}]"),
@@ -133,7 +116,7 @@ fn local_and_cluster_policies_follow_the_endpoints() {
     let _s = serial();
     let p = unique("bgp-pol");
     let mut o = Objects::new();
-    four_peers(&mut o, &p, "");
+    o.peers_everywhere(&p, "");
     let svc = BgpService::new(
         &["198.18.100.3", "fd00:100::3"],
         "",
@@ -447,7 +430,7 @@ fn bfd_removes_a_cut_node_within_a_second() {
         &p,
         "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}",
     );
-    let peers = four_peers(&mut o, &p, &format!("bfdProfile: {p}"));
+    let peers = o.peers_everywhere(&p, &format!("bfdProfile: {p}"));
     let svc = BgpService::new(
         &["198.18.100.6", "fd00:100::6"],
         "",
@@ -511,7 +494,7 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     let _s = serial();
     let p = unique("bgp-gr");
     let mut o = Objects::new();
-    let peers = four_peers(&mut o, &p, "");
+    let peers = o.peers_everywhere(&p, "");
     let svc = BgpService::new(
         &["198.18.100.7", "fd00:100::7"],
         "",
@@ -628,7 +611,7 @@ fn sigterm_withdraws_at_once() {
     let _s = serial();
     let p = unique("bgp-term");
     let mut o = Objects::new();
-    four_peers(&mut o, &p, "enableGracefulRestart: true");
+    o.peers_everywhere(&p, "enableGracefulRestart: true");
     let svc = BgpService::new(
         &["198.18.100.8", "fd00:100::8"],
         "",

@@ -89,16 +89,7 @@ fn l2_pool(prefix: &str, addresses: &[&str]) -> (Objects, String) {
 fn bgp_pool(prefix: &str, addresses: &[&str]) -> (Objects, String) {
     let name = unique(prefix);
     let mut o = Objects::new();
-    for r in ROUTERS {
-        for v6 in [false, true] {
-            o.peer(
-                &format!("{name}-{}{}", r.name, if v6 { 6 } else { 4 }),
-                r,
-                v6,
-                "",
-            );
-        }
-    }
+    o.peers_everywhere(&name, "");
     o.advertised_pool(&name, addresses, "BGPAdvertisement", "");
     (o, name)
 }

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_tests::l2::{
-    Hold, L2Case, signal_speaker, wait_answer, wait_membership_whole, wait_speaker_back,
+    Hold, L2Case, answered_case, signal_speaker, wait_answer, wait_membership_whole,
+    wait_speaker_back,
 };
 use ferrolb_tests::network::LinkCut;
 use ferrolb_tests::{Responders, lab, neighbour_mac, node_mac, serial, wait_for};
@@ -83,9 +84,7 @@ fn arp_ndp_and_tcp_reach_the_elected_node() {
 #[test]
 fn sigkill_and_sigterm_move_traffic_to_another_node() {
     let _s = serial();
-    let case = L2Case::new(&["198.18.0.202"], Some("{}"), "", &["flb-node1"]);
-    let vip = case.ips().remove(0);
-    let _r = Responders::start(&vip);
+    let (case, vip, _r) = answered_case("198.18.0.202", &["flb-node1"]);
     for sig in ["-KILL", "-TERM"] {
         let first = case.announcer();
         assert_eq!(
@@ -109,9 +108,7 @@ fn sigkill_and_sigterm_move_traffic_to_another_node() {
 #[test]
 fn cutting_the_link_moves_traffic() {
     let _s = serial();
-    let case = L2Case::new(&["198.18.0.203"], Some("{}"), "", &["flb-node1"]);
-    let vip = case.ips().remove(0);
-    let _r = Responders::start(&vip);
+    let (case, vip, _r) = answered_case("198.18.0.203", &["flb-node1"]);
     let first = case.announcer();
     assert_eq!(
         wait_answer(&vip, "first node", Duration::from_secs(5), |_| true),

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrolb_speaker::membership::MemberId;
-use ferrolb_tests::l2::{L2Case, members_seen, wait_membership_whole};
+use ferrolb_tests::l2::{L2Case, answered_case, members_seen, wait_membership_whole};
 use ferrolb_tests::membership::{
     Datagram, KeysGuard, LogMark, arp_answerers, capture, down, foca_payload, hold_for, identities,
     node_addr, now_micros, plain, rejected_by_node, sealed_with_wrong_key, send_from_client,
@@ -43,9 +43,7 @@ fn steady(vip: &str, node: &str) -> Result<(), String> {
 /// case, its VIP, the responders (answering while kept) and the node announcing it.
 fn announced_case(addr: &str) -> (L2Case, String, Responders, String) {
     wait_membership_whole(Duration::from_secs(15));
-    let case = L2Case::new(&[addr], Some("{}"), "", &NODES);
-    let vip = case.ips().remove(0);
-    let responders = Responders::start(&vip);
+    let (case, vip, responders) = answered_case(addr, &NODES);
     let announcer = case.announcer();
     (case, vip, responders, announcer)
 }
@@ -274,16 +272,19 @@ fn key_rotation_causes_no_failover() {
 fn controller_creates_the_key_secret_and_never_overwrites_it() {
     let _s = serial();
     let ns = ferrolb_crds::DEFAULT_NAMESPACE;
-    let get = || {
-        let r = lab().kubectl(&[
+    let secret = |output: &str| {
+        lab().kubectl(&[
             "get",
             "secret",
             "-n",
             ns,
             "ferrolb-memberlist",
             "-o",
-            "jsonpath={.data.keys}",
-        ]);
+            output,
+        ])
+    };
+    let get = || {
+        let r = secret("jsonpath={.data.keys}");
         r.ok.then_some(r.stdout).filter(|s| !s.is_empty())
     };
     let restart_controller = || {
@@ -297,15 +298,7 @@ fn controller_creates_the_key_secret_and_never_overwrites_it() {
         .unwrap();
     };
     // The lab's Secret as it was, put back at the end (the lab speakers use a file, not this).
-    let before = lab().kubectl(&[
-        "get",
-        "secret",
-        "-n",
-        ns,
-        "ferrolb-memberlist",
-        "-o",
-        "json",
-    ]);
+    let before = secret("json");
     // Missing: created with one key line of 32 random bytes.
     let _ = lab().kubectl(&[
         "delete",

@@ -73,6 +73,11 @@ impl Figure {
 
 pub type Figures = Vec<(Figure, Option<f64>)>;
 
+/// Figures without a target, in order.
+pub fn untargeted(figs: impl IntoIterator<Item = Figure>) -> Figures {
+    figs.into_iter().map(|f| (f, None)).collect()
+}
+
 /// A figure for each router, in ROUTERS' order: `WHAT (frr)`, `WHAT (bird)`.
 pub fn per_router(what: &str) -> [Figure; 2] {
     ROUTERS.map(|r| Figure::new(&format!("{what} ({})", r.name)))

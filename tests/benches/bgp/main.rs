@@ -55,7 +55,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use cease::CeaseCapture;
-use figures::{Figure, Figures, failures, per_router, signed_ms};
+use figures::{Figure, Figures, failures, per_router, signed_ms, untargeted};
 use route_log::RouteLog;
 use slice_watch::SliceWatch;
 
@@ -242,14 +242,9 @@ fn session_up(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) -> 
         );
     }
     drop(b);
-    let [e0, e1] = established;
-    let [r0, r1] = routed_fig;
-    vec![
-        (e0, Some(1000.0)),
-        (e1, Some(1000.0)),
-        (r0, None),
-        (r1, None),
-    ]
+    let mut out: Figures = established.map(|f| (f, Some(1000.0))).into();
+    out.extend(untargeted(routed_fig));
+    out
 }
 
 // ---- speaker pod deleted, speaker crash ----------------------------------------------------
@@ -368,21 +363,14 @@ fn speaker_faults(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client)
         }
     }
     drop(b);
-    let [c0, c1] = del_cease;
-    let [g0, g1] = del_gone;
-    let [k0, k1] = crash_gone;
-    vec![
-        (c0, None),
-        (c1, None),
-        (g0, None),
-        (g1, None),
-        (del_back, None),
-        (del_failed, None),
-        (k0, None),
-        (k1, None),
-        (crash_back, None),
-        (crash_failed, None),
-    ]
+    untargeted(
+        del_cease
+            .into_iter()
+            .chain(del_gone)
+            .chain([del_back, del_failed])
+            .chain(crash_gone)
+            .chain([crash_back, crash_failed]),
+    )
 }
 
 // ---- endpoint change -----------------------------------------------------------------------
@@ -469,16 +457,7 @@ fn endpoint_move(n: usize, rt: &tokio::runtime::Runtime, client: &kube::Client) 
     }
     drop(slices);
     drop(b);
-    let [a0, a1] = added;
-    let [r0, r1] = removed;
-    vec![
-        (a0, None),
-        (a1, None),
-        (r0, None),
-        (r1, None),
-        (moved, None),
-        (failed, None),
-    ]
+    untargeted(added.into_iter().chain(removed).chain([moved, failed]))
 }
 
 // ---- link cut with BFD ---------------------------------------------------------------------
@@ -495,16 +474,7 @@ fn bfd_link_cut(n: usize) -> Figures {
         &base,
         "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}",
     );
-    for r in ROUTERS {
-        for v6 in [false, true] {
-            o.peer(
-                &format!("{base}-{}{}", r.name, if v6 { 6 } else { 4 }),
-                r,
-                v6,
-                &format!("bfdProfile: {base}"),
-            );
-        }
-    }
+    o.peers_everywhere(&base, &format!("bfdProfile: {base}"));
     o.advertised_pool(
         &base,
         &["198.18.101.4", "fd00:101::4"],

@@ -1,7 +1,7 @@
 //! FerroLB objects a test or benchmark makes in ferrolb-system (and Secrets), deleted when it
 //! is done with them.
 
-use super::router::{NODE_AS, Router};
+use super::router::{NODE_AS, ROUTERS, Router};
 use crate::{host_prefix, lab, object_yaml};
 
 /// FerroLB objects in ferrolb-system (and Secrets), deleted in reverse order when dropped.
@@ -66,6 +66,20 @@ impl Objects {
     /// keepalive 3 s, connect 1 s) and `extra` spec fields (`key: value, ...`).
     pub fn peer(&mut self, name: &str, router: Router, v6: bool, extra: &str) {
         self.peer_as(name, router, router.asn, v6, extra);
+    }
+
+    /// A [`peer`](Self::peer) to each router over each family, named `PREFIX-ROUTER4` and
+    /// `PREFIX-ROUTER6`; returns `(name, router, v6)` of each.
+    pub fn peers_everywhere(&mut self, prefix: &str, extra: &str) -> Vec<(String, Router, bool)> {
+        let mut out = Vec::new();
+        for r in ROUTERS {
+            for v6 in [false, true] {
+                let name = format!("{prefix}-{}{}", r.name, if v6 { 6 } else { 4 });
+                self.peer(&name, r, v6, extra);
+                out.push((name, r, v6));
+            }
+        }
+        out
     }
 
     pub fn peer_as(&mut self, name: &str, router: Router, peer_asn: u32, v6: bool, extra: &str) {
