@@ -318,7 +318,7 @@ pub async fn run(
             Some(j) => j.live.borrow_and_update().clone(),
             None => BTreeSet::new(),
         };
-        let config = cluster.snapshot();
+        let config = cluster.config.snapshot();
         let report = validate::validate(&config);
         let services = cluster.services.state();
         let slices = cluster.slices.state();
@@ -343,7 +343,7 @@ pub async fn run(
         let mut want_bfd = BTreeSet::new();
         if let Some(node) = nodes.iter().find(|n| n.name_any() == me) {
             let (desired, errors) =
-                desired_sessions(node, &config, &report, &own(&cluster.secrets), &plan.bgp);
+                desired_sessions(node, &config, &report, &own(&cluster.config.secrets), &plan.bgp);
             sessions.report_unusable(errors);
             want_bfd = desired
                 .iter()

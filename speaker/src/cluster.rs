@@ -1,8 +1,6 @@
 //! What the speaker reads from the API server: reflector stores, and a signal whenever any of
 //! them changes (the plan is recomputed from scratch on each signal; it is cheap).
 
-use std::ops::Deref;
-
 use ferrolb_shell::api_health::ApiHealth;
 use ferrolb_shell::config::{ConfigStores, Watcher};
 use ferrolb_shell::watch::{self, Kind};
@@ -14,7 +12,7 @@ use kube::{Api, Client};
 use tokio::sync::watch as signal;
 
 /// Reflector stores of everything the speaker reads: its own kinds, and FerroLB's
-/// configuration (reached through `Deref`).
+/// configuration (`config`).
 #[derive(Clone)]
 pub struct Cluster {
     pub services: Store<Service>,
@@ -90,14 +88,5 @@ impl Cluster {
             self.nodes.wait_until_ready(),
             self.config.ready(),
         );
-    }
-}
-
-/// The configuration stores (`cluster.peers`, `cluster.snapshot()`) read as the speaker's own.
-impl Deref for Cluster {
-    type Target = ConfigStores;
-
-    fn deref(&self) -> &ConfigStores {
-        &self.config
     }
 }

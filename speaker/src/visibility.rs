@@ -381,7 +381,7 @@ impl StatusWriter {
         }
         // Peers that still list this node (also from before a restart) but that it no longer peers
         // with (nodeSelector changed, peer invalid...): remove the entry.
-        for peer in cluster.peers.state() {
+        for peer in cluster.config.peers.state() {
             let name = peer.name_any();
             let lists_me = peer
                 .status
