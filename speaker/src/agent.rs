@@ -342,8 +342,13 @@ pub async fn run(
         });
         let mut want_bfd = BTreeSet::new();
         if let Some(node) = nodes.iter().find(|n| n.name_any() == me) {
-            let (desired, errors) =
-                desired_sessions(node, &config, &report, &own(&cluster.config.secrets), &plan.bgp);
+            let (desired, errors) = desired_sessions(
+                node,
+                &config,
+                &report,
+                &own(&cluster.config.secrets),
+                &plan.bgp,
+            );
             sessions.report_unusable(errors);
             want_bfd = desired
                 .iter()
