@@ -1,4 +1,5 @@
-//! Exponential backoff with jitter, for anything that retries the API server.
+//! Capped exponential backoff: jittered for anything that retries the API server, exact for a
+//! local retry nobody else shares (the speaker's runtime restarts).
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -10,6 +11,7 @@ pub struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
+    jitter: bool,
 }
 
 impl Backoff {
@@ -18,6 +20,16 @@ impl Backoff {
             first,
             max,
             next: first,
+            jitter: true,
+        }
+    }
+
+    /// `first` doubling up to `max`, each delay exactly: for a retry that only this process
+    /// makes (no herd to spread), e.g. re-opening a runtime's sockets.
+    pub fn exact(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            jitter: false,
+            ..Backoff::new(first, max)
         }
     }
 
@@ -31,6 +43,9 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
+        if !self.jitter {
+            return d;
+        }
         let half = d / 2;
         half + half.mul_f64(unit_random())
     }
@@ -70,5 +85,14 @@ mod tests {
             .map(|_| Backoff::watch().next_delay().as_nanos())
             .collect();
         assert!(spread.len() > 1, "no jitter");
+    }
+
+    #[test]
+    fn exact_backoff_doubles_up_to_the_cap_and_resets() {
+        let mut b = Backoff::exact(Duration::from_secs(1), Duration::from_secs(5));
+        let got: Vec<u64> = (0..5).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 5, 5]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_secs(1));
     }
 }

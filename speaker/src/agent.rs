@@ -17,7 +17,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
-use crate::health::{Backoff, Change, Health, Runtime};
+use crate::health::{Change, Health, Runtime};
 use crate::l2::runtime::probe;
 use crate::l2::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};
 use crate::membership::{Authentication, Membership, Seed};
@@ -25,6 +25,7 @@ use crate::metrics::{Metrics, RuntimeLabels};
 use crate::plan::{self, Plan, World};
 use crate::sessions::{NodeAddrs, Sessions, desired_sessions};
 use crate::visibility::StatusWriter;
+use ferrolb_shell::backoff::Backoff;
 
 /// Shortest time between two plans caused by API changes (membership changes are immediate).
 const PLAN_INTERVAL: Duration = Duration::from_millis(50);
@@ -213,7 +214,7 @@ pub async fn run(
         ignore_prefixes: settings.ignore_interfaces.clone(),
         ..L2Config::default()
     };
-    let mut l2_backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
+    let mut l2_backoff = Backoff::exact(RETRY_MIN, RETRY_MAX);
     let mut l2_retry_at: Option<tokio::time::Instant> = None;
     let mut joined: Option<Joined> = None;
     let mut l2 = match start_l2(&l2_config, &l2_tx) {

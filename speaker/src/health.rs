@@ -3,8 +3,6 @@
 //! Pure: the main loop feeds it what it sees and acts on the answers (readiness, metric, one log
 //! line per change, leaving the membership while L2 cannot work).
 
-use std::time::Duration;
-
 /// One of the speaker's runtimes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Runtime {
@@ -76,36 +74,6 @@ impl Health {
     }
 }
 
-/// Capped exponential backoff for retrying a runtime that cannot work (a missing capability
-/// does not come back by itself, so retries are rare and cheap: one socket() call).
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            next: min,
-            min,
-            max,
-        }
-    }
-
-    /// The delay before the next attempt; each call doubles the following one, up to the cap.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,14 +106,5 @@ mod tests {
         assert!(!h.ready());
         h.set_api_reachable(true);
         assert!(h.ready());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        let got: Vec<u64> = (0..5).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(got, [1, 2, 4, 5, 5]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_secs(1));
     }
 }
