@@ -26,6 +26,9 @@ pub struct Metrics {
     pub allocations: Counter,
     pub failures: Family<ReasonLabels, Counter>,
     pub services: Gauge,
+    /// Services whose request is not met (no address, or a changed request refused), as the
+    /// leader sees them; they are retried whenever addresses come free.
+    pub services_pending: Gauge,
     pub leader: Gauge,
     pub reconcile_seconds: Histogram,
     pub api_writes: Counter,
@@ -45,6 +48,7 @@ impl Metrics {
             allocations: Counter::default(),
             failures: Family::default(),
             services: Gauge::default(),
+            services_pending: Gauge::default(),
             leader: Gauge::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
             api_writes: Counter::default(),
@@ -77,6 +81,11 @@ impl Metrics {
             "controller_services",
             "LoadBalancer Services handled",
             m.services.clone(),
+        );
+        r.register(
+            "controller_services_pending",
+            "LoadBalancer Services whose request is not met (no address, or a changed request refused); 0 on a standby",
+            m.services_pending.clone(),
         );
         r.register(
             "controller_leader",

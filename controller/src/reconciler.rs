@@ -89,6 +89,8 @@ impl Reconciler {
                 tracing::warn!("lost leadership: stop writing");
                 self.leading = None;
                 self.metrics.leader.set(0);
+                // A standby reports nothing pending: the new leader does.
+                self.metrics.services_pending.set(0);
             }
             tokio::select! {
                 changed = leader.changed() => {
@@ -203,6 +205,7 @@ impl Reconciler {
             self.config_status
                 .write_pools(&self.stores.config.pools, &l.report, &l.decider);
             self.metrics.services.set(l.decider.len() as i64);
+            self.metrics.services_pending.set(self.pending.len() as i64);
         }
     }
 
