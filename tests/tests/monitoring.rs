@@ -24,11 +24,7 @@ fn promtool(args: &[&str]) -> String {
         .args(args)
         .current_dir(repo().join("deploy/monitoring"))
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "hack/promtool runs ({e})"
-            )
-        });
+        .unwrap_or_else(|e| panic!("hack/promtool runs ({e})"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
