@@ -766,151 +766,98 @@ fn service_accounts_get_nothing_more() {
     let rbac = Rbac::install();
     let ns = rbac.ns.name.clone();
     let n = ns.as_str();
-    let yes = |c: &str, a: &[&str]| assert!(rbac.can(c, a), "{c} should be allowed to {a:?}");
-    let no = |c: &str, a: &[&str]| assert!(!rbac.can(c, a), "{c} must not be allowed to {a:?}");
+    // `cmd`: the `kubectl auth can-i` arguments, space-separated.
+    let yes = |c: &str, cmd: &str| {
+        let a: Vec<&str> = cmd.split_whitespace().collect();
+        assert!(rbac.can(c, &a), "{c} should be allowed to {a:?}");
+    };
+    let no = |c: &str, cmd: &str| {
+        let a: Vec<&str> = cmd.split_whitespace().collect();
+        assert!(!rbac.can(c, &a), "{c} must not be allowed to {a:?}");
+    };
     // The controller: Services and their status, its config and its Lease; no Secrets, no Nodes,
     // no Service spec changes other than patch, no config writes.
     yes(
         "controller",
-        &[
-            "patch",
-            "services",
-            "--subresource",
-            "status",
-            "-n",
-            "default",
-        ],
+        "patch services --subresource status -n default",
     );
     yes(
         "controller",
-        &[
-            "patch",
-            "ipaddresspools.ferrolb.io",
-            "--subresource",
-            "status",
-            "-n",
-            n,
-        ],
+        &format!("patch ipaddresspools.ferrolb.io --subresource status -n {n}"),
     );
     yes(
         "controller",
-        &[
-            "patch",
-            "leases.coordination.k8s.io/ferrolb-controller",
-            "-n",
-            n,
-        ],
+        &format!("patch leases.coordination.k8s.io/ferrolb-controller -n {n}"),
     );
     no(
         "controller",
-        &["patch", "leases.coordination.k8s.io/someone-else", "-n", n],
+        &format!("patch leases.coordination.k8s.io/someone-else -n {n}"),
     );
     no(
         "controller",
-        &[
-            "delete",
-            "leases.coordination.k8s.io/ferrolb-controller",
-            "-n",
-            n,
-        ],
+        &format!("delete leases.coordination.k8s.io/ferrolb-controller -n {n}"),
     );
     // Secrets: list/watch in its namespace (BGPPeer passwordSecrets, to explain unusable ones),
     // nowhere else.
-    yes("controller", &["list", "secrets", "-n", n]);
-    no("controller", &["list", "secrets", "-n", "default"]);
-    no("controller", &["patch", "secrets", "-n", n]);
+    yes("controller", &format!("list secrets -n {n}"));
+    no("controller", "list secrets -n default");
+    no("controller", &format!("patch secrets -n {n}"));
     // The membership key Secret: read by name, created if missing; nothing else.
     yes(
         "controller",
-        &["get", "secrets/ferrolb-memberlist", "-n", n],
+        &format!("get secrets/ferrolb-memberlist -n {n}"),
     );
-    yes("controller", &["create", "secrets", "-n", n]);
-    no("controller", &["get", "secrets/someone-else", "-n", n]);
+    yes("controller", &format!("create secrets -n {n}"));
+    no("controller", &format!("get secrets/someone-else -n {n}"));
     no(
         "controller",
-        &["patch", "secrets/ferrolb-memberlist", "-n", n],
-    );
-    no(
-        "controller",
-        &["delete", "secrets/ferrolb-memberlist", "-n", n],
-    );
-    no("controller", &["create", "secrets", "-n", "default"]);
-    no(
-        "controller",
-        &["patch", "events.events.k8s.io", "-n", "default"],
-    );
-    no("controller", &["list", "nodes"]);
-    no("controller", &["update", "services", "-n", "default"]);
-    no("controller", &["delete", "services", "-n", "default"]);
-    no(
-        "controller",
-        &["create", "ipaddresspools.ferrolb.io", "-n", n],
+        &format!("patch secrets/ferrolb-memberlist -n {n}"),
     );
     no(
         "controller",
-        &["patch", "ipaddresspools.ferrolb.io", "-n", n],
+        &format!("delete secrets/ferrolb-memberlist -n {n}"),
+    );
+    no("controller", "create secrets -n default");
+    no("controller", "patch events.events.k8s.io -n default");
+    no("controller", "list nodes");
+    no("controller", "update services -n default");
+    no("controller", "delete services -n default");
+    no(
+        "controller",
+        &format!("create ipaddresspools.ferrolb.io -n {n}"),
     );
     no(
         "controller",
-        &["list", "ipaddresspools.ferrolb.io", "-n", "default"],
+        &format!("patch ipaddresspools.ferrolb.io -n {n}"),
     );
+    no("controller", "list ipaddresspools.ferrolb.io -n default");
     // The speaker: reads, plus the L2 condition and its BGP session entries.
+    yes("speaker", "patch services --subresource status -n default");
     yes(
         "speaker",
-        &[
-            "patch",
-            "services",
-            "--subresource",
-            "status",
-            "-n",
-            "default",
-        ],
+        &format!("patch bgppeers.ferrolb.io --subresource status -n {n}"),
     );
-    yes(
-        "speaker",
-        &[
-            "patch",
-            "bgppeers.ferrolb.io",
-            "--subresource",
-            "status",
-            "-n",
-            n,
-        ],
-    );
-    yes("speaker", &["list", "secrets", "-n", n]);
-    no("speaker", &["get", "secrets", "-n", "default"]);
-    no("speaker", &["list", "secrets", "-n", "kube-system"]);
-    no("speaker", &["patch", "services", "-n", "default"]);
+    yes("speaker", &format!("list secrets -n {n}"));
+    no("speaker", "get secrets -n default");
+    no("speaker", "list secrets -n kube-system");
+    no("speaker", "patch services -n default");
     no(
         "speaker",
-        &[
-            "patch",
-            "ipaddresspools.ferrolb.io",
-            "--subresource",
-            "status",
-            "-n",
-            n,
-        ],
+        &format!("patch ipaddresspools.ferrolb.io --subresource status -n {n}"),
     );
-    no("speaker", &["patch", "bgppeers.ferrolb.io", "-n", n]);
+    no("speaker", &format!("patch bgppeers.ferrolb.io -n {n}"));
     // Events are created afresh, never patched (controller/src/events.rs): create only.
-    yes(
-        "speaker",
-        &["create", "events.events.k8s.io", "-n", "default"],
-    );
+    yes("speaker", "create events.events.k8s.io -n default");
+    no("speaker", "patch events.events.k8s.io -n default");
     no(
         "speaker",
-        &["patch", "events.events.k8s.io", "-n", "default"],
+        &format!("create leases.coordination.k8s.io -n {n}"),
     );
-    no(
-        "speaker",
-        &["create", "leases.coordination.k8s.io", "-n", n],
-    );
-    no("speaker", &["patch", "nodes"]);
+    no("speaker", "patch nodes");
     for c in ["controller", "speaker"] {
-        no(c, &["create", "pods", "-n", n]);
-        no(c, &["list", "configmaps", "-n", n]);
-        no(c, &["*", "*"]);
+        no(c, &format!("create pods -n {n}"));
+        no(c, &format!("list configmaps -n {n}"));
+        no(c, "* *");
     }
 }
 
