@@ -25,6 +25,7 @@ pub struct SpeakerPod {
     pub restarts: u64,
 }
 
+/// The speaker DaemonSet's pods, terminating ones included.
 pub fn speaker_pods() -> Vec<SpeakerPod> {
     let r = lab().kubectl(&[
         "get",
