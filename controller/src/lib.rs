@@ -14,5 +14,6 @@ mod reconciler;
 mod restore;
 pub mod runtime;
 mod service_status;
+mod settling;
 mod stores;
 pub mod writer;

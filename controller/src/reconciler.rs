@@ -21,7 +21,8 @@ use crate::inbox::{Batch, Msg};
 use crate::intent;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::restore::{Leading, restore};
-use crate::service_status::{up_to_date, wrote_status};
+use crate::service_status::{our_condition, up_to_date, wrote_status};
+use crate::settling::{Report, Settling};
 use crate::stores::Stores;
 use crate::writer::{Outcome, RETRY_LATER, WriteJob, Writer};
 
@@ -43,6 +44,8 @@ pub(crate) struct Reconciler {
     /// write got 409 (wait for the fresh object) or was refused for good (wait for a change of
     /// the Service; a configuration change clears them all).
     blocked: BTreeMap<String, String>,
+    /// First refusals held back while the configuration may still be arriving.
+    settling: Settling,
     tx: mpsc::UnboundedSender<Msg>,
 }
 
@@ -70,6 +73,7 @@ impl Reconciler {
             pending: BTreeSet::new(),
             freed: false,
             blocked: BTreeMap::new(),
+            settling: Settling::default(),
             tx,
         }
     }
@@ -91,6 +95,7 @@ impl Reconciler {
                 self.metrics.leader.set(0);
                 // A standby reports nothing pending: the new leader does.
                 self.metrics.services_pending.set(0);
+                self.settling.clear();
             }
             tokio::select! {
                 changed = leader.changed() => {
@@ -217,6 +222,7 @@ impl Reconciler {
             Some(s) if intent::is_ours(&s, self.lb_class.as_deref()) => s,
             other => {
                 self.pending.remove(key);
+                self.settling.forget(key);
                 self.freed |= leading.decider.release(key);
                 // Give back what we wrote on a Service that is no longer ours (type or class changed).
                 let manager = &self.writer.manager;
@@ -244,6 +250,27 @@ impl Reconciler {
             self.pending.remove(key);
         } else {
             self.pending.insert(key.to_string());
+        }
+        let shows_refusal = our_condition(&svc).is_some_and(|c| c.status == "False");
+        if let Report::HoldUntil { at, first } =
+            self.settling
+                .judge(key, &decision, shows_refusal, Instant::now())
+        {
+            tracing::debug!(
+                service = key,
+                reason = decision.reason,
+                "refusal held while the configuration settles"
+            );
+            if first {
+                let (tx, key) = (self.tx.clone(), key.to_string());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    let _ = tx.send(Msg::Service(key));
+                });
+            }
+            return;
+        }
+        if !decision.ok {
             self.metrics
                 .failures
                 .get_or_create(&ReasonLabels {
