@@ -1,0 +1,275 @@
+//! Who announces a Service's addresses: in layer 2, what the announcing speaker wrote in the
+//! Service's `ferrolb.io/L2Announced` condition; over BGP, which BGPAdvertisements select the
+//! Service's pool, to which peers, and which nodes have an Established session with them
+//! (`BGPPeer.status.sessions`).
+
+use std::collections::BTreeMap;
+
+use ferrolb_crds::selector::{any_matches, matches};
+use ferrolb_crds::status::ConditionsStatus;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+
+use crate::snapshot::{L2_ANNOUNCED, Snapshot, service_condition, valid};
+
+/// How a Service's addresses reach the network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Announcement {
+    /// Layer 2, when an L2Advertisement selects the Service's pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer2: Option<Layer2>,
+    /// BGP, when a BGPAdvertisement selects the Service's pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<Bgp>,
+}
+
+/// The layer-2 announcement, as the announcing speaker reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layer2 {
+    /// L2Advertisements selecting the pool.
+    pub advertisements: Vec<String>,
+    /// The condition says the addresses are announced.
+    pub announced: bool,
+    /// Nodes named by the condition (the announcer, or the node elected but unable to).
+    pub nodes: Vec<String>,
+    /// Interfaces the addresses are announced on.
+    pub interfaces: Vec<String>,
+    /// Condition reason (Announced, PartlyAnnounced, NoMatchingInterface, NotAnnounced); None
+    /// while no speaker has written the condition.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The BGP announcement: per peer the advertisement reaches, the nodes that advertise.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bgp {
+    /// BGPAdvertisements selecting the pool.
+    pub advertisements: Vec<String>,
+    pub peers: Vec<BgpPeerNodes>,
+}
+
+/// One peer the Service's pool is advertised to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeerNodes {
+    pub peer: String,
+    pub peer_address: String,
+    /// Nodes with an Established session to the peer, selected by the advertisement: they
+    /// advertise the Service's addresses.
+    pub established: Vec<String>,
+    /// Nodes selected whose session is not Established, with its state.
+    pub down: Vec<NodeState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    pub node: String,
+    pub state: String,
+}
+
+impl Announcement {
+    /// Whether any node announces the Service (layer 2 or BGP).
+    pub fn announced(&self) -> bool {
+        self.layer2.as_ref().is_some_and(|l| l.announced)
+            || self
+                .bgp
+                .as_ref()
+                .is_some_and(|b| b.peers.iter().any(|p| !p.established.is_empty()))
+    }
+
+    /// One line for a table cell: `L2 node (ifaces)`, `BGP peer: nodes`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(l2) = &self.layer2 {
+            parts.push(match (&l2.reason, l2.announced) {
+                (None, _) => "L2 not yet reported".to_string(),
+                (Some(_), true) => {
+                    format!("L2 {} ({})", l2.nodes.join(","), l2.interfaces.join(","))
+                }
+                (Some(reason), false) => format!("L2 not announced: {reason}"),
+            });
+        }
+        if let Some(bgp) = &self.bgp {
+            if bgp.peers.is_empty() {
+                parts.push("BGP no peer".to_string());
+            }
+            for p in &bgp.peers {
+                let nodes = if p.established.is_empty() {
+                    "no Established session".to_string()
+                } else {
+                    p.established.join(",")
+                };
+                parts.push(format!("BGP {}: {nodes}", p.peer));
+            }
+        }
+        if parts.is_empty() {
+            "nobody (no advertisement selects the pool)".to_string()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// Whether an advertisement (not judged invalid) naming `pools` and selecting `selectors` covers
+/// pool `pool` (MetalLB's rule: neither set means every pool, unless `all_by_default` is false).
+fn selects_pool(
+    snap: &Snapshot,
+    status: &Option<ConditionsStatus>,
+    (pools, selectors): (&[String], &[LabelSelector]),
+    all_by_default: bool,
+    pool: &str,
+) -> bool {
+    let conditions = status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    if valid(conditions) == Some(false) {
+        return false;
+    }
+    if pools.is_empty() && selectors.is_empty() {
+        return all_by_default;
+    }
+    let labels = snap
+        .pool(pool)
+        .and_then(|p| p.metadata.labels.clone())
+        .unwrap_or_default();
+    pools.iter().any(|p| p == pool) || selectors.iter().any(|s| matches(s, &labels))
+}
+
+fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+/// How the Service's addresses from `pool` are announced.
+pub fn of_service(snap: &Snapshot, svc: &Service, pool: &str) -> Announcement {
+    Announcement {
+        layer2: layer2(snap, svc, pool),
+        bgp: bgp(snap, pool),
+    }
+}
+
+fn layer2(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Layer2> {
+    let advertisements: Vec<String> = snap
+        .l2_advertisements
+        .iter()
+        .filter(|a| {
+            let s = &a.spec;
+            let sel = (&s.ip_address_pools[..], &s.ip_address_pool_selectors[..]);
+            selects_pool(snap, &a.status, sel, true, pool)
+        })
+        .map(|a| name(&a.metadata))
+        .collect();
+    let cond = service_condition(svc, L2_ANNOUNCED);
+    if advertisements.is_empty() && cond.is_none() {
+        return None;
+    }
+    let (nodes, interfaces) = cond
+        .map(|c| parse_l2_message(&c.message))
+        .unwrap_or_default();
+    Some(Layer2 {
+        advertisements,
+        announced: cond.is_some_and(|c| c.status == "True"),
+        nodes,
+        interfaces,
+        reason: cond.map(|c| c.reason.clone()),
+        message: cond.map(|c| c.message.clone()),
+    })
+}
+
+/// Nodes and interfaces named by the speaker's message, e.g. `layer2: 198.18.0.5 from node n1
+/// on eth0, eth1; fd00::5 from node n1 on eth0`, or `layer2: 198.18.0.5 elected to node n1,
+/// which cannot announce it: ...` (speaker/src/visibility.rs).
+pub fn parse_l2_message(message: &str) -> (Vec<String>, Vec<String>) {
+    let mut nodes: Vec<String> = Vec::new();
+    let mut interfaces: Vec<String> = Vec::new();
+    let body = message.strip_prefix("layer2: ").unwrap_or(message);
+    for part in body.split("; ") {
+        for marker in [" from node ", " elected to node "] {
+            let Some((_, rest)) = part.split_once(marker) else {
+                continue;
+            };
+            let node = rest.split([' ', ',']).next().unwrap_or_default();
+            if !node.is_empty() && !nodes.iter().any(|n| n == node) {
+                nodes.push(node.to_string());
+            }
+            if marker == " from node "
+                && let Some((_, ifaces)) = rest.split_once(" on ")
+            {
+                for i in ifaces.split(", ").filter(|i| !i.is_empty()) {
+                    if !interfaces.iter().any(|x| x == i) {
+                        interfaces.push(i.to_string());
+                    }
+                }
+            }
+        }
+    }
+    (nodes, interfaces)
+}
+
+fn bgp(snap: &Snapshot, pool: &str) -> Option<Bgp> {
+    let advs: Vec<_> = snap
+        .bgp_advertisements
+        .iter()
+        .filter(|a| {
+            let s = &a.spec;
+            let sel = (&s.ip_address_pools[..], &s.ip_address_pool_selectors[..]);
+            selects_pool(snap, &a.status, sel, s.all_pools_by_default(), pool)
+        })
+        .collect();
+    if advs.is_empty() {
+        return None;
+    }
+    // Per peer, the nodes any selecting advertisement lets advertise.
+    let mut per_peer: BTreeMap<String, BgpPeerNodes> = BTreeMap::new();
+    for adv in &advs {
+        for peer in &snap.peers {
+            let peer_name = name(&peer.metadata);
+            if !adv.spec.peers.is_empty() && !adv.spec.peers.contains(&peer_name) {
+                continue;
+            }
+            let status = peer.status.as_ref();
+            if status.is_some_and(|s| valid(&s.conditions) == Some(false)) {
+                continue;
+            }
+            let entry = per_peer
+                .entry(peer_name.clone())
+                .or_insert_with(|| BgpPeerNodes {
+                    peer: peer_name,
+                    peer_address: peer.spec.peer_address.to_string(),
+                    ..Default::default()
+                });
+            for s in status.map(|s| s.sessions.as_slice()).unwrap_or_default() {
+                let selected = !snap.knows_node(&s.node)
+                    || any_matches(&adv.spec.node_selectors, &snap.node_labels(&s.node));
+                if !selected {
+                    continue;
+                }
+                if s.state == "Established" {
+                    if !entry.established.contains(&s.node) {
+                        entry.established.push(s.node.clone());
+                    }
+                } else if !entry.down.iter().any(|d| d.node == s.node) {
+                    entry.down.push(NodeState {
+                        node: s.node.clone(),
+                        state: s.state.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut peers: Vec<BgpPeerNodes> = per_peer.into_values().collect();
+    for p in &mut peers {
+        p.established.sort();
+        p.down.retain(|d| !p.established.contains(&d.node));
+        p.down.sort_by(|a, b| a.node.cmp(&b.node));
+    }
+    Some(Bgp {
+        advertisements: advs.iter().map(|a| name(&a.metadata)).collect(),
+        peers,
+    })
+}
+
+#[cfg(test)]
+mod tests;

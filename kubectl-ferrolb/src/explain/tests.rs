@@ -1,0 +1,63 @@
+use super::*;
+use crate::fixtures::snapshot;
+
+fn explain(name: &str) -> Explanation {
+    let snap = snapshot();
+    let svc = snap
+        .services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .unwrap()
+        .clone();
+    build(&snap, &svc)
+}
+
+#[test]
+fn an_announced_l2_service_names_pool_node_and_interface() {
+    let e = explain("web");
+    assert_eq!(
+        e.explanation,
+        [
+            "Service app/web has address 198.18.0.230 from IPAddressPool l2pool (valid).",
+            "Layer 2 (L2Advertisement l2adv): node flb-node3 answers ARP/NDP for it on eth0.",
+        ]
+    );
+    assert!(e.announced && e.allocated);
+}
+
+#[test]
+fn a_bgp_service_names_the_advertising_nodes_and_the_down_ones() {
+    let e = explain("api");
+    assert_eq!(
+        e.explanation[1],
+        "BGP (BGPAdvertisement bgpadv): advertised to peer frr4 (198.18.0.2) by node flb-node1; not Established on flb-node2 (Active)."
+    );
+    assert_eq!(
+        e.explanation[2],
+        "BGP (BGPAdvertisement bgpadv): peer nobody (198.18.0.96) has no Established session, so it does not learn it."
+    );
+}
+
+#[test]
+fn a_pending_service_says_why() {
+    let e = explain("stuck");
+    assert_eq!(
+        e.explanation,
+        [
+            "Service app/stuck has no address: PoolNotUsable: pool \"gone\" named by ferrolb.io/address-pool does not exist"
+        ]
+    );
+    assert!(!e.allocated);
+    assert_eq!(e.reason.as_deref(), Some("PoolNotUsable"));
+}
+
+#[test]
+fn a_service_that_is_not_a_load_balancer_is_not_ours() {
+    let e = explain("kubernetes");
+    assert_eq!(
+        e.explanation,
+        [
+            "Service default/kubernetes is not handled by FerroLB: it is of type ClusterIP, not LoadBalancer."
+        ]
+    );
+}

@@ -1,0 +1,70 @@
+//! What the plugin reads from the API, in one place: FerroLB's configuration (from its
+//! namespace), the Services, the nodes and, for `explain`, the Service's events. Everything the
+//! views show is computed from a snapshot (pure), so fixtures can stand in for a cluster.
+
+use std::collections::BTreeMap;
+
+use ferrolb_crds::{BGPAdvertisement, BGPPeer, IPAddressPool, L2Advertisement};
+use k8s_openapi::api::core::v1::{Event, Node, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// The objects one command looks at.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// FerroLB's configuration namespace the pools, advertisements and peers were read from.
+    pub namespace: String,
+    pub pools: Vec<IPAddressPool>,
+    pub l2_advertisements: Vec<L2Advertisement>,
+    pub bgp_advertisements: Vec<BGPAdvertisement>,
+    pub peers: Vec<BGPPeer>,
+    pub services: Vec<Service>,
+    pub nodes: Vec<Node>,
+    /// Events about the Service `explain` looks at (empty for the other commands).
+    pub events: Vec<Event>,
+}
+
+/// Condition type the controller writes on Services (controller/src/service_status.rs).
+pub const IP_ALLOCATED: &str = "ferrolb.io/IPAllocated";
+/// Condition type the announcing speaker writes on Services (speaker/src/visibility.rs).
+pub const L2_ANNOUNCED: &str = "ferrolb.io/L2Announced";
+
+/// The condition of `type_` among `conditions`.
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The Service's condition of `type_`.
+pub fn service_condition<'a>(svc: &'a Service, type_: &str) -> Option<&'a Condition> {
+    let conditions = svc.status.as_ref()?.conditions.as_deref()?;
+    condition(conditions, type_)
+}
+
+/// Whether an object's `Valid` condition says it is in use: Some(true/false), or None while the
+/// controller has not judged it yet.
+pub fn valid(conditions: &[Condition]) -> Option<bool> {
+    condition(conditions, ferrolb_crds::status::VALID).map(|c| c.status == "True")
+}
+
+impl Snapshot {
+    pub fn pool(&self, name: &str) -> Option<&IPAddressPool> {
+        self.pools
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+    }
+
+    /// A node's labels (empty when the node is unknown).
+    pub fn node_labels(&self, name: &str) -> BTreeMap<String, String> {
+        self.nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether a node exists in the snapshot (nodes not listed are not filtered by selectors).
+    pub fn knows_node(&self, name: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(name))
+    }
+}
