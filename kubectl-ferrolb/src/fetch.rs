@@ -81,7 +81,7 @@ impl Cluster {
             ),
             kube::Error::Api(s) => anyhow!("listing {what}: {} ({})", s.message, s.code),
             other => anyhow!(
-                "cannot reach the Kubernetes API server at {}: {other}",
+                "cannot reach the Kubernetes API server at {}: {other} (is the cluster up, and are --kubeconfig and --context right?)",
                 self.url
             ),
         }

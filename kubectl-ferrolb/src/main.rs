@@ -24,6 +24,7 @@ use fetch::{Cluster, Target};
 #[derive(Parser, Debug)]
 #[command(
     name = "kubectl ferrolb",
+    bin_name = "kubectl ferrolb",
     about = "Shows what FerroLB does: pools, Services and who announces them, BGP sessions (read-only)."
 )]
 struct Cli {
