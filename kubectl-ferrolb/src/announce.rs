@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 
+use crate::serving;
 use crate::snapshot::{L2_ANNOUNCED, Snapshot, service_condition, valid};
 
 /// How a Service's addresses reach the network.
@@ -49,6 +50,12 @@ pub struct Layer2 {
 pub struct Bgp {
     /// BGPAdvertisements selecting the pool.
     pub advertisements: Vec<String>,
+    /// Some endpoint serves the Service (without one, no node advertises it).
+    pub serving_endpoint: bool,
+    /// `externalTrafficPolicy: Local`: only nodes with a serving endpoint advertise.
+    pub local_policy: bool,
+    /// Nodes with a serving endpoint.
+    pub serving_nodes: Vec<String>,
     pub peers: Vec<BgpPeerNodes>,
 }
 
@@ -58,9 +65,10 @@ pub struct Bgp {
 pub struct BgpPeerNodes {
     pub peer: String,
     pub peer_address: String,
-    /// Nodes with an Established session to the peer, selected by the advertisement: they
-    /// advertise the Service's addresses.
+    /// Nodes with an Established session to the peer, selected by the advertisement.
     pub established: Vec<String>,
+    /// Those of them that advertise the Service's addresses (endpoints and node state allowing).
+    pub advertising: Vec<String>,
     /// Nodes selected whose session is not Established, with its state.
     pub down: Vec<NodeState>,
 }
@@ -79,7 +87,7 @@ impl Announcement {
             || self
                 .bgp
                 .as_ref()
-                .is_some_and(|b| b.peers.iter().any(|p| !p.established.is_empty()))
+                .is_some_and(|b| b.peers.iter().any(|p| !p.advertising.is_empty()))
     }
 
     /// One line for a table cell: `L2 node (ifaces)`, `BGP peer: nodes`.
@@ -95,14 +103,16 @@ impl Announcement {
             });
         }
         if let Some(bgp) = &self.bgp {
-            if bgp.peers.is_empty() {
+            if !bgp.serving_endpoint {
+                parts.push("BGP none: no serving endpoint".to_string());
+            } else if bgp.peers.is_empty() {
                 parts.push("BGP no peer".to_string());
             }
-            for p in &bgp.peers {
-                let nodes = if p.established.is_empty() {
-                    "no Established session".to_string()
-                } else {
-                    p.established.join(",")
+            for p in bgp.peers.iter().filter(|_| bgp.serving_endpoint) {
+                let nodes = match (p.advertising.is_empty(), p.established.is_empty()) {
+                    (false, _) => p.advertising.join(","),
+                    (true, true) => "no Established session".to_string(),
+                    (true, false) => "no Established node may advertise".to_string(),
                 };
                 parts.push(format!("BGP {}: {nodes}", p.peer));
             }
@@ -146,7 +156,7 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
 pub fn of_service(snap: &Snapshot, svc: &Service, pool: &str) -> Announcement {
     Announcement {
         layer2: layer2(snap, svc, pool),
-        bgp: bgp(snap, pool),
+        bgp: bgp(snap, svc, pool),
     }
 }
 
@@ -208,7 +218,7 @@ pub fn parse_l2_message(message: &str) -> (Vec<String>, Vec<String>) {
     (nodes, interfaces)
 }
 
-fn bgp(snap: &Snapshot, pool: &str) -> Option<Bgp> {
+fn bgp(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Bgp> {
     let advs: Vec<_> = snap
         .bgp_advertisements
         .iter()
@@ -259,14 +269,24 @@ fn bgp(snap: &Snapshot, pool: &str) -> Option<Bgp> {
             }
         }
     }
+    let serving = serving::of_service(snap, svc);
     let mut peers: Vec<BgpPeerNodes> = per_peer.into_values().collect();
     for p in &mut peers {
         p.established.sort();
         p.down.retain(|d| !p.established.contains(&d.node));
         p.down.sort_by(|a, b| a.node.cmp(&b.node));
+        p.advertising = p
+            .established
+            .iter()
+            .filter(|n| serving.allows(snap, n))
+            .cloned()
+            .collect();
     }
     Some(Bgp {
         advertisements: advs.iter().map(|a| name(&a.metadata)).collect(),
+        serving_endpoint: serving.any,
+        local_policy: serving.local,
+        serving_nodes: serving.nodes.into_iter().collect(),
         peers,
     })
 }

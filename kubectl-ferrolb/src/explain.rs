@@ -5,7 +5,7 @@ use ferrolb_crds::service::{ingress_ips, is_ours};
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
-use crate::announce::{self, Announcement};
+use crate::announce::{self, Announcement, BgpPeerNodes};
 use crate::snapshot::{IP_ALLOCATED, Snapshot, service_condition, valid};
 use crate::status::{pending, pool_of};
 
@@ -177,36 +177,23 @@ fn explain_announcement(a: &Announcement, pool: Option<&str>, lines: &mut Vec<St
     }
     if let Some(bgp) = &a.bgp {
         let via = format!("BGP (BGPAdvertisement {})", bgp.advertisements.join(", "));
-        if bgp.peers.is_empty() {
+        if !bgp.serving_endpoint {
+            lines.push(format!(
+                "{via}: no ready endpoint serves it, so no node advertises it."
+            ));
+        } else if bgp.local_policy {
+            lines.push(format!(
+                "{via}: externalTrafficPolicy is Local, so only nodes with a serving endpoint advertise it ({}).",
+                bgp.serving_nodes.join(", ")
+            ));
+        }
+        if bgp.serving_endpoint && bgp.peers.is_empty() {
             lines.push(format!(
                 "{via}: no valid BGPPeer is selected, so no router learns it."
             ));
         }
-        for p in &bgp.peers {
-            let down = p
-                .down
-                .iter()
-                .map(|d| format!("{} ({})", d.node, d.state))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let down = if down.is_empty() {
-                String::new()
-            } else {
-                format!("; not Established on {down}")
-            };
-            lines.push(if p.established.is_empty() {
-                format!(
-                    "{via}: peer {} ({}) has no Established session, so it does not learn it{down}.",
-                    p.peer, p.peer_address
-                )
-            } else {
-                format!(
-                    "{via}: advertised to peer {} ({}) by node {}{down}.",
-                    p.peer,
-                    p.peer_address,
-                    p.established.join(", ")
-                )
-            });
+        for p in bgp.peers.iter().filter(|_| bgp.serving_endpoint) {
+            lines.push(explain_peer(&via, p));
         }
     }
     if a.layer2.is_none() && a.bgp.is_none() {
@@ -214,6 +201,40 @@ fn explain_announcement(a: &Announcement, pool: Option<&str>, lines: &mut Vec<St
             "Nobody announces it: no L2Advertisement or BGPAdvertisement selects pool {}.",
             pool.unwrap_or("(unknown)")
         ));
+    }
+}
+
+fn explain_peer(via: &str, p: &BgpPeerNodes) -> String {
+    let down = p
+        .down
+        .iter()
+        .map(|d| format!("{} ({})", d.node, d.state))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let down = if down.is_empty() {
+        String::new()
+    } else {
+        format!("; not Established on {down}")
+    };
+    if p.established.is_empty() {
+        format!(
+            "{via}: peer {} ({}) has no Established session, so it does not learn it{down}.",
+            p.peer, p.peer_address
+        )
+    } else if p.advertising.is_empty() {
+        format!(
+            "{via}: peer {} ({}) is Established with node {}, none of which may advertise it{down}.",
+            p.peer,
+            p.peer_address,
+            p.established.join(", ")
+        )
+    } else {
+        format!(
+            "{via}: advertised to peer {} ({}) by node {}{down}.",
+            p.peer,
+            p.peer_address,
+            p.advertising.join(", ")
+        )
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use ferrolb_crds::{BGPAdvertisement, BGPPeer, IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Event, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -76,7 +77,7 @@ impl Cluster {
                  (install them with `kubectl apply -f deploy/crds/`)"
             ),
             kube::Error::Api(s) if s.code == 403 => anyhow!(
-                "not allowed to list {what}: {} (the plugin needs list on FerroLB's kinds, Services, Nodes and Events)",
+                "not allowed to list {what}: {} (the plugin needs list on FerroLB's kinds, Services, EndpointSlices, Nodes and Events)",
                 s.message
             ),
             kube::Error::Api(s) => anyhow!("listing {what}: {} ({})", s.message, s.code),
@@ -87,17 +88,18 @@ impl Cluster {
         }
     }
 
-    /// FerroLB's configuration in `ns`, every Service, and the nodes (for advertisements' node
-    /// selectors).
+    /// FerroLB's configuration in `ns`, every Service and EndpointSlice, and the nodes (for
+    /// advertisements' node selectors).
     pub async fn snapshot(&self, ns: &str) -> Result<Snapshot> {
         let lp = ListParams::default();
         let ns_ = Some(ns);
-        let (pools, l2, bgp, peers, services) = tokio::try_join!(
+        let (pools, l2, bgp, peers, services, endpoint_slices) = tokio::try_join!(
             self.list::<IPAddressPool>(ns_, "ipaddresspools.ferrolb.io", &lp),
             self.list::<L2Advertisement>(ns_, "l2advertisements.ferrolb.io", &lp),
             self.list::<BGPAdvertisement>(ns_, "bgpadvertisements.ferrolb.io", &lp),
             self.list::<BGPPeer>(ns_, "bgppeers.ferrolb.io", &lp),
             self.list::<Service>(None, "services", &lp),
+            self.list::<EndpointSlice>(None, "endpointslices", &lp),
         )?;
         let nodes = Api::<Node>::all(self.client.clone())
             .list(&lp)
@@ -112,6 +114,7 @@ impl Cluster {
             peers,
             services,
             nodes,
+            endpoint_slices,
             events: Vec::new(),
         })
     }

@@ -32,6 +32,23 @@ pub fn service(ns: &str, name: &str, ips: &[&str], pool: Option<&str>, conds: Ve
     })
 }
 
+/// An EndpointSlice of Service `ns/svc` with one ready endpoint on each of `nodes`.
+pub fn slice(
+    ns: &str,
+    svc: &str,
+    nodes: &[&str],
+) -> k8s_openapi::api::discovery::v1::EndpointSlice {
+    let eps: Vec<Value> = nodes
+        .iter()
+        .map(|n| json!({"addresses": ["10.0.0.1"], "nodeName": n, "conditions": {"ready": true}}))
+        .collect();
+    obj(
+        json!({"metadata": {"name": format!("{svc}-1"), "namespace": ns,
+                            "labels": {"kubernetes.io/service-name": svc}},
+               "addressType": "IPv4", "endpoints": eps}),
+    )
+}
+
 pub fn allocated(pool: &str) -> Value {
     cond(
         "ferrolb.io/IPAllocated",
@@ -114,6 +131,7 @@ pub fn snapshot() -> Snapshot {
             ),
         ],
         nodes: vec![],
+        endpoint_slices: vec![slice("app", "api", &["flb-node1"])],
         events: vec![],
     }
 }

@@ -4,6 +4,7 @@
 mod announce;
 mod explain;
 mod fetch;
+mod serving;
 mod sessions;
 mod snapshot;
 mod status;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use ferrolb_crds::{BGPAdvertisement, BGPPeer, IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Event, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// The objects one command looks at.
@@ -19,6 +20,8 @@ pub struct Snapshot {
     pub peers: Vec<BGPPeer>,
     pub services: Vec<Service>,
     pub nodes: Vec<Node>,
+    /// Every EndpointSlice: which nodes serve a Service (BGP with `externalTrafficPolicy: Local`).
+    pub endpoint_slices: Vec<EndpointSlice>,
     /// Events about the Service `explain` looks at (empty for the other commands).
     pub events: Vec<Event>,
 }

@@ -234,10 +234,9 @@ fn bgp_status_explain_and_sessions_show_who_advertises_and_the_down_session() {
     assert_eq!(web["pool"], svc.pool.as_str());
     let peers = web["announcement"]["bgp"]["peers"].as_array().expect("bgp");
     let by_peer = |name: &str| peers.iter().find(|x| x["peer"] == name).cloned();
-    assert_eq!(
-        by_peer(&up).expect("the up peer")["established"],
-        serde_json::json!(NODES)
-    );
+    let frr = by_peer(&up).expect("the up peer");
+    assert_eq!(frr["established"], serde_json::json!(NODES));
+    assert_eq!(frr["advertising"], serde_json::json!(NODES));
     let d = by_peer(&down).expect("the down peer");
     assert_eq!(d["established"], serde_json::json!([]));
     assert_eq!(d["down"][0]["node"], "flb-node1");
@@ -277,6 +276,37 @@ fn bgp_status_explain_and_sessions_show_who_advertises_and_the_down_session() {
     println!("{out}");
     assert!(
         out.contains(&format!("{ns}/more has no address: PoolExhausted: ")),
+        "{out}"
+    );
+
+    // externalTrafficPolicy Local: only the node with the endpoint advertises, though every
+    // node's session is Established.
+    svc.set_policy("Local");
+    let advertising = wait_for("only flb-node1 advertising", SETTLE, || {
+        let v = json(&["status"]);
+        let web = entry(&v["services"], &ns, "web")?.clone();
+        let frr = web["announcement"]["bgp"]["peers"]
+            .as_array()?
+            .iter()
+            .find(|x| x["peer"] == up.as_str())?
+            .clone();
+        (frr["advertising"] == serde_json::json!(["flb-node1"])).then_some(frr)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", plugin(&["status"])));
+    assert_eq!(advertising["established"], serde_json::json!(NODES));
+    let out = plugin(&["status"]);
+    let cells = row(&out, &ns, "web").unwrap_or_else(|| panic!("no row for web:\n{out}"));
+    assert_eq!(
+        cells[4..].join(" "),
+        format!("BGP {down}: no Established session; BGP {up}: flb-node1"),
+        "{out}"
+    );
+    let out = plugin(&["explain", "-n", &ns, "web"]);
+    println!("{out}");
+    assert!(
+        out.contains(
+            "externalTrafficPolicy is Local, so only nodes with a serving endpoint advertise it (flb-node1)."
+        ) && out.contains(&format!("advertised to peer {up} (198.18.0.2) by node flb-node1.")),
         "{out}"
     );
 }

@@ -51,3 +51,28 @@ fn an_advertisement_naming_another_pool_does_not_announce() {
     assert!(!a.announced());
     assert_eq!(a.summary(), "nobody (no advertisement selects the pool)");
 }
+
+#[test]
+fn local_policy_and_missing_endpoints_limit_who_advertises() {
+    let mut snap = snapshot();
+    let mut svc = snap.services[1].clone();
+    svc.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+    // The only endpoint is on flb-node2, whose session is down: nobody advertises.
+    snap.endpoint_slices = vec![crate::fixtures::slice("app", "api", &["flb-node2"])];
+    let a = of_service(&snap, &svc, "bgppool");
+    let bgp = a.bgp.clone().unwrap();
+    assert!(bgp.local_policy && bgp.serving_endpoint);
+    assert_eq!(bgp.serving_nodes, ["flb-node2"]);
+    assert_eq!(bgp.peers[0].established, ["flb-node1"]);
+    assert!(bgp.peers[0].advertising.is_empty());
+    assert!(!a.announced());
+    assert_eq!(
+        a.summary(),
+        "BGP frr4: no Established node may advertise; BGP nobody: no Established session"
+    );
+    // No endpoint at all: no node advertises, whatever the policy.
+    snap.endpoint_slices.clear();
+    let a = of_service(&snap, &svc, "bgppool");
+    assert!(!a.bgp.as_ref().unwrap().serving_endpoint);
+    assert_eq!(a.summary(), "BGP none: no serving endpoint");
+}

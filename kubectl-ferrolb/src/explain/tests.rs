@@ -61,3 +61,17 @@ fn a_service_that_is_not_a_load_balancer_is_not_ours() {
         ]
     );
 }
+
+#[test]
+fn a_bgp_service_without_endpoints_is_advertised_by_nobody() {
+    let mut snap = snapshot();
+    snap.endpoint_slices.clear();
+    let svc = snap.services[1].clone();
+    let e = build(&snap, &svc);
+    assert_eq!(
+        e.explanation[1],
+        "BGP (BGPAdvertisement bgpadv): no ready endpoint serves it, so no node advertises it."
+    );
+    assert_eq!(e.explanation.len(), 2);
+    assert!(!e.announced);
+}
