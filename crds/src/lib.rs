@@ -18,6 +18,7 @@ pub mod pool;
 pub mod schema;
 pub mod selector;
 pub mod service;
+pub mod serving;
 pub mod status;
 pub mod validate;
 

@@ -80,8 +80,9 @@ pub(super) fn plan(inputs: &Inputs<'_>, plan: &mut Plan) {
 mod tests {
     use std::net::IpAddr;
 
+    use super::super::Plan;
     use super::super::fixtures::{config, node, run, slice, svc, three};
-    use super::super::{EXCLUDE_LABEL, Plan};
+    use ferrolb_crds::serving::EXCLUDE_LABEL;
 
     #[test]
     fn every_speaker_agrees_on_one_live_announcer() {

@@ -19,6 +19,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_crds::service::{ingress_ips, is_ours, key};
+use ferrolb_crds::serving::node_usable;
+use ferrolb_crds::serving::{Endpoints, endpoints_by_service, local_policy};
 use ferrolb_crds::validate::{Report, Snapshot, ValidPool, Verdict};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -26,9 +28,6 @@ use kube::ResourceExt;
 
 pub use bgp::Advertisement;
 pub use l2::L2Announcement;
-
-/// Nodes carrying this label never announce (Kubernetes' own convention).
-pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
 /// Everything the plan reads.
 pub struct World<'a> {
@@ -92,7 +91,7 @@ struct Inputs<'a> {
 
 impl<'a> Inputs<'a> {
     fn new(world: &'a World<'a>, me: &'a str) -> Inputs<'a> {
-        let endpoints = endpoints_of(world.slices);
+        let endpoints = endpoints_by_service(world.slices.iter().map(|s| s.as_ref()));
         let addresses = addresses(world, &endpoints);
         Inputs {
             world,
@@ -147,12 +146,7 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
         for s in &svcs {
             let eps = endpoints.get(&key(s));
             any_endpoint &= eps.is_some_and(|e| e.any);
-            let local = s
-                .spec
-                .as_ref()
-                .and_then(|x| x.external_traffic_policy.as_deref())
-                == Some("Local");
-            if local {
+            if local_policy(s) {
                 let set = eps.map(|e| e.nodes.clone()).unwrap_or_default();
                 serving = Some(match serving {
                     Some(prev) => prev.intersection(&set).cloned().collect(),
@@ -170,53 +164,6 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
         }
     }
     out
-}
-
-/// Endpoint facts for one Service.
-#[derive(Default)]
-struct Endpoints {
-    /// Nodes with at least one serving endpoint.
-    nodes: BTreeSet<String>,
-    any: bool,
-}
-
-fn endpoints_of(slices: &[Arc<EndpointSlice>]) -> BTreeMap<String, Endpoints> {
-    let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
-    for s in slices {
-        let Some(svc) = s.labels().get("kubernetes.io/service-name") else {
-            continue;
-        };
-        let k = format!("{}/{}", s.namespace().unwrap_or_default(), svc);
-        let e = out.entry(k).or_default();
-        for ep in s.endpoints.iter().flatten() {
-            let c = ep.conditions.as_ref();
-            // `serving` is the truth while terminating; `ready` for older producers.
-            let serving = c.and_then(|c| c.serving.or(c.ready)).unwrap_or(true);
-            let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
-            let ready = c.and_then(|c| c.ready).unwrap_or(true);
-            if serving && (ready || terminating) {
-                e.any = true;
-                if let Some(n) = &ep.node_name {
-                    e.nodes.insert(n.clone());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Whether a node may announce at all.
-fn node_usable(n: &Node) -> bool {
-    let excluded = n.labels().contains_key(EXCLUDE_LABEL);
-    let net_down = n
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
-        });
-    !excluded && !net_down
 }
 
 fn pool_of<'a>(ip: &IpAddr, pools: &'a [ValidPool]) -> Option<&'a ValidPool> {

@@ -1,0 +1,86 @@
+//! Who may announce a Service, from the Kubernetes objects alone: which nodes have a serving
+//! endpoint (EndpointSlices), and which nodes may announce at all (the node rules of
+//! Kubernetes' own service controller). One home for the speaker's plan and the kubectl plugin,
+//! so what the plugin says is what the speakers do.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+
+/// Node label that keeps a node out of every announcement (as in Kubernetes' own controllers).
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// EndpointSlice label naming the Service the slice belongs to.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A Service's endpoints as announcements need them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Nodes with at least one serving endpoint.
+    pub nodes: BTreeSet<String>,
+    /// Some endpoint serves the Service (without one, nobody announces it).
+    pub any: bool,
+}
+
+/// Whether an endpoint takes traffic: `serving` is the truth while terminating, `ready` for
+/// older producers; a terminating endpoint still serving keeps its node announcing.
+pub fn serves(ep: &Endpoint) -> bool {
+    let c = ep.conditions.as_ref();
+    let serving = c.and_then(|c| c.serving.or(c.ready)).unwrap_or(true);
+    let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+    let ready = c.and_then(|c| c.ready).unwrap_or(true);
+    serving && (ready || terminating)
+}
+
+/// Endpoints per Service (`namespace/name`), from all slices.
+pub fn endpoints_by_service<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> BTreeMap<String, Endpoints> {
+    let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
+    for s in slices {
+        let Some(svc) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+        let e = out.entry(format!("{ns}/{svc}")).or_default();
+        for ep in s.endpoints.iter().flatten().filter(|ep| serves(ep)) {
+            e.any = true;
+            if let Some(n) = &ep.node_name {
+                e.nodes.insert(n.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `externalTrafficPolicy: Local`: only nodes with a serving endpoint may announce.
+pub fn local_policy(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        == Some("Local")
+}
+
+/// Whether a node may announce at all: not excluded from load balancers, network available.
+pub fn node_usable(n: &Node) -> bool {
+    let excluded = n
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(EXCLUDE_LABEL));
+    let net_down = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+        });
+    !excluded && !net_down
+}
