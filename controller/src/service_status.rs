@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::decide::Decision;
 
-/// Condition type FerroLB writes on Services.
-pub const SERVICE_CONDITION: &str = "ferrolb.io/IPAllocated";
+/// Condition type FerroLB writes on Services (one home, in the API crate).
+pub use ferrolb_crds::service::IP_ALLOCATED as SERVICE_CONDITION;
 
 pub(crate) fn our_condition(svc: &Service) -> Option<&Condition> {
     svc.status

@@ -4,6 +4,12 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 
+/// Condition type the controller writes on every Service it handles (addresses, or why not).
+pub const IP_ALLOCATED: &str = "ferrolb.io/IPAllocated";
+/// Condition type the announcing speaker writes on a Service in L2 mode (which node, which
+/// interfaces).
+pub const L2_ANNOUNCED: &str = "ferrolb.io/L2Announced";
+
 /// Whether FerroLB handles this Service: `type: LoadBalancer`, with no class or with ours, and
 /// not being deleted.
 pub fn is_ours(svc: &Service, our_class: Option<&str>) -> bool {

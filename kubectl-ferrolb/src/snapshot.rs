@@ -26,10 +26,8 @@ pub struct Snapshot {
     pub events: Vec<Event>,
 }
 
-/// Condition type the controller writes on Services (controller/src/service_status.rs).
-pub const IP_ALLOCATED: &str = "ferrolb.io/IPAllocated";
-/// Condition type the announcing speaker writes on Services (speaker/src/visibility.rs).
-pub const L2_ANNOUNCED: &str = "ferrolb.io/L2Announced";
+/// The Service condition types the controller and the announcing speaker write.
+pub use ferrolb_crds::service::{IP_ALLOCATED, L2_ANNOUNCED};
 
 /// The condition of `type_` among `conditions`.
 pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {

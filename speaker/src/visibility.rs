@@ -23,8 +23,8 @@ use crate::metrics::{Metrics, PeerLabels};
 use crate::plan::Plan;
 use crate::sessions::Sessions;
 
-/// Condition type the announcing speaker writes on Services.
-const L2_CONDITION: &str = "ferrolb.io/L2Announced";
+/// Condition type the announcing speaker writes on Services (one home, in the API crate).
+use ferrolb_crds::service::L2_ANNOUNCED as L2_CONDITION;
 
 /// What a Service should show about its L2 announcement.
 #[derive(Clone, Debug, PartialEq, Eq)]
