@@ -1,7 +1,9 @@
 //! The monitoring bundle (deploy/monitoring): the alert rules pass `promtool check rules` and their
 //! unit tests (`promtool test rules`), the Grafana dashboard has the structure Grafana needs and
-//! every query parses, both only use metrics the programs register, and the Helm chart ships the
-//! same files. Needs hack/promtool (unpacks Debian's prometheus package) and, for the chart, hack/helm; no lab.
+//! every query parses, the dashboard passes Grafana's dashboard schema (hack/dashboard-check: the
+//! Grafana Foundation SDK's strict decoding), both only use metrics the programs register, and the
+//! Helm chart ships the same files. Needs hack/promtool (unpacks Debian's prometheus package), Go
+//! for hack/dashboard-check and, for the chart, hack/helm; no lab.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -144,6 +146,76 @@ fn dashboard_has_the_structure_grafana_needs() {
                 "panel {id} ({title})"
             );
         }
+    }
+}
+
+/// Runs hack/dashboard-check on a dashboard file: (passed, what it printed).
+fn dashboard_check(file: &Path) -> (bool, String) {
+    let out = Command::new(repo().join("hack/dashboard-check"))
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("hack/dashboard-check runs ({e})"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn dashboard_passes_grafanas_schema() {
+    let (ok, out) = dashboard_check(&repo().join("deploy/monitoring/dashboard.json"));
+    assert!(ok, "deploy/monitoring/dashboard.json:\n{out}");
+}
+
+#[test]
+fn dashboard_schema_check_refuses_broken_dashboards() {
+    // Each case breaks one thing of the shipped dashboard; the checker must name it.
+    type Break = fn(&mut Value);
+    let cases: [(&str, Break, &str); 5] = [
+        (
+            "misspelt gridPos field",
+            |d| d["panels"][1]["gridPos"]["hieght"] = 4.into(),
+            "unexpected field 'hieght'",
+        ),
+        (
+            "gridPos width as a string",
+            |d| d["panels"][2]["gridPos"]["w"] = "4".into(),
+            "panels[2].gridPos.w",
+        ),
+        (
+            "misspelt stat option",
+            |d| d["panels"][1]["options"]["colorMod"] = "value".into(),
+            "unexpected field 'colorMod'",
+        ),
+        (
+            "query without expr",
+            |d| {
+                let t = &mut d["panels"][9]["targets"][0];
+                t["exp"] = t["expr"].take();
+                t.as_object_mut().unwrap().remove("expr");
+            },
+            "panels[9].targets[0].expr: required field is missing",
+        ),
+        (
+            "unknown panel type",
+            |d| d["panels"][9]["type"] = "timeseriez".into(),
+            "type \"timeseriez\" is not a panel type the SDK knows",
+        ),
+    ];
+    for (i, (what, break_it, expected)) in cases.into_iter().enumerate() {
+        let mut d = dashboard();
+        break_it(&mut d);
+        let file =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("broken-dashboard-{i}.json"));
+        std::fs::write(&file, serde_json::to_string_pretty(&d).unwrap()).unwrap();
+        let (ok, out) = dashboard_check(&file);
+        assert!(!ok, "{what}: the check passed");
+        assert!(
+            out.contains(expected),
+            "{what}: expected {expected:?} in:\n{out}"
+        );
     }
 }
 
