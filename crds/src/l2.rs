@@ -73,6 +73,14 @@ pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), extend("items" = interface_name_schema()))]
     pub interfaces: Vec<String>,
+    /// Keep each address on the node announcing it for as long as that node stays live and
+    /// eligible: a node that returns (excluded, drained or restarted, then back) does not take
+    /// its addresses back, since every hand-over breaks the connections kube-proxy tracked on the
+    /// old node. Default false: addresses follow the election, as in MetalLB, so they spread
+    /// evenly again and where each one goes is computed from the objects alone. Setting it back
+    /// to false rebalances. An address is sticky if any L2Advertisement covering its pool says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky: bool,
 }
 
 /// Schema of one interface name: one Linux would accept for a link (`dev_valid_name`: at most

@@ -102,6 +102,64 @@ pub fn conflicts(svc: &Service) -> Vec<AddressConflict> {
         .collect()
 }
 
+/// Start of an `L2Announced` message that says where a Service's addresses are announced.
+pub const L2_WHERE_PREFIX: &str = "layer2: ";
+
+/// One address of a Service and the node announcing it, as the announcer writes it in the
+/// `L2Announced` condition. Sticky L2Advertisements read it back ([`announced_from`]) to keep an
+/// address where it is, so the speakers agree on the holder without writing anything new.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnouncedFrom {
+    pub address: IpAddr,
+    pub node: String,
+    /// Interfaces, or `all interfaces`.
+    pub interfaces: Vec<String>,
+}
+
+const FROM_NODE: &str = " from node ";
+
+impl AnnouncedFrom {
+    /// `198.18.0.201 from node flb-node1 on eth0, eth1`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{FROM_NODE}{} on {}",
+            self.address,
+            self.node,
+            self.interfaces.join(", ")
+        )
+    }
+
+    /// Reads one part written by [`AnnouncedFrom::describe`]. Node names (DNS subdomains) and
+    /// interface names hold no whitespace, so the words cannot be confused.
+    pub fn parse(part: &str) -> Option<AnnouncedFrom> {
+        let (address, rest) = part.trim().split_once(FROM_NODE)?;
+        let (node, interfaces) = rest.split_once(" on ")?;
+        if node.is_empty() || node.contains(char::is_whitespace) {
+            return None;
+        }
+        Some(AnnouncedFrom {
+            address: address.parse().ok()?,
+            node: node.to_string(),
+            interfaces: interfaces.split(", ").map(str::to_string).collect(),
+        })
+    }
+}
+
+/// Who announces each address of a Service, as its `L2Announced` condition says (the node that
+/// wrote it last). Parts that are not [`AnnouncedFrom`] sentences (not announced, other reasons)
+/// say nothing about a holder and are skipped.
+pub fn announced_from(svc: &Service) -> Vec<AnnouncedFrom> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.type_ == L2_ANNOUNCED)
+        .filter_map(|c| c.message.strip_prefix(L2_WHERE_PREFIX))
+        .flat_map(|m| m.split("; ").filter_map(AnnouncedFrom::parse))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +194,10 @@ mod tests {
 
     #[test]
     fn conflicts_read_back_what_the_message_says() {
-        let want = vec![conflict("198.18.0.201", "eth0"), conflict("fd00:18::201", "eth1")];
+        let want = vec![
+            conflict("198.18.0.201", "eth0"),
+            conflict("fd00:18::201", "eth1"),
+        ];
         let msg = AddressConflict::message(&want);
         assert_eq!(
             msg,
@@ -144,9 +205,49 @@ mod tests {
              flb-node1 on eth0; fd00:18::201 is in use by another host (MAC 02:00:c6:12:00:09) \
              seen by node flb-node1 on eth1"
         );
-        assert_eq!(conflicts(&with_condition(ADDRESS_CONFLICT, msg.clone())), want);
+        assert_eq!(
+            conflicts(&with_condition(ADDRESS_CONFLICT, msg.clone())),
+            want
+        );
         // Another reason with the same words is not a conflict report.
         assert!(conflicts(&with_condition("Announced", msg)).is_empty());
         assert!(AddressConflict::parse("announced from node flb-node1 on eth0").is_none());
+    }
+
+    #[test]
+    fn announced_from_reads_back_what_the_announcer_writes() {
+        let a = AnnouncedFrom {
+            address: "198.18.0.201".parse().unwrap(),
+            node: "flb-node2".into(),
+            interfaces: vec!["eth0".into(), "eth1".into()],
+        };
+        let b = AnnouncedFrom {
+            address: "fd00:18::201".parse().unwrap(),
+            node: "flb-node3".into(),
+            interfaces: vec!["all interfaces".into()],
+        };
+        let msg = format!(
+            "{L2_WHERE_PREFIX}{}; fd00:18::202 not announced (no live speaker); {}",
+            a.describe(),
+            b.describe()
+        );
+        assert_eq!(
+            msg,
+            "layer2: 198.18.0.201 from node flb-node2 on eth0, eth1; fd00:18::202 not announced \
+             (no live speaker); fd00:18::201 from node flb-node3 on all interfaces"
+        );
+        assert_eq!(announced_from(&with_condition("Announced", msg)), [a, b]);
+        // Other messages name no holder.
+        for other in [
+            "layer2: 198.18.0.201 elected to node flb-node1, which cannot announce it: no link",
+            "198.18.0.201 from node flb-node1 on eth0",
+            "layer2: 198.18.0.201 from node  on eth0",
+            "layer2: nonsense from node flb-node1 on eth0",
+        ] {
+            assert!(
+                announced_from(&with_condition("Announced", other.into())).is_empty(),
+                "{other}"
+            );
+        }
     }
 }

@@ -67,13 +67,29 @@ pub fn local_policy(svc: &Service) -> bool {
         == Some("Local")
 }
 
-/// Whether a node may announce at all: not excluded from load balancers, network available.
+/// Taint the cluster autoscaler puts on a node it is about to delete.
+pub const TO_BE_DELETED_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+
+/// Whether a node may announce at all. The node rules of Kubernetes' own service controller for
+/// cloud load balancers (`stableNodeSetPredicates` in k8s.io/cloud-provider): not being deleted,
+/// not excluded by [`EXCLUDE_LABEL`] (its value read as Go's `strconv.ParseBool`: `false` keeps
+/// the node in, anything unparsable excludes it, as there), not tainted
+/// [`TO_BE_DELETED_TAINT`]. Like that controller, readiness is not a rule: a NotReady node whose
+/// speaker is alive keeps announcing (liveness comes from the speakers' membership, as cloud
+/// load balancers rely on their health checks). Plus FerroLB's own: `NetworkUnavailable=True`.
 pub fn node_usable(n: &Node) -> bool {
+    let deleting = n.metadata.deletion_timestamp.is_some();
     let excluded = n
         .metadata
         .labels
         .as_ref()
-        .is_some_and(|l| l.contains_key(EXCLUDE_LABEL));
+        .and_then(|l| l.get(EXCLUDE_LABEL))
+        .is_some_and(|v| !parses_false(v));
+    let to_be_deleted = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(|t| t.key == TO_BE_DELETED_TAINT));
     let net_down = n
         .status
         .as_ref()
@@ -82,5 +98,14 @@ pub fn node_usable(n: &Node) -> bool {
             cs.iter()
                 .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
         });
-    !excluded && !net_down
+    !deleting && !excluded && !to_be_deleted && !net_down
 }
+
+/// Whether Go's `strconv.ParseBool` reads `v` as false (the only way an exclude label keeps a
+/// node in).
+fn parses_false(v: &str) -> bool {
+    matches!(v, "0" | "f" | "F" | "false" | "FALSE" | "False")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,14 @@
 //! L2 mode: one node answers ARP/NDP for each address, elected among the live, usable nodes that
 //! an L2Advertisement covering the address's pool selects and that may serve the address. Every
 //! speaker plans every address, so each can tell who announces what.
+//!
+//! Sticky addresses (an L2Advertisement covering the pool says `sticky: true`) stay with the node
+//! their Service's `L2Announced` condition names while it is still a candidate: a node that
+//! returns does not take them back. The condition is the speakers' shared memory (only speakers
+//! and administrators may write Service status), so they agree without a new write; a forged or
+//! stale one can only choose among the candidates. Should it name several candidates (two
+//! sides of a healed partition both wrote), the election among them decides, the same
+//! everywhere.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,6 +38,7 @@ pub(super) fn plan(inputs: &Inputs<'_>, plan: &mut Plan) {
     for address in &inputs.addresses {
         // Candidates from every advertisement covering the pool.
         let mut candidates: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut sticky = false;
         for adv in &advertisements {
             let sel = selected_pools(
                 &adv.spec.ip_address_pools,
@@ -39,6 +48,7 @@ pub(super) fn plan(inputs: &Inputs<'_>, plan: &mut Plan) {
             if !sel.iter().any(|p| p.name == address.pool.name) {
                 continue;
             }
+            sticky |= adv.spec.sticky;
             for (name, node) in &inputs.nodes {
                 if node_usable(node)
                     && w.live.contains(name)
@@ -56,7 +66,13 @@ pub(super) fn plan(inputs: &Inputs<'_>, plan: &mut Plan) {
             }
         }
         let names: Vec<&str> = candidates.keys().map(String::as_str).collect();
-        if let Some(winner) = crate::l2::election::elect(address.ip, names.iter().copied()) {
+        let holders: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| sticky && address.claimed.contains(*n))
+            .collect();
+        let pool = if holders.is_empty() { &names } else { &holders };
+        if let Some(winner) = crate::l2::election::elect(address.ip, pool.iter().copied()) {
             let mut ifaces = candidates.get(winner).cloned().unwrap_or_default();
             ifaces.sort();
             ifaces.dedup();
@@ -83,6 +99,7 @@ mod tests {
     use super::super::Plan;
     use super::super::fixtures::{config, node, run, slice, svc, three};
     use ferrolb_crds::serving::EXCLUDE_LABEL;
+    use k8s_openapi::api::core::v1::Service;
 
     #[test]
     fn every_speaker_agrees_on_one_live_announcer() {
@@ -147,5 +164,81 @@ mod tests {
                 .is_empty(),
             "no L2Advertisement"
         );
+    }
+
+    /// `svc` with an `L2Announced` condition saying `node` announces `ip`.
+    fn claimed_by(mut svc: Service, ip: IpAddr, node: &str) -> Service {
+        use ferrolb_crds::service::{AnnouncedFrom, L2_ANNOUNCED, L2_WHERE_PREFIX};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let said = AnnouncedFrom {
+            address: ip,
+            node: node.into(),
+            interfaces: vec!["eth0".into()],
+        };
+        svc.status.get_or_insert_default().conditions = Some(vec![Condition {
+            type_: L2_ANNOUNCED.into(),
+            status: "True".into(),
+            reason: "Announced".into(),
+            message: format!("{L2_WHERE_PREFIX}{}", said.describe()),
+            last_transition_time: Time(Default::default()),
+            observed_generation: None,
+        }]);
+        svc
+    }
+
+    #[test]
+    fn sticky_addresses_stay_with_the_node_that_announces_them() {
+        let mut cfg = config(Some(""), false);
+        let ip: IpAddr = "198.18.0.200".parse().unwrap();
+        let eps = [slice("a", &["n1"]), slice("b", &["n1"])];
+        let nodes = three();
+        let live = ["n1", "n2", "n3"];
+        let plain = [svc("a", &["198.18.0.200"], false)];
+        let elected = run(&cfg, &plain, &eps, &nodes, &live, "n1").l2[&ip]
+            .node
+            .clone();
+        let other = live.iter().copied().find(|n| *n != elected).unwrap();
+        let held = [claimed_by(svc("a", &["198.18.0.200"], false), ip, other)];
+        let holder = |cfg: &ferrolb_crds::validate::Snapshot, svcs: &[Service], live: &[&str]| {
+            run(cfg, svcs, &eps, &nodes, live, "n1").l2[&ip]
+                .node
+                .clone()
+        };
+
+        // Not sticky (the default): the election decides, whoever the condition names.
+        assert_eq!(holder(&cfg, &held, &live), elected);
+        cfg.l2_advertisements[0].spec.sticky = true;
+        // Sticky: the node the condition names keeps it, on every speaker.
+        for me in live {
+            assert_eq!(
+                run(&cfg, &held, &eps, &nodes, &live, me).l2[&ip].node,
+                other
+            );
+        }
+        // ...while it is a candidate: gone, or named but not a node, the election decides.
+        let without: Vec<&str> = live.iter().copied().filter(|n| *n != other).collect();
+        assert_eq!(holder(&cfg, &held, &without), elected);
+        let forged = [claimed_by(svc("a", &["198.18.0.200"], false), ip, "n9")];
+        assert_eq!(holder(&cfg, &forged, &live), elected);
+        // No condition yet: the election.
+        assert_eq!(holder(&cfg, &plain, &live), elected);
+        // Two Services sharing the address name two nodes (both sides of a healed partition
+        // wrote): the election among the two decides, the same everywhere.
+        let third = live
+            .iter()
+            .copied()
+            .find(|n| *n != elected && *n != other)
+            .unwrap();
+        let split = [
+            claimed_by(svc("a", &["198.18.0.200"], false), ip, other),
+            claimed_by(svc("b", &["198.18.0.200"], false), ip, third),
+        ];
+        let among = crate::l2::election::elect(ip, [other, third]).unwrap();
+        for me in live {
+            assert_eq!(
+                run(&cfg, &split, &eps, &nodes, &live, me).l2[&ip].node,
+                among
+            );
+        }
     }
 }

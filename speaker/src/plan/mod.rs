@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ferrolb_crds::service::{ingress_ips, is_ours, key};
+use ferrolb_crds::service::{announced_from, ingress_ips, is_ours, key};
 use ferrolb_crds::serving::node_usable;
 use ferrolb_crds::serving::{Endpoints, endpoints_by_service, local_policy};
 use ferrolb_crds::validate::{Report, Snapshot, ValidPool, Verdict};
@@ -117,6 +117,9 @@ struct Address<'a> {
     /// Local policy: the nodes with a serving endpoint of every sharing Service; None (Cluster
     /// policy only): every node.
     serving: Option<BTreeSet<String>>,
+    /// Nodes the sharing Services' `L2Announced` conditions say announce the address (for
+    /// sticky L2Advertisements; more than one only after a partition healed).
+    claimed: BTreeSet<String>,
 }
 
 impl Address<'_> {
@@ -143,7 +146,14 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
         // sharing Service; Cluster → all nodes, provided some endpoint serves.
         let mut serving: Option<BTreeSet<String>> = None;
         let mut any_endpoint = true;
+        let mut claimed = BTreeSet::new();
         for s in &svcs {
+            claimed.extend(
+                announced_from(s)
+                    .into_iter()
+                    .filter(|a| a.address == ip)
+                    .map(|a| a.node),
+            );
             let eps = endpoints.get(&key(s));
             any_endpoint &= eps.is_some_and(|e| e.any);
             if local_policy(s) {
@@ -160,6 +170,7 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
                 pool,
                 services: svcs.iter().map(|s| key(s)).collect(),
                 serving,
+                claimed,
             });
         }
     }
