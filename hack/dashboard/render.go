@@ -40,7 +40,7 @@ type panelJSON struct {
 	GridPos     struct{ H, W, X, Y int } `json:"gridPos"`
 	FieldConfig struct {
 		Defaults struct {
-			Unit       string `json:"unit"`
+			Unit       string   `json:"unit"`
 			Max        *float64 `json:"max"`
 			Thresholds *struct {
 				Steps []struct {
@@ -242,7 +242,7 @@ func last(s series) float64 {
 
 func format(v float64, unit string) string {
 	if math.IsNaN(v) {
-		return "No data"
+		return "NaN"
 	}
 	switch unit {
 	case "percentunit":
@@ -313,8 +313,8 @@ func barGauge(p panelJSON, all []series, width int) string {
 			frac = math.Max(0, math.Min(1, v/maxV))
 		}
 		c := thresholdColor(p, v)
-		fmt.Fprintf(&b, `<div style="margin:6px 0"><div style="font-size:12px">%s <span style="float:right;color:%s">%s</span></div>`+
-			`<div style="background:#22252b;height:14px;width:%dpx"><div style="background:%s;height:14px;width:%dpx"></div></div></div>`,
+		fmt.Fprintf(&b, `<div style="margin:2px 0"><div style="font-size:11px;line-height:13px">%s <span style="float:right;color:%s">%s</span></div>`+
+			`<div style="background:#22252b;height:8px;width:%dpx"><div style="background:%s;height:8px;width:%dpx"></div></div></div>`,
 			html.EscapeString(s.name), c, format(v, p.FieldConfig.Defaults.Unit), width, c, int(frac*float64(width)))
 	}
 	return b.String()
@@ -334,14 +334,18 @@ func (r *renderer) xAxis(b *strings.Builder, left, width, y int) {
 	for i := 0; i <= 4; i++ {
 		t := r.from + (r.to-r.from)*float64(i)/4
 		x := left + width*i/4
-		fmt.Fprintf(b, `<text x="%d" y="%d" fill="#9fa7b3" font-size="10" text-anchor="middle">%s</text>`,
-			x, y, time.Unix(int64(t), 0).UTC().Format("15:04:05"))
+		anchor := map[int]string{0: "start", 4: "end"}[i]
+		if anchor == "" {
+			anchor = "middle"
+		}
+		fmt.Fprintf(b, `<text x="%d" y="%d" fill="#9fa7b3" font-size="10" text-anchor="%s">%s</text>`,
+			x, y, anchor, time.Unix(int64(t), 0).UTC().Format("15:04:05"))
 	}
 }
 
 func (r *renderer) timeSeries(p panelJSON, all []series, width, height int) string {
 	const left = 62
-	plotW, plotH := width-left-4, height-14
+	plotW, plotH := width-left-4, height-22
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range all {
 		for _, v := range s.values {
@@ -401,7 +405,12 @@ func (r *renderer) stateTimeline(p panelJSON, all []series, width, height int) s
 	if len(all) == 0 {
 		return `<div style="color:#9fa7b3;padding-top:40px;text-align:center">No data</div>`
 	}
-	const labelW = 170
+	// Room for the longest series name (about 6 px a character at 11 px), up to half the panel.
+	labelW := 40
+	for _, s := range all {
+		labelW = max(labelW, 6*len(s.name)+10)
+	}
+	labelW = min(labelW, width/2)
 	plotW := width - labelW - 4
 	band := math.Min(28, float64(height-16)/float64(len(all)))
 	var b strings.Builder
