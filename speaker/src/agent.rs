@@ -17,6 +17,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
+use crate::departure::{self, OnShutdown};
 use crate::health::{Change, Health, Runtime};
 use crate::l2::runtime::probe;
 use crate::l2::{DesiredL2, IfaceSelector, L2Config, L2Error, L2Runtime, L2Status};
@@ -43,6 +44,8 @@ pub struct Settings {
     /// How membership datagrams are authenticated (keys read at start).
     pub membership_auth: Authentication,
     pub ignore_interfaces: Vec<String>,
+    /// What BGP routes become on SIGTERM: kept through a planned restart or withdrawn.
+    pub on_shutdown: OnShutdown,
 }
 
 /// Membership seeds: every node's name and speaker address of our family (the membership only
@@ -236,7 +239,19 @@ pub async fn run(
     };
     runtime_up(Runtime::L2, l2.is_some());
     runtime_up(Runtime::Bgp, true);
-    let mut sessions = Sessions::default();
+    let mut sessions = Sessions::new({
+        // Judged from the cache at SIGTERM: no request that could hang while the kubelet waits.
+        let (nodes, reachable, me, mode) = (
+            cluster.nodes.clone(),
+            cluster.api_reachable(),
+            me.clone(),
+            settings.on_shutdown,
+        );
+        Arc::new(move || {
+            let node = nodes.get(&ObjectRef::new(&me));
+            departure::decide(mode, node.as_deref(), *reachable.borrow())
+        })
+    });
     let mut status_writer = StatusWriter::new(client.clone(), &me);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     ready.store(health.ready(), Ordering::Relaxed);
@@ -416,8 +431,9 @@ pub async fn run(
     }
 
     // Graceful hand-over: tell the other speakers first (they take over at once), then stop
-    // answering and withdraw routes with a Cease.
-    tracing::info!("shutting down: leaving, withdrawing");
+    // answering, and end the BGP sessions as the departure rule says (withdraw with a Cease, or
+    // keep the routes through a planned restart).
+    tracing::info!("shutting down: leaving the membership, stopping BGP sessions");
     ready.store(false, Ordering::Relaxed);
     let leave = async {
         if let Some(j) = joined {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod bgp;
 pub mod cluster;
+pub mod departure;
 pub mod health;
 pub mod l2;
 pub mod membership;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use ferrolb_shell::http;
 use ferrolb_shell::process::{init_tracing, shutdown};
+use ferrolb_speaker::departure::OnShutdown;
 use ferrolb_speaker::{agent, metrics::Metrics};
 use prometheus_client::registry::Registry;
 
@@ -39,6 +40,12 @@ struct Args {
         default_value = "veth,cali,cilium_,flannel,cni,docker,kube-ipvs,vxlan,lxc,tunl,tap"
     )]
     ignore_interfaces: Vec<String>,
+    /// What BGP routes become on SIGTERM. auto: kept at routers that negotiated graceful restart
+    /// while this node stays in service (a planned restart), withdrawn at once when it is
+    /// cordoned, being deleted, excluded or marked for removal, or the API server is unreachable;
+    /// keep-routes / withdraw: always.
+    #[arg(long, env = "FERROLB_ON_SHUTDOWN", value_enum, default_value_t = OnShutdown::Auto)]
+    on_shutdown: OnShutdown,
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:7473")]
     metrics_addr: SocketAddr,
@@ -68,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         member_port: args.member_port,
         membership_auth,
         ignore_interfaces: args.ignore_interfaces,
+        on_shutdown: args.on_shutdown,
     };
     tracing::info!(?settings, "starting");
     agent::run(client, settings, metrics, ready, shutdown()).await

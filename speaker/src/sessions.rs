@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_crds::bgp_peer::secret_password;
@@ -19,6 +20,7 @@ use crate::bgp::driver::{self, BfdHandle, SessionConfig, SessionHandle, SessionS
 use crate::bgp::fsm::GracefulRestartConfig;
 use crate::bgp::net::{TransportConfig, bgp_ttl};
 use crate::bgp::{NextHop, PeerAsn, PeerConfig, Prefix, Route, StopReason};
+use crate::departure::Departure;
 use crate::plan::Advertisement;
 
 /// This node's addresses, per family (the Node object's InternalIPs).
@@ -182,7 +184,8 @@ pub fn session_config(
         cfg.graceful_restart = Some(GracefulRestartConfig {
             restart_time: 120,
             forwarding_state: true,
-            restarting: false,
+            // Each session's first OPEN in this process: it may follow a planned restart.
+            restarting: true,
         });
     }
     let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, s.peer_port));
@@ -334,28 +337,23 @@ fn start_bfd(s: &BfdSettings) -> Option<BfdHandle> {
     }
 }
 
+/// Decides, when the process stops, whether routers keep this node's routes
+/// ([`crate::departure`]).
+pub type DepartureRule = Arc<dyn Fn() -> Departure + Send + Sync>;
+
 /// The session tasks of this node.
 ///
-/// On SIGTERM every session sends its Cease at once, by itself (see
-/// [`driver::spawn_with_cease`]): routers drop our routes without waiting for the caller's
-/// orderly [`Sessions::shutdown`], which may come late if the process is busy.
+/// On SIGTERM every session stops at once, by itself (see [`crate::bgp::driver::spawn_with_cease`]), as the
+/// departure rule says (a Cease, or a planned restart's close that lets routers keep the routes):
+/// routers learn without waiting for the caller's orderly [`Sessions::shutdown`], which may come
+/// late if the process is busy.
 pub struct Sessions {
     running: BTreeMap<String, Running>,
-    cease: watch::Sender<bool>,
+    cease: watch::Sender<Option<StopReason>>,
+    departure: DepartureRule,
     on_sigterm: Option<tokio::task::AbortHandle>,
     /// Why each peer that selects this node cannot run, as last logged.
     unusable: Unusable,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Sessions {
-            running: BTreeMap::new(),
-            cease: watch::channel(false).0,
-            on_sigterm: None,
-            unusable: Unusable::default(),
-        }
-    }
 }
 
 /// Peers that cannot run on this node, and why; so each reason is logged once when it appears
@@ -392,20 +390,54 @@ impl Drop for Sessions {
 }
 
 impl Sessions {
-    /// Listens for SIGTERM (once) to cease every session at once.
+    pub fn new(departure: DepartureRule) -> Sessions {
+        Sessions {
+            running: BTreeMap::new(),
+            cease: watch::channel(None).0,
+            departure,
+            on_sigterm: None,
+            unusable: Unusable::default(),
+        }
+    }
+
+    /// How the sessions end now that the process stops: as decided at SIGTERM, else decided now.
+    fn departing(&self) -> StopReason {
+        if let Some(r) = *self.cease.borrow() {
+            return r;
+        }
+        let d = (self.departure)();
+        tracing::info!(reason = ?d.reason, why = d.why, "stopping the BGP sessions");
+        self.cease.send_replace(Some(d.reason));
+        d.reason
+    }
+
+    /// Listens for SIGTERM (once) to stop every session at once.
     fn watch_sigterm(&mut self) {
         if self.on_sigterm.is_some() || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         let cease = self.cease.clone();
+        let departure = self.departure.clone();
         let task = tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut term) = signal(SignalKind::terminate()) else {
                 return;
             };
             if term.recv().await.is_some() {
-                tracing::info!("SIGTERM: sending Cease to every BGP peer");
-                cease.send_replace(true);
+                let d = departure();
+                match d.reason {
+                    StopReason::Restart => tracing::info!(
+                        why = d.why,
+                        "SIGTERM: planned restart, routers with graceful restart keep this \
+                         node's routes"
+                    ),
+                    _ => tracing::info!(why = d.why, "SIGTERM: sending Cease to every BGP peer"),
+                }
+                cease.send_if_modified(|c| {
+                    let first = c.is_none();
+                    c.get_or_insert(d.reason);
+                    first
+                });
             }
         });
         self.on_sigterm = Some(task.abort_handle());
@@ -498,10 +530,12 @@ impl Sessions {
             .collect()
     }
 
-    /// Sends Cease to every peer and waits (bounded) for the sessions to close.
+    /// Stops every session as the departure rule says (Cease, or a planned restart's close) and
+    /// waits (bounded) for them to close.
     pub async fn shutdown(&mut self) {
+        let reason = self.departing();
         let all = std::mem::take(&mut self.running);
-        let stops = all.into_values().map(|r| r.stop(StopReason::Shutdown));
+        let stops = all.into_values().map(|r| r.stop(reason));
         let _ =
             tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(stops)).await;
     }

@@ -23,6 +23,7 @@ pub mod l2;
 pub mod membership;
 pub mod network;
 pub mod probe;
+pub mod restart;
 pub mod speakers;
 
 /// The repository root.

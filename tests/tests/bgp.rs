@@ -606,45 +606,6 @@ fn graceful_restart_keeps_routes_across_a_speaker_restart() {
     }
 }
 
-#[test]
-fn sigterm_withdraws_at_once() {
-    let _s = serial();
-    let p = unique("bgp-term");
-    let mut o = Objects::new();
-    o.peers_everywhere(&p, "enableGracefulRestart: true");
-    let svc = BgpService::new(
-        &["198.18.100.8", "fd00:100::8"],
-        "",
-        "Local",
-        &["flb-node1"],
-    );
-    let ips = svc.ips();
-    wait_routed(&ips, &["flb-node1"], SETTLE);
-    // Graceful restart is on, yet a clean shutdown must not leave stale routes behind: the
-    // Cease NOTIFICATION withdraws everything at once.
-    let watches: Vec<RouteWatch> = ROUTERS.iter().map(|r| RouteWatch::start(*r)).collect();
-    let hold = Hold::speaker("flb-node1");
-    let pid = lab().pid("speaker-flb-node1").unwrap();
-    let t0 = Instant::now();
-    signal_speaker("flb-node1", "-TERM");
-    for w in &watches {
-        for ip in &ips {
-            let took = w
-                .wait(ip, t0, Duration::from_secs(5), |h| h.is_empty())
-                .unwrap_or_else(|| panic!("{} kept {ip}", w.router.name));
-            println!("SIGTERM → {} withdraws {ip}: {took:?}", w.router.name);
-            assert!(
-                took < Duration::from_secs(1),
-                "{} {ip}: {took:?}",
-                w.router.name
-            );
-        }
-    }
-    drop(hold);
-    wait_speaker_back("flb-node1", pid);
-    wait_routed(&ips, &["flb-node1"], SETTLE);
-}
-
 /// Calico's serviceClusterIPs / serviceExternalIPs: the ranges from every node, and the cluster
 /// and external IPs of a Local-policy Service as host routes from the nodes serving it.
 #[test]

@@ -86,15 +86,16 @@ pub fn spawn(
     spawn_with_cease(config, routes, bfd_up, None)
 }
 
-/// Like [`spawn`], plus `cease`: once it reads `true` the session sends a Cease
-/// (Administrative Shutdown) and ends, without waiting for whoever holds the handle. A
-/// process stopping (SIGTERM) uses it so that routers drop its routes at once, however busy the
-/// rest of the process is; a session started after it turned `true` stops as it starts.
+/// Like [`spawn`], plus `cease`: once it reads `Some(reason)` the session stops for that
+/// reason (a Cease, or for [`StopReason::Restart`] with graceful restart a close without one)
+/// and ends, without waiting for whoever holds the handle. A process stopping (SIGTERM) uses it
+/// so that routers learn at once, however busy the rest of the process is; a session started
+/// after it was set stops as it starts.
 pub fn spawn_with_cease(
     config: SessionConfig,
     routes: watch::Receiver<BTreeSet<Route>>,
     bfd_up: Option<watch::Receiver<bool>>,
-    cease: Option<watch::Receiver<bool>>,
+    cease: Option<watch::Receiver<Option<StopReason>>>,
 ) -> SessionHandle {
     let (status_tx, status) = watch::channel(SessionStatus::default());
     let (stop, stop_rx) = oneshot::channel();
@@ -156,10 +157,10 @@ impl Driver {
         mut self,
         mut routes: watch::Receiver<BTreeSet<Route>>,
         mut bfd_up: Option<watch::Receiver<bool>>,
-        mut cease: Option<watch::Receiver<bool>>,
+        mut cease: Option<watch::Receiver<Option<StopReason>>>,
         mut stop: oneshot::Receiver<StopReason>,
     ) {
-        if cease.as_ref().is_some_and(|c| *c.borrow()) {
+        if cease.as_ref().is_some_and(|c| c.borrow().is_some()) {
             self.publish();
             return;
         }
@@ -173,12 +174,11 @@ impl Driver {
             tokio::select! {
                 reason = &mut stop => {
                     // A dropped handle also stops the session cleanly.
-                    self.apply(Event::Stop(reason.unwrap_or(StopReason::Shutdown))).await;
+                    self.stop(reason.unwrap_or(StopReason::Shutdown)).await;
                     break;
                 }
-                () = wait_true(&mut cease) => {
-                    tracing::info!(peer = %self.transport.peer, "stopping at once: Cease");
-                    self.apply(Event::Stop(StopReason::Shutdown)).await;
+                reason = wait_set(&mut cease) => {
+                    self.stop(reason).await;
                     break;
                 }
                 changed = routes.changed(), if routes_open => match changed {
@@ -233,6 +233,30 @@ impl Driver {
             }
         }
         self.publish();
+    }
+
+    /// Stops the session, saying in the log what the peer does with our routes.
+    async fn stop(&mut self, reason: StopReason) {
+        let peer = self.transport.peer;
+        let up = self.fsm.state() != State::Idle;
+        match reason {
+            StopReason::Restart if self.fsm.graceful_restart_negotiated() => tracing::info!(
+                %peer,
+                "planned restart: closing without NOTIFICATION; the peer keeps this node's \
+                 routes (graceful restart) until the next speaker re-advertises them"
+            ),
+            StopReason::Restart if up => tracing::warn!(
+                %peer,
+                "planned restart, but graceful restart was not negotiated with this peer \
+                 (enableGracefulRestart on the BGPPeer, and the router must support it): \
+                 Cease, the peer drops this node's routes until the next speaker is up"
+            ),
+            _ if up => {
+                tracing::info!(%peer, ?reason, "stopping: Cease, the peer withdraws this node's routes")
+            }
+            _ => {}
+        }
+        self.apply(Event::Stop(reason)).await;
     }
 
     /// Decodes and handles every complete message in the input buffer.
@@ -382,12 +406,13 @@ async fn read_some(conn: &mut Option<Conn>) -> io::Result<usize> {
     }
 }
 
-/// Returns once the flag reads `true`; never if there is none or its sender is gone.
-async fn wait_true(flag: &mut Option<watch::Receiver<bool>>) {
+/// Returns the reason once one is set; never if there is no flag or its sender is gone.
+async fn wait_set(flag: &mut Option<watch::Receiver<Option<StopReason>>>) -> StopReason {
     if let Some(rx) = flag.as_mut()
-        && rx.wait_for(|v| *v).await.is_ok()
+        && let Ok(v) = rx.wait_for(|v| v.is_some()).await
+        && let Some(reason) = *v
     {
-        return;
+        return reason;
     }
     *flag = None;
     std::future::pending().await

@@ -40,18 +40,25 @@ pub enum TimerKind {
     Keepalive,
 }
 
-/// Cease subcode sent on an administrative stop (RFC 4486).
+/// Why we stop a session administratively, and so what the peer is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
+    /// Withdraw: Cease (Administrative Shutdown, RFC 4486); the peer drops our routes at once.
     Shutdown,
+    /// Withdraw and come back (settings changed): Cease (Administrative Reset).
     Reset,
+    /// A planned restart of this process: where graceful restart was negotiated (RFC 4724) the
+    /// connection closes without a NOTIFICATION, so the peer keeps our routes (stale) until the
+    /// next process re-advertises them and sends End-of-RIB, or the restart time passes. A peer
+    /// without graceful restart gets a Cease (Administrative Reset) and drops them.
+    Restart,
 }
 
 impl StopReason {
     fn subcode(self) -> u8 {
         match self {
             StopReason::Shutdown => err::ADMINISTRATIVE_SHUTDOWN,
-            StopReason::Reset => err::ADMINISTRATIVE_RESET,
+            StopReason::Reset | StopReason::Restart => err::ADMINISTRATIVE_RESET,
         }
     }
 }
@@ -157,6 +164,16 @@ impl Session {
         self.negotiated.as_ref()
     }
 
+    /// Whether both sides announced graceful restart on the current connection, so that closing
+    /// it without a NOTIFICATION makes the peer keep our routes (RFC 4724 §4.2).
+    pub fn graceful_restart_negotiated(&self) -> bool {
+        self.config.graceful_restart.is_some()
+            && self
+                .negotiated
+                .as_ref()
+                .is_some_and(|n| n.peer_graceful_restart.is_some())
+    }
+
     /// Prefixes currently advertised to the peer.
     pub fn advertised(&self) -> impl Iterator<Item = &Route> {
         self.advertised.values()
@@ -242,7 +259,8 @@ impl Session {
 
     fn on_stop(&mut self, reason: StopReason, out: &mut Vec<Action>) {
         let was_up = self.tcp_up();
-        if was_up {
+        let keep_routes = reason == StopReason::Restart && self.graceful_restart_negotiated();
+        if was_up && !keep_routes {
             out.push(Action::Send(Message::Notification(Notification::cease(
                 reason.subcode(),
             ))));
@@ -427,6 +445,11 @@ impl Session {
             (State::OpenConfirm, Message::Keepalive) => {
                 self.state = State::Established;
                 self.failures = 0;
+                // The R bit says "this process restarted": true of our first session only, not
+                // of a reconnection later in the same process.
+                if let Some(gr) = self.config.graceful_restart.as_mut() {
+                    gr.restarting = false;
+                }
                 out.push(Action::Established);
                 self.restart_hold(out);
                 self.send_all(out);

@@ -201,7 +201,7 @@ async fn session_against_fake_peer() {
 async fn cease_flag_stops_the_session_without_the_handle() {
     let (listener, cfg) = setup(30).await;
     let (_routes_tx, routes_rx) = watch::channel([route("198.18.0.10")].into_iter().collect());
-    let (cease, cease_rx) = watch::channel(false);
+    let (cease, cease_rx) = watch::channel(None);
     let handle = spawn_with_cease(cfg.clone(), routes_rx.clone(), None, Some(cease_rx.clone()));
     let mut status = handle.status();
     let mut peer = handshake(&listener, 30).await;
@@ -209,7 +209,7 @@ async fn cease_flag_stops_the_session_without_the_handle() {
     wait_state(&mut status, State::Established).await;
     // The handle stays with its owner (a busy main loop); the flag alone stops the session.
     let t = Instant::now();
-    cease.send_replace(true);
+    cease.send_replace(Some(StopReason::Shutdown));
     assert_eq!(
         peer.notification().await,
         Notification::cease(codec::err::ADMINISTRATIVE_SHUTDOWN)

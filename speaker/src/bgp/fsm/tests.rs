@@ -1,7 +1,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::bgp::codec::{Capability, PathAttribute, RouteRefresh, Update};
+use crate::bgp::codec::{Capability, GracefulRestart, PathAttribute, RouteRefresh, Update};
 use crate::bgp::prefix::NextHop;
 use State::*;
 use TimerKind::*;
@@ -709,6 +709,106 @@ fn restart_reestablishes_and_sends_end_of_rib() {
         u.iter().filter_map(|x| x.end_of_rib()).collect::<Vec<_>>(),
         Family::ALL.to_vec()
     );
+}
+
+fn gr_cfg() -> PeerConfig {
+    PeerConfig {
+        graceful_restart: Some(GracefulRestartConfig {
+            restart_time: 120,
+            forwarding_state: true,
+            restarting: true,
+        }),
+        ..cfg()
+    }
+}
+
+/// An Established session whose peer did (or did not) announce graceful restart.
+fn established_with(config: PeerConfig, peer_gr: bool) -> Session {
+    let mut s = session_in(OpenSent, config);
+    let mut open = peer_open(PEER, 9, &Family::ALL);
+    if peer_gr {
+        open.capabilities
+            .push(Capability::GracefulRestart(GracefulRestart {
+                restart_state: false,
+                notification: false,
+                restart_time: 120,
+                families: vec![],
+            }));
+    }
+    s.handle(Event::Message(Message::Open(open)));
+    s.handle(Event::Message(Message::Keepalive));
+    assert_eq!(s.state(), Established);
+    s
+}
+
+fn notifications(actions: &[Action]) -> Vec<Notification> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(Message::Notification(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn planned_restart_with_graceful_restart_closes_without_notification() {
+    let mut s = established_with(gr_cfg(), true);
+    assert!(s.graceful_restart_negotiated());
+    let a = s.handle(Event::Stop(StopReason::Restart));
+    // No NOTIFICATION: the peer sees the connection close and keeps our routes as stale.
+    assert_eq!(notifications(&a), vec![]);
+    assert!(a.contains(&Action::CloseTcp));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Down(DownReason::AdminStop(StopReason::Restart)))
+    );
+    assert_eq!(s.state(), Idle);
+    assert!(s.handle(Event::TimerFired(ConnectRetry)).is_empty());
+}
+
+#[test]
+fn withdrawing_or_restarting_without_graceful_restart_sends_cease() {
+    // Withdraw: always a Cease, graceful restart or not (the peer must drop our routes).
+    for peer_gr in [true, false] {
+        let mut s = established_with(gr_cfg(), peer_gr);
+        let a = s.handle(Event::Stop(StopReason::Shutdown));
+        assert_eq!(notifications(&a), vec![Notification::cease(2)]);
+    }
+    // A restart towards a peer that did not announce graceful restart, or with it off on our
+    // side: the routes go anyway, so say so with a Cease.
+    for (config, peer_gr) in [(gr_cfg(), false), (cfg(), true)] {
+        let mut s = established_with(config, peer_gr);
+        assert!(!s.graceful_restart_negotiated());
+        let a = s.handle(Event::Stop(StopReason::Restart));
+        assert_eq!(notifications(&a), vec![Notification::cease(4)]);
+    }
+}
+
+#[test]
+fn the_restart_bit_is_set_in_the_first_open_only() {
+    let mut s = Session::new(gr_cfg());
+    s.handle(Event::Start);
+    let first = s.handle(Event::TcpConnected);
+    let restart_bit = |a: &[Action]| {
+        a.iter().find_map(|x| match x {
+            Action::Send(Message::Open(o)) => o.graceful_restart().map(|g| g.restart_state),
+            _ => None,
+        })
+    };
+    assert_eq!(restart_bit(&first), Some(true));
+    s.handle(Event::Message(Message::Open(peer_open(
+        PEER,
+        9,
+        &Family::ALL,
+    ))));
+    s.handle(Event::Message(Message::Keepalive));
+    assert_eq!(s.state(), Established);
+    // The session drops and comes back within the same process: not a restart any more.
+    s.handle(Event::TcpClosed);
+    s.handle(Event::TimerFired(ConnectRetry));
+    let again = s.handle(Event::TcpConnected);
+    assert_eq!(restart_bit(&again), Some(false));
 }
 
 #[test]
