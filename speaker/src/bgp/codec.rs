@@ -18,8 +18,8 @@ mod wire;
 pub use decode::{decode_frame, frame_len};
 pub use message::{
     AsPathSegment, Capability, CodecOptions, DecodeError, EncodeError, ErrorAction,
-    GracefulRestart, GracefulRestartFamily, Message, Notification, Open, Origin, PathAttribute,
-    RouteRefresh, Update, UpdateError,
+    ExtendedNextHop, GracefulRestart, GracefulRestartFamily, Message, Notification, Open, Origin,
+    PathAttribute, RouteRefresh, Update, UpdateError,
 };
 pub use wire::{AS_TRANS, BGP_VERSION, HEADER_LEN, MARKER, MAX_MESSAGE_LEN};
 

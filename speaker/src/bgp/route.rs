@@ -35,11 +35,20 @@ impl Route {
         }
     }
 
-    /// The prefix family must match the next-hop family (no RFC 8950 extended next hop).
+    /// The prefix family matches the next-hop family: encodable on any session.
     pub fn is_consistent(&self) -> bool {
         matches!(
             (self.prefix.addr(), self.next_hop),
             (IpAddr::V4(_), NextHop::V4(_)) | (IpAddr::V6(_), NextHop::V6 { .. })
+        )
+    }
+
+    /// An IPv4 prefix with an IPv6 next hop: only for peers that announced the extended next
+    /// hop capability for IPv4 unicast (RFC 8950).
+    pub fn needs_extended_next_hop(&self) -> bool {
+        matches!(
+            (self.prefix.addr(), self.next_hop),
+            (IpAddr::V4(_), NextHop::V6 { .. })
         )
     }
 }
@@ -70,14 +79,18 @@ struct AttrKey {
 
 /// Builds the UPDATE messages that announce `routes`, grouped by identical attributes.
 ///
-/// Routes whose prefix and next-hop families differ are skipped (they cannot be encoded
-/// without extended next hop); `Route::is_consistent` lets callers reject them earlier.
+/// IPv4 routes with an IPv6 next hop go in MP_REACH_NLRI (RFC 8950 §4): the caller sends them
+/// only to peers that accept them. IPv6 routes with an IPv4 next hop cannot be encoded and are
+/// skipped.
 pub fn announce_updates<'a>(
     routes: impl IntoIterator<Item = &'a Route>,
     ctx: &UpdateContext,
 ) -> Vec<Update> {
     let mut groups: BTreeMap<AttrKey, Vec<Prefix>> = BTreeMap::new();
-    for r in routes.into_iter().filter(|r| r.is_consistent()) {
+    for r in routes
+        .into_iter()
+        .filter(|r| r.is_consistent() || r.needs_extended_next_hop())
+    {
         let key = AttrKey {
             family: r.prefix.family(),
             next_hop: r.next_hop,
@@ -95,8 +108,8 @@ pub fn announce_updates<'a>(
     let mut out = Vec::new();
     for (key, prefixes) in groups {
         let attrs = base_attributes(&key, ctx);
-        match key.family {
-            Family::Ipv4Unicast => {
+        match key.next_hop {
+            NextHop::V4(_) => {
                 let fixed = update_fixed_len(&attrs);
                 for chunk in chunk_prefixes(&prefixes, MAX_MESSAGE_LEN - fixed) {
                     out.push(Update {
@@ -107,14 +120,11 @@ pub fn announce_updates<'a>(
                     });
                 }
             }
-            Family::Ipv6Unicast => {
-                let NextHop::V6 { global, link_local } = key.next_hop else {
-                    continue;
-                };
+            NextHop::V6 { global, link_local } => {
                 let mut next_hop = vec![IpAddr::V6(global)];
                 next_hop.extend(link_local.map(IpAddr::V6));
                 let empty = PathAttribute::MpReach {
-                    family: Family::Ipv6Unicast,
+                    family: key.family,
                     next_hop: next_hop.clone(),
                     nlri: Vec::new(),
                 };
@@ -125,7 +135,7 @@ pub fn announce_updates<'a>(
                 for chunk in chunk_prefixes(&prefixes, MAX_MESSAGE_LEN - fixed) {
                     let mut attributes = attrs.clone();
                     attributes.push(PathAttribute::MpReach {
-                        family: Family::Ipv6Unicast,
+                        family: key.family,
                         next_hop: next_hop.clone(),
                         nlri: chunk,
                     });

@@ -7,8 +7,8 @@ mod update;
 use super::reader::Reader;
 use super::wire::*;
 use super::{
-    Capability, CodecOptions, DecodeError, GracefulRestart, GracefulRestartFamily, Message,
-    Notification, Open, RouteRefresh, err,
+    Capability, CodecOptions, DecodeError, ExtendedNextHop, GracefulRestart, GracefulRestartFamily,
+    Message, Notification, Open, RouteRefresh, err,
 };
 use update::decode_update;
 
@@ -215,6 +215,18 @@ fn decode_capabilities(value: &[u8], out: &mut Vec<Capability>) -> Result<(), De
                 Capability::Multiprotocol { afi, safi }
             }
             CAP_ROUTE_REFRESH if v.is_empty() => Capability::RouteRefresh,
+            // RFC 8950 §3: a non-empty list of 6-octet tuples.
+            CAP_EXTENDED_NEXT_HOP if !v.is_empty() && v.len().is_multiple_of(6) => {
+                let mut tuples = Vec::with_capacity(v.len() / 6);
+                while !c.is_empty() {
+                    tuples.push(ExtendedNextHop {
+                        afi: c.u16().ok_or_else(malformed)?,
+                        safi: c.u16().ok_or_else(malformed)?,
+                        next_hop_afi: c.u16().ok_or_else(malformed)?,
+                    });
+                }
+                Capability::ExtendedNextHop(tuples)
+            }
             CAP_FOUR_OCTET_AS if v.len() == 4 => {
                 Capability::FourOctetAs(c.u32().ok_or_else(malformed)?)
             }
@@ -238,7 +250,11 @@ fn decode_capabilities(value: &[u8], out: &mut Vec<Capability>) -> Result<(), De
                     families,
                 })
             }
-            CAP_MULTIPROTOCOL | CAP_ROUTE_REFRESH | CAP_FOUR_OCTET_AS | CAP_GRACEFUL_RESTART => {
+            CAP_MULTIPROTOCOL
+            | CAP_ROUTE_REFRESH
+            | CAP_FOUR_OCTET_AS
+            | CAP_GRACEFUL_RESTART
+            | CAP_EXTENDED_NEXT_HOP => {
                 return Err(malformed());
             }
             _ => Capability::Unknown {

@@ -57,6 +57,16 @@ fn encode_capability(c: &Capability, b: &mut BytesMut) -> Result<(), EncodeError
             b.put_u8(*safi);
         }
         Capability::RouteRefresh => b.put_slice(&[CAP_ROUTE_REFRESH, 0]),
+        Capability::ExtendedNextHop(tuples) => {
+            let len = u8::try_from(6 * tuples.len())
+                .map_err(|_| EncodeError::FieldTooLong("extended next hop capability"))?;
+            b.put_slice(&[CAP_EXTENDED_NEXT_HOP, len]);
+            for t in tuples {
+                b.put_u16(t.afi);
+                b.put_u16(t.safi);
+                b.put_u16(t.next_hop_afi);
+            }
+        }
         Capability::FourOctetAs(asn) => {
             b.put_slice(&[CAP_FOUR_OCTET_AS, 4]);
             b.put_u32(*asn);

@@ -50,8 +50,28 @@ pub enum Capability {
     GracefulRestart(GracefulRestart),
     /// RFC 6793.
     FourOctetAs(u32),
+    /// RFC 8950: NLRI of these families may carry a next hop of another address family.
+    ExtendedNextHop(Vec<ExtendedNextHop>),
     /// Anything else, kept verbatim so it can be ignored safely.
     Unknown { code: u8, value: Vec<u8> },
+}
+
+/// One tuple of the extended next hop capability (RFC 8950 §3): NLRI of `afi`/`safi` may have
+/// a next hop of `next_hop_afi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtendedNextHop {
+    pub afi: u16,
+    pub safi: u16,
+    pub next_hop_afi: u16,
+}
+
+impl ExtendedNextHop {
+    /// IPv4 unicast NLRI with IPv6 next hops: what unnumbered peering needs.
+    pub const IPV4_OVER_IPV6: ExtendedNextHop = ExtendedNextHop {
+        afi: 1,
+        safi: 1,
+        next_hop_afi: 2,
+    };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +140,13 @@ impl Open {
 
     pub fn supports_route_refresh(&self) -> bool {
         self.capabilities.contains(&Capability::RouteRefresh)
+    }
+
+    /// Whether the sender accepts `tuple`'s NLRI with next hops of the other family (RFC 8950).
+    pub fn extended_next_hop(&self, tuple: ExtendedNextHop) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::ExtendedNextHop(t) if t.contains(&tuple)))
     }
 
     pub fn graceful_restart(&self) -> Option<&GracefulRestart> {

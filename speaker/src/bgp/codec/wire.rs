@@ -25,6 +25,7 @@ pub(super) const PARAM_EXTENDED: u8 = 255;
 
 pub(super) const CAP_MULTIPROTOCOL: u8 = 1;
 pub(super) const CAP_ROUTE_REFRESH: u8 = 2;
+pub(super) const CAP_EXTENDED_NEXT_HOP: u8 = 5;
 pub(super) const CAP_GRACEFUL_RESTART: u8 = 64;
 pub(super) const CAP_FOUR_OCTET_AS: u8 = 65;
 

@@ -9,6 +9,17 @@ fn arb_capability() -> impl Strategy<Value = Capability> {
         (any::<u16>(), any::<u8>()).prop_map(|(afi, safi)| Capability::Multiprotocol { afi, safi }),
         Just(Capability::RouteRefresh),
         any::<u32>().prop_map(Capability::FourOctetAs),
+        proptest::collection::vec((any::<u16>(), any::<u16>(), any::<u16>()), 1..6).prop_map(|t| {
+            Capability::ExtendedNextHop(
+                t.into_iter()
+                    .map(|(afi, safi, next_hop_afi)| ExtendedNextHop {
+                        afi,
+                        safi,
+                        next_hop_afi,
+                    })
+                    .collect(),
+            )
+        }),
         (
             any::<bool>(),
             any::<bool>(),
@@ -29,7 +40,7 @@ fn arb_capability() -> impl Strategy<Value = Capability> {
                     .collect(),
             })),
         (
-            any::<u8>().prop_filter("known code", |c| ![1, 2, 64, 65].contains(c)),
+            any::<u8>().prop_filter("known code", |c| ![1, 2, 5, 64, 65].contains(c)),
             proptest::collection::vec(any::<u8>(), 0..40)
         )
             .prop_map(|(code, value)| Capability::Unknown { code, value }),
