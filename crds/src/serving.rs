@@ -67,6 +67,39 @@ pub fn local_policy(svc: &Service) -> bool {
         == Some("Local")
 }
 
+/// Who may serve one address, given every Service that shows it (several share an address).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressServing {
+    /// Every sharing Service has a serving endpoint (otherwise nobody announces the address).
+    pub any: bool,
+    /// Some sharing Service has `externalTrafficPolicy: Local`: only the nodes with a serving
+    /// endpoint of every such Service may announce (the intersection). None: every node may.
+    pub local_nodes: Option<BTreeSet<String>>,
+}
+
+/// [`AddressServing`] of an address shown by `services`, from [`endpoints_by_service`].
+pub fn address_serving<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    endpoints: &BTreeMap<String, Endpoints>,
+) -> AddressServing {
+    let mut out = AddressServing {
+        any: true,
+        local_nodes: None,
+    };
+    for s in services {
+        let eps = endpoints.get(&crate::service::key(s));
+        out.any &= eps.is_some_and(|e| e.any);
+        if local_policy(s) {
+            let set = eps.map(|e| e.nodes.clone()).unwrap_or_default();
+            out.local_nodes = Some(match out.local_nodes {
+                Some(prev) => prev.intersection(&set).cloned().collect(),
+                None => set,
+            });
+        }
+    }
+    out
+}
+
 /// Taint the cluster autoscaler puts on a node it is about to delete.
 pub const TO_BE_DELETED_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
 

@@ -69,3 +69,43 @@ fn node_rules_follow_the_cloud_service_controller() {
     });
     assert!(!node_usable(&net_down));
 }
+
+#[test]
+fn a_shared_address_needs_endpoints_of_every_service_and_local_nodes_of_every_local_one() {
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    let svc = |name: &str, local: bool| Service {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("app".into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            external_traffic_policy: Some(if local { "Local" } else { "Cluster" }.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let eps = |nodes: &[&str]| Endpoints {
+        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        any: !nodes.is_empty(),
+    };
+    let endpoints = BTreeMap::from([
+        ("app/a".to_string(), eps(&["n1", "n2"])),
+        ("app/b".to_string(), eps(&["n2", "n3"])),
+        ("app/c".to_string(), eps(&["n3"])),
+        ("app/none".to_string(), eps(&[])),
+    ]);
+    let (a, b, c) = (svc("a", true), svc("b", true), svc("c", false));
+    let shared = address_serving([&a, &b], &endpoints);
+    assert!(shared.any);
+    assert_eq!(shared.local_nodes, Some(BTreeSet::from(["n2".to_string()])));
+    // A Cluster Service sharing the address does not widen or narrow the Local set.
+    let shared = address_serving([&a, &c], &endpoints);
+    assert_eq!(
+        shared.local_nodes,
+        Some(BTreeSet::from(["n1".to_string(), "n2".to_string()]))
+    );
+    assert_eq!(address_serving([&c], &endpoints).local_nodes, None);
+    // One sharing Service without a serving endpoint silences the address.
+    assert!(!address_serving([&a, &svc("none", false)], &endpoints).any);
+}

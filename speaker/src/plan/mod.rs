@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ferrolb_crds::service::{announced_from, ingress_ips, is_ours, key};
 use ferrolb_crds::serving::node_usable;
-use ferrolb_crds::serving::{Endpoints, endpoints_by_service, local_policy};
+use ferrolb_crds::serving::{Endpoints, address_serving, endpoints_by_service};
 use ferrolb_crds::validate::{Report, Snapshot, ValidPool, Verdict};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -144,8 +144,7 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
         };
         // Nodes that may serve this address: Local → nodes with a serving endpoint of every
         // sharing Service; Cluster → all nodes, provided some endpoint serves.
-        let mut serving: Option<BTreeSet<String>> = None;
-        let mut any_endpoint = true;
+        let shared = address_serving(svcs.iter().copied(), endpoints);
         let mut claimed = BTreeSet::new();
         for s in &svcs {
             claimed.extend(
@@ -154,22 +153,13 @@ fn addresses<'a>(w: &World<'a>, endpoints: &BTreeMap<String, Endpoints>) -> Vec<
                     .filter(|a| a.address == ip)
                     .map(|a| a.node),
             );
-            let eps = endpoints.get(&key(s));
-            any_endpoint &= eps.is_some_and(|e| e.any);
-            if local_policy(s) {
-                let set = eps.map(|e| e.nodes.clone()).unwrap_or_default();
-                serving = Some(match serving {
-                    Some(prev) => prev.intersection(&set).cloned().collect(),
-                    None => set,
-                });
-            }
         }
-        if any_endpoint {
+        if shared.any {
             out.push(Address {
                 ip,
                 pool,
                 services: svcs.iter().map(|s| key(s)).collect(),
-                serving,
+                serving: shared.local_nodes,
                 claimed,
             });
         }
