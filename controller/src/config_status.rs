@@ -3,6 +3,7 @@
 //! gauges). Written only where they differ from what the store shows.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use ferrolb_crds::status::{VALID, condition, set_condition};
 use ferrolb_crds::validate::{Report, Snapshot, Verdict};
@@ -17,6 +18,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::conflicts::Conflicts;
 use crate::decide::Decider;
 use crate::metrics::{PoolLabels, gauge_value};
 use crate::writer::Writer;
@@ -81,9 +83,15 @@ impl ConfigStatus {
         }
     }
 
-    /// Writes each pool's counts and `Valid` condition when they changed, and sets the pool
-    /// gauges.
-    pub fn write_pools(&self, pools: &Store<IPAddressPool>, report: &Report, decider: &Decider) {
+    /// Writes each pool's counts, conflicts and `Valid` condition when they changed, and sets
+    /// the pool gauges.
+    pub fn write_pools(
+        &self,
+        pools: &Store<IPAddressPool>,
+        report: &Report,
+        decider: &Decider,
+        conflicts: &Conflicts,
+    ) {
         let metrics = &self.writer.metrics;
         for pool in pools.state() {
             let name = pool.name_any();
@@ -93,9 +101,24 @@ impl ConfigStatus {
                 message: "not validated yet".into(),
             });
             let stats = decider.stats(&name);
-            for (family, used, free) in [
-                ("IPv4", stats.assigned_ipv4, stats.available_ipv4),
-                ("IPv6", stats.assigned_ipv6, stats.available_ipv6),
+            let in_conflict = conflicts.of_pool(&name);
+            let v4_in_conflict = in_conflict
+                .iter()
+                .filter(|c| c.address.parse::<Ipv4Addr>().is_ok())
+                .count();
+            for (family, used, free, conflicted) in [
+                (
+                    "IPv4",
+                    stats.assigned_ipv4,
+                    stats.available_ipv4,
+                    v4_in_conflict,
+                ),
+                (
+                    "IPv6",
+                    stats.assigned_ipv6,
+                    stats.available_ipv6,
+                    in_conflict.len() - v4_in_conflict,
+                ),
             ] {
                 let labels = PoolLabels {
                     pool: name.clone(),
@@ -109,6 +132,10 @@ impl ConfigStatus {
                     .addresses_in_use
                     .get_or_create(&labels)
                     .set(gauge_value(used));
+                metrics
+                    .addresses_in_conflict
+                    .get_or_create(&labels)
+                    .set(gauge_value(conflicted as u128));
             }
             let old = pool.status.clone().unwrap_or_default();
             let mut new = IPAddressPoolStatus {
@@ -116,6 +143,8 @@ impl ConfigStatus {
                 assigned_ipv6: gauge_value(stats.assigned_ipv6),
                 available_ipv4: gauge_value(stats.available_ipv4),
                 available_ipv6: gauge_value(stats.available_ipv6),
+                addresses_in_conflict: in_conflict.len() as i64,
+                conflicts: in_conflict,
                 conditions: old.conditions.clone(),
             };
             let changed = set_condition(
@@ -127,6 +156,8 @@ impl ConfigStatus {
                 || new.assigned_ipv6 != old.assigned_ipv6
                 || new.available_ipv4 != old.available_ipv4
                 || new.available_ipv6 != old.available_ipv6
+                || new.addresses_in_conflict != old.addresses_in_conflict
+                || new.conflicts != old.conflicts
             {
                 self.writer.patch_status(
                     self.api::<IPAddressPool>(),

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ferrolb_crds::address::Family;
 use ferrolb_crds::annotations;
+use ferrolb_crds::service::AddressConflict;
 use ferrolb_crds::validate::ValidPool;
 use k8s_openapi::api::core::v1::Service;
 
@@ -18,6 +19,9 @@ use crate::intent;
 pub struct Context<'a> {
     pub service: &'a Service,
     pub matching_pools: BTreeSet<String>,
+    /// Conflicts remembered for addresses the Service held (`avoidConflictingIPs`): its
+    /// message says it moved off them, or kept one it requested.
+    pub conflicts: Vec<AddressConflict>,
 }
 
 /// What a Service should show.
@@ -69,6 +73,7 @@ fn pools(valid: &[ValidPool]) -> Vec<Pool> {
             ranges: p.ranges.clone(),
             auto_assign: p.spec.auto_assign,
             avoid_buggy_ips: p.spec.avoid_buggy_ips,
+            avoid_conflicting_ips: p.spec.avoid_conflicting_ips,
             allocation: p
                 .spec
                 .service_allocation
@@ -127,10 +132,37 @@ impl Decider {
                 return refused(kept, "InvalidRequest", e.to_string());
             }
         };
-        match self.alloc.ensure(&req) {
+        let decision = match self.alloc.ensure(&req) {
             Ok(a) => granted(a, ctx.service),
             Err(r) => refused(r.kept, reason_of(&r.error), r.error.to_string()),
-        }
+        };
+        explain_conflicts(decision, &ctx.conflicts, &req.requested_ips)
+    }
+
+    /// Replaces the addresses reported in conflict (avoided by pools with `avoidConflictingIPs`).
+    pub fn set_conflicts(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        self.alloc.set_conflicts(ips);
+    }
+
+    /// The addresses a Service holds.
+    pub fn ips_of(&self, key: &str) -> Vec<IpAddr> {
+        self.alloc
+            .allocation(&key_of(key))
+            .map(|a| a.ips)
+            .unwrap_or_default()
+    }
+
+    /// The pool of `ip`, if it avoids conflicting addresses.
+    pub fn pool_avoiding_conflicts(&self, ip: &IpAddr) -> Option<String> {
+        self.alloc
+            .pool_of(ip)
+            .filter(|p| p.avoid_conflicting_ips)
+            .map(|p| p.name.clone())
+    }
+
+    /// Keys (`namespace/name`) of the Services holding `ip`.
+    pub fn holders(&self, ip: &IpAddr) -> Vec<String> {
+        self.alloc.holders(ip).map(ToString::to_string).collect()
     }
 
     /// Frees a Service's addresses; true if it held any.
@@ -191,6 +223,27 @@ fn granted(a: Allocation, svc: &Service) -> Decision {
     }
 }
 
+/// Adds to the message what the conflicts remembered for the Service did: it moved off an
+/// address, or kept one it requested (an operator then sees why it is unreachable).
+fn explain_conflicts(
+    mut d: Decision,
+    conflicts: &[AddressConflict],
+    requested: &[IpAddr],
+) -> Decision {
+    for c in conflicts {
+        let note = if !d.ips.contains(&c.address) {
+            format!("moved because {}", c.describe())
+        } else if requested.contains(&c.address) {
+            format!("kept as requested although {}", c.describe())
+        } else {
+            // Still held: the refusal before says why it could not move.
+            c.describe()
+        };
+        d.message = format!("{}; {note}", d.message);
+    }
+    d
+}
+
 fn refused(kept: Option<Allocation>, reason: &'static str, error: String) -> Decision {
     match kept {
         Some(a) => Decision {
@@ -225,6 +278,7 @@ mod tests {
                 addresses: vec![],
                 auto_assign: true,
                 avoid_buggy_ips: false,
+                avoid_conflicting_ips: false,
                 service_allocation: None,
             },
         }
@@ -234,10 +288,15 @@ mod tests {
         crate::fixtures::service(name, ann, |_| {})
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     fn ctx(s: &Service) -> Context<'_> {
         Context {
             service: s,
             matching_pools: BTreeSet::new(),
+            conflicts: vec![],
         }
     }
 
@@ -261,6 +320,52 @@ mod tests {
         assert_eq!(da.ips, ["198.18.10.0".parse::<IpAddr>().unwrap()]);
         assert_eq!(da.reason, "IPOutsidePools");
         assert!(da.pool.is_none());
+    }
+
+    #[test]
+    fn messages_say_a_service_moved_off_a_conflict_or_kept_what_it_asked_for() {
+        let mut avoiding = pool("p", "198.18.10.0/24");
+        avoiding.spec.avoid_conflicting_ips = true;
+        let mut d = Decider::new(&[avoiding]);
+        let (a, w) = (
+            svc("a", &[]),
+            svc("w", &[("ferrolb.io/loadBalancerIPs", "198.18.10.7")]),
+        );
+        assert_eq!(d.decide("ns/a", ctx(&a)).ips, [ip("198.18.10.0")]);
+        assert!(d.decide("ns/w", ctx(&w)).ok);
+        let conflict = |addr: &str| AddressConflict {
+            address: ip(addr),
+            mac: "02:00:c6:12:00:09".into(),
+            node: "flb-node1".into(),
+            interface: "eth0".into(),
+        };
+        d.set_conflicts([ip("198.18.10.0"), ip("198.18.10.7")]);
+        assert_eq!(
+            d.pool_avoiding_conflicts(&ip("198.18.10.0")).as_deref(),
+            Some("p")
+        );
+        let mut c = ctx(&a);
+        c.conflicts = vec![conflict("198.18.10.0")];
+        let da = d.decide("ns/a", c);
+        assert!(da.ok);
+        assert_eq!(da.reason, "IPAllocated");
+        assert_eq!(
+            da.message,
+            "allocated 198.18.10.1 from pool p; moved because 198.18.10.0 is in use by another \
+             host (MAC 02:00:c6:12:00:09) seen by node flb-node1 on eth0"
+        );
+        let mut c = ctx(&w);
+        c.conflicts = vec![conflict("198.18.10.7")];
+        let dw = d.decide("ns/w", c);
+        assert_eq!(dw.ips, [ip("198.18.10.7")]);
+        assert!(
+            dw.message.ends_with(
+                "; kept as requested although 198.18.10.7 is in use by another host \
+                 (MAC 02:00:c6:12:00:09) seen by node flb-node1 on eth0"
+            ),
+            "{}",
+            dw.message
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub(crate) enum Msg {
     Written(String, Outcome, Option<String>),
     /// A watch listed afresh (after an outage): deletions may have been missed.
     Relisted,
+    /// Time to forget conflicts not reported for long enough.
+    ExpireConflicts,
 }
 
 /// Messages taken together: one configuration pass serves many changes.
@@ -28,6 +30,7 @@ pub(crate) struct Batch {
     pub config: bool,
     pub everything: bool,
     pub written: Vec<(String, Outcome, Option<String>)>,
+    pub expire_conflicts: bool,
 }
 
 impl Batch {
@@ -52,6 +55,7 @@ impl Batch {
             Msg::Config => self.config = true,
             Msg::Namespaces | Msg::Relisted => self.everything = true,
             Msg::Written(k, o, rv) => self.written.push((k, o, rv)),
+            Msg::ExpireConflicts => self.expire_conflicts = true,
         }
     }
 }

@@ -292,6 +292,7 @@ mod tests {
                 addresses: vec![],
                 auto_assign: true,
                 avoid_buggy_ips: false,
+                avoid_conflicting_ips: false,
                 service_allocation: sa,
             },
         };

@@ -2,6 +2,7 @@
 
 pub mod allocator;
 mod config_status;
+mod conflicts;
 pub mod decide;
 #[cfg(test)]
 mod fixtures;

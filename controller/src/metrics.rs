@@ -23,6 +23,8 @@ pub struct ReasonLabels {
 pub struct Metrics {
     pub addresses_total: Family<PoolLabels, Gauge>,
     pub addresses_in_use: Family<PoolLabels, Gauge>,
+    /// Addresses each pool avoids because a speaker reported them in use by another host.
+    pub addresses_in_conflict: Family<PoolLabels, Gauge>,
     pub allocations: Counter,
     pub failures: Family<ReasonLabels, Counter>,
     pub services: Gauge,
@@ -45,6 +47,7 @@ impl Metrics {
         let m = Metrics {
             addresses_total: Family::default(),
             addresses_in_use: Family::default(),
+            addresses_in_conflict: Family::default(),
             allocations: Counter::default(),
             failures: Family::default(),
             services: Gauge::default(),
@@ -66,6 +69,11 @@ impl Metrics {
             "allocator_addresses_in_use",
             "Addresses of each pool held by Services",
             m.addresses_in_use.clone(),
+        );
+        r.register(
+            "allocator_addresses_in_conflict",
+            "Addresses of each pool reported in use by another host and avoided (avoidConflictingIPs)",
+            m.addresses_in_conflict.clone(),
         );
         r.register(
             "allocator_allocations",

@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use ferrolb_crds::service::{ingress_ips, key as key_of};
+use ferrolb_crds::service::{conflicts as reported_conflicts, ingress_ips, key as key_of};
 use ferrolb_crds::validate;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Client;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::config_status::ConfigStatus;
+use crate::conflicts::{FORGET_AFTER, Seen};
 use crate::inbox::{Batch, Msg};
 use crate::intent;
 use crate::metrics::{Metrics, ReasonLabels};
@@ -25,6 +27,9 @@ use crate::service_status::{our_condition, up_to_date, wrote_status};
 use crate::settling::{Report, Settling};
 use crate::stores::Stores;
 use crate::writer::{Outcome, RETRY_LATER, WriteJob, Writer};
+
+/// How often remembered conflicts are checked for expiry (they live [`FORGET_AFTER`]).
+const EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) struct Reconciler {
     lb_class: Option<String>,
@@ -85,6 +90,17 @@ impl Reconciler {
         mut leader: watch::Receiver<bool>,
         mut rx: mpsc::UnboundedReceiver<Msg>,
     ) -> Result<()> {
+        // Conflicts expire by the clock, not by any watch event: look every so often.
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(EXPIRY_CHECK);
+            loop {
+                every.tick().await;
+                if tx.send(Msg::ExpireConflicts).is_err() {
+                    return;
+                }
+            }
+        });
         loop {
             let is_leader = *leader.borrow_and_update();
             if is_leader && self.leading.is_none() {
@@ -149,6 +165,19 @@ impl Reconciler {
         if self.leading.is_none() {
             return;
         }
+        if batch.expire_conflicts
+            && let Some(l) = &mut self.leading
+            && l.conflicts.expire(Timestamp::now())
+        {
+            tracing::info!(
+                after = %FORGET_AFTER,
+                "conflicts not reported again forgotten: their addresses may be handed out again"
+            );
+            l.decider.set_conflicts(l.conflicts.addresses());
+            self.freed = true;
+            // Messages that named a forgotten conflict change.
+            batch.everything = true;
+        }
         if batch.config {
             // Refused writes get another go when FerroLB's configuration changes (not on every
             // Namespace event or re-list: those come often and change nothing for them).
@@ -207,8 +236,12 @@ impl Reconciler {
             return;
         }
         if let Some(l) = &self.leading {
-            self.config_status
-                .write_pools(&self.stores.config.pools, &l.report, &l.decider);
+            self.config_status.write_pools(
+                &self.stores.config.pools,
+                &l.report,
+                &l.decider,
+                &l.conflicts,
+            );
             self.metrics.services.set(l.decider.len() as i64);
             self.metrics.services_pending.set(self.pending.len() as i64);
         }
@@ -241,7 +274,11 @@ impl Reconciler {
             self.blocked.remove(key);
         }
         let started = Instant::now();
-        let ctx = self.stores.context(&svc, &leading.report.valid_pools);
+        for other in observe_conflicts(leading, key, &svc) {
+            let _ = self.tx.send(Msg::Service(other));
+        }
+        let mut ctx = self.stores.context(&svc, &leading.report.valid_pools);
+        ctx.conflicts = leading.conflicts.of_service(key);
         let decision = leading.decider.decide(key, ctx);
         self.metrics
             .reconcile_seconds
@@ -311,7 +348,63 @@ impl Reconciler {
             return;
         };
         leading.decider.set_pools(&report.valid_pools);
+        // Turning `avoidConflictingIPs` off forgets the pool's conflicts (the operator's reset).
+        let avoiding = snapshot
+            .pools
+            .iter()
+            .filter(|p| p.spec.avoid_conflicting_ips)
+            .map(|p| p.name_any())
+            .collect();
+        if leading.conflicts.retain_pools(&avoiding) {
+            self.freed = true;
+        }
+        leading.decider.set_conflicts(leading.conflicts.addresses());
         self.config_status.write_verdicts(&snapshot, &report);
         leading.report = report;
     }
+}
+
+/// Records the conflicts the Service's speaker reports on addresses it holds, in pools that
+/// avoid them. Returns the other Services holding a newly recorded address: they move too.
+fn observe_conflicts(leading: &mut Leading, key: &str, svc: &Service) -> Vec<String> {
+    let held = leading.decider.ips_of(key);
+    let mut others = Vec::new();
+    let mut changed = false;
+    // A report is a node's word: only addresses this very Service holds count.
+    for c in reported_conflicts(svc)
+        .into_iter()
+        .filter(|c| held.contains(&c.address))
+    {
+        let Some(pool) = leading.decider.pool_avoiding_conflicts(&c.address) else {
+            continue;
+        };
+        let holders = leading.decider.holders(&c.address);
+        match leading
+            .conflicts
+            .report(&pool, &c, &holders, Timestamp::now())
+        {
+            Seen::New => {
+                tracing::warn!(
+                    service = key,
+                    pool,
+                    conflict = c.describe(),
+                    "address in conflict: the pool stops handing it out and its Services move"
+                );
+                changed = true;
+                others.extend(holders.into_iter().filter(|h| h != key));
+            }
+            Seen::Full => tracing::warn!(
+                service = key,
+                pool,
+                conflict = c.describe(),
+                max = crate::conflicts::MAX_PER_POOL,
+                "address in conflict not recorded: the pool remembers the most conflicts it may"
+            ),
+            Seen::Refreshed | Seen::Known => {}
+        }
+    }
+    if changed {
+        leading.decider.set_conflicts(leading.conflicts.addresses());
+    }
+    others
 }

@@ -7,8 +7,9 @@ use ferrolb_crds::service::{ingress_ips, key as key_of};
 use ferrolb_crds::validate::{self, Report};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
+use crate::conflicts::Conflicts;
 use crate::decide::Decider;
 use crate::intent;
 use crate::stores::{Stores, slim_service};
@@ -18,6 +19,8 @@ pub(crate) struct Leading {
     pub decider: Decider,
     /// The validation of the configuration the decider's pools come from.
     pub report: Report,
+    /// Addresses reported in conflict, as the pools' status remembers them.
+    pub conflicts: Conflicts,
 }
 
 /// A decider holding every address our Services show (as listed now, not as cached: the
@@ -32,6 +35,15 @@ pub(crate) async fn restore(
     let mut services = list_shown(client, lb_class, manager).await;
     let report = validate::validate(&stores.snapshot());
     let mut decider = Decider::new(&report.valid_pools);
+    // What the previous leader remembered, before any new allocation can take those addresses.
+    let mut conflicts = Conflicts::default();
+    for pool in stores.config.pools.state() {
+        if pool.spec.avoid_conflicting_ips {
+            let shown = pool.status.as_ref().map(|s| s.conflicts.as_slice());
+            conflicts.seed(&pool.name_any(), shown.unwrap_or_default());
+        }
+    }
+    decider.set_conflicts(conflicts.addresses());
     // Oldest first, as the decision loop goes.
     services.sort_by(|a, b| {
         let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
@@ -55,7 +67,11 @@ pub(crate) async fn restore(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "leading: allocations restored"
     );
-    Leading { decider, report }
+    Leading {
+        decider,
+        report,
+        conflicts,
+    }
 }
 
 /// Our Services that show addresses, listed page by page and slimmed (so restoring many

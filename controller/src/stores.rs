@@ -91,6 +91,7 @@ impl Stores {
         Context {
             service: svc,
             matching_pools: intent::matching_pools(valid_pools, &ns, &ns_labels, svc.labels()),
+            conflicts: vec![],
         }
     }
 }

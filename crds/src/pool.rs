@@ -1,6 +1,6 @@
 //! `IPAddressPool`: the addresses FerroLB may hand out, and which Services may take them.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,12 @@ fn default_true() -> bool {
         json_path = ".status.availableIPv6"
     ),
     printcolumn(
+        name = "In Conflict",
+        type_ = "integer",
+        json_path = ".status.addressesInConflict",
+        priority = 1
+    ),
+    printcolumn(
         name = "Valid",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Valid\")].status"
@@ -73,6 +79,12 @@ pub struct IPAddressPoolSpec {
     /// network/broadcast addresses.
     #[serde(default, rename = "avoidBuggyIPs")]
     pub avoid_buggy_ips: bool,
+    /// FerroLB extension (not in MetalLB): never hand out automatically an address a speaker
+    /// reported in use by another host (L2 conflict detection), and move a Service that got
+    /// such an address automatically to another one. Addresses a Service requested stay. The
+    /// conflicts are remembered in `status.conflicts` for an hour after last seen.
+    #[serde(default, rename = "avoidConflictingIPs")]
+    pub avoid_conflicting_ips: bool,
     /// Restrict the pool to some Services, and rank it among the pools they may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_allocation: Option<ServiceAllocation>,
@@ -113,7 +125,37 @@ pub struct IPAddressPoolStatus {
     /// IPv6 addresses still free (saturates at 9223372036854775807 for pools of /65 and larger).
     #[serde(rename = "availableIPv6", default)]
     pub available_ipv6: i64,
+    /// Addresses of the pool reported in use by another host and avoided
+    /// (`avoidConflictingIPs`).
+    #[serde(rename = "addressesInConflict", default)]
+    pub addresses_in_conflict: i64,
+    /// The conflicts the pool avoids (`avoidConflictingIPs`), by address; written by the
+    /// controller and read back when it takes the lead. Always written, empty included, so a
+    /// merge patch clears it.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub conflicts: Vec<PoolConflict>,
     /// `Valid`: whether the pool is in use (False names what to fix).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// An address of the pool some host that is not a FerroLB node answered for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolConflict {
+    pub address: String,
+    /// The other host's MAC, as the speaker reported it.
+    pub mac: String,
+    /// The node that saw it, and on which interface.
+    pub node: String,
+    pub interface: String,
+    /// Services (`namespace/name`) that held the address when it was reported.
+    #[serde(default)]
+    #[schemars(length(max = 8))]
+    pub services: Vec<String>,
+    pub first_seen: Time,
+    /// Refreshed while a Service holding the address reports it; the entry expires an hour
+    /// later.
+    pub last_seen: Time,
 }

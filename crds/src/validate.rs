@@ -551,6 +551,7 @@ mod tests {
                     auto_assign: true,
                     avoid_buggy_ips: false,
                     service_allocation: None,
+                    avoid_conflicting_ips: false,
                 },
             ),
             t,

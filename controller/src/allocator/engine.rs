@@ -29,6 +29,9 @@ pub struct Allocator {
     /// Sharing key -> addresses held by Services with that key (and how many such holders), so
     /// a Service with a key finds addresses it may join without scanning everything.
     keyed: BTreeMap<String, BTreeMap<Addr, usize>>,
+    /// Addresses reported in use by another host; avoided in pools with
+    /// `avoid_conflicting_ips`.
+    conflicted: BTreeSet<Addr>,
 }
 
 /// What one Service holds.
@@ -73,6 +76,7 @@ impl Allocator {
             v4: Occupancy::new(Family::V4),
             v6: Occupancy::new(Family::V6),
             keyed: BTreeMap::new(),
+            conflicted: BTreeSet::new(),
         }
     }
 
@@ -84,6 +88,17 @@ impl Allocator {
         for h in self.services.values_mut() {
             h.pool = self.pools.home(&h.addrs).map(|p| p.name.clone());
         }
+    }
+
+    /// Replaces the addresses reported in conflict. Never changes anyone's addresses: the next
+    /// `ensure` of a Service holding one decides whether it moves.
+    pub fn set_conflicts(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        self.conflicted = ips.into_iter().map(|ip| Addr::of(&ip)).collect();
+    }
+
+    /// Whether `pool` must not hand out `addr` automatically (reported in conflict).
+    fn avoided(&self, pool: &Pool, addr: Addr) -> bool {
+        pool.avoid_conflicting_ips && self.conflicted.contains(&addr)
     }
 
     /// Pools in name order.
@@ -191,14 +206,17 @@ impl Allocator {
 
     pub fn pool_stats(&self, pool: &str) -> Option<PoolStats> {
         let pool = self.pools.get(pool)?;
-        Some(self.pools.stats(pool, &self.v4, &self.v6))
+        Some(self.pools.stats(pool, &self.v4, &self.v6, &self.conflicted))
     }
 
     /// Stats of every pool, by name.
     pub fn stats(&self) -> BTreeMap<String, PoolStats> {
         self.pools
             .iter()
-            .map(|p| (p.name.clone(), self.pools.stats(p, &self.v4, &self.v6)))
+            .map(|p| {
+                let stats = self.pools.stats(p, &self.v4, &self.v6, &self.conflicted);
+                (p.name.clone(), stats)
+            })
             .collect()
     }
 
@@ -217,6 +235,13 @@ impl Allocator {
             return Verdict::Move;
         }
         if demand.requested.iter().any(|r| !current.addrs.contains(r)) {
+            return Verdict::Move;
+        }
+        // An address reported in conflict is left, unless the Service asked for it.
+        if current.addrs.iter().any(|a| {
+            !demand.requested.contains(a)
+                && self.pools.pool_of(*a).is_some_and(|p| self.avoided(p, *a))
+        }) {
             return Verdict::Move;
         }
         // Only this Service's own profile can have changed: co-holders were compatible with

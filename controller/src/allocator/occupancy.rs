@@ -31,7 +31,6 @@ impl Occupancy {
         self.holders.get(&value).into_iter().flatten()
     }
 
-    #[cfg(test)]
     pub fn is_held(&self, value: u128) -> bool {
         self.holders.contains_key(&value)
     }

@@ -1,10 +1,10 @@
 //! Address pools as the allocator sees them, and which pool holds an address.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferrolb_crds::address::{AddressRange, Family};
 
-use super::addr::{Addr, buggy_count};
+use super::addr::{Addr, buggy_count, is_buggy};
 use super::occupancy::Occupancy;
 
 /// A validated `IPAddressPool`.
@@ -16,6 +16,10 @@ pub struct Pool {
     pub auto_assign: bool,
     /// Never hand out IPv4 addresses ending in .0 or .255.
     pub avoid_buggy_ips: bool,
+    /// Never hand out automatically an address reported in conflict
+    /// ([`Allocator::set_conflicts`](super::Allocator::set_conflicts)), and move Services that
+    /// got one automatically.
+    pub avoid_conflicting_ips: bool,
     /// `serviceAllocation`: the pool serves only the Services that list it in
     /// [`Request::matching_pools`](super::Request::matching_pools).
     pub allocation: Option<PoolAllocationRule>,
@@ -29,13 +33,14 @@ pub struct PoolAllocationRule {
 }
 
 impl Pool {
-    /// An auto-assign pool without `serviceAllocation` or `avoidBuggyIPs`.
+    /// An auto-assign pool without `serviceAllocation`, `avoidBuggyIPs` or `avoidConflictingIPs`.
     pub fn new(name: impl Into<String>, ranges: Vec<AddressRange>) -> Pool {
         Pool {
             name: name.into(),
             ranges,
             auto_assign: true,
             avoid_buggy_ips: false,
+            avoid_conflicting_ips: false,
             allocation: None,
         }
     }
@@ -75,7 +80,8 @@ pub struct PoolStats {
     /// Distinct addresses held (a shared address counts once).
     pub assigned_ipv4: u128,
     pub assigned_ipv6: u128,
-    /// Addresses that could still be handed out (minus .0/.255 under `avoidBuggyIPs`).
+    /// Addresses that could still be handed out (minus .0/.255 under `avoidBuggyIPs`, and free
+    /// addresses in conflict under `avoidConflictingIPs`).
     pub available_ipv4: u128,
     pub available_ipv6: u128,
 }
@@ -141,7 +147,14 @@ impl PoolSet {
             .then_some(pool)
     }
 
-    pub fn stats(&self, pool: &Pool, v4: &Occupancy, v6: &Occupancy) -> PoolStats {
+    /// Counts of `pool`; `conflicted` are the addresses reported in conflict (any pool).
+    pub fn stats(
+        &self,
+        pool: &Pool,
+        v4: &Occupancy,
+        v6: &Occupancy,
+        conflicted: &BTreeSet<Addr>,
+    ) -> PoolStats {
         let mut s = PoolStats::default();
         for r in &pool.ranges {
             let (lo, hi) = r.bounds();
@@ -159,6 +172,19 @@ impl PoolSet {
             *assigned = assigned.saturating_add(held);
             *available =
                 available.saturating_add(r.size().saturating_sub(held).saturating_sub(unusable));
+        }
+        if pool.avoid_conflicting_ips {
+            // Free addresses in conflict are not available either (held ones count as held).
+            for a in conflicted.iter().filter(|a| pool.contains(**a)) {
+                let (occ, available) = match a.family {
+                    Family::V4 => (v4, &mut s.available_ipv4),
+                    Family::V6 => (v6, &mut s.available_ipv6),
+                };
+                let avoided_anyway = pool.avoid_buggy_ips && is_buggy(a.family, a.value);
+                if !occ.is_held(a.value) && !avoided_anyway {
+                    *available = available.saturating_sub(1);
+                }
+            }
         }
         s
     }
@@ -239,7 +265,7 @@ mod tests {
         v4.add(a("10.0.0.255").value, k.clone()); // a restored buggy address
         v6.add(a("fd00::1").value, k.clone());
         v6.add(a("fd01::1").value, k); // outside the pool
-        let s = set.stats(&pool, &v4, &v6);
+        let s = set.stats(&pool, &v4, &v6, &BTreeSet::new());
         assert_eq!(s.assigned_ipv4, 2);
         // 512 addresses, 4 buggy (.0/.255 twice), 2 held of which one buggy.
         assert_eq!(s.available_ipv4, 512 - 2 - 3);

@@ -82,6 +82,7 @@ fn build_pool(name: &str, ranges: Vec<AddressRange>, a: &Attrs) -> Pool {
         ranges,
         auto_assign: a.auto_assign,
         avoid_buggy_ips: a.avoid,
+        avoid_conflicting_ips: false,
         allocation: match a.allocation {
             0 => None,
             1 => Some(PoolAllocationRule { priority: None }),

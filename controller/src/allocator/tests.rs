@@ -156,6 +156,88 @@ fn avoid_buggy_ips_does_not_touch_ipv6() {
     assert_eq!(ips_of(&mut a, &req6("b")), ["fd00::100"]);
 }
 
+fn avoiding(name: &str, ranges: &[&str]) -> Pool {
+    Pool {
+        avoid_conflicting_ips: true,
+        ..pool(name, ranges)
+    }
+}
+
+#[test]
+fn conflicting_addresses_are_left_and_never_handed_out() {
+    let mut a = allocator(vec![avoiding("p", &["10.0.0.0/29"])]);
+    assert_eq!(ips_of(&mut a, &req("a")), ["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &req("b")), ["10.0.0.1"]);
+    a.set_conflicts([ip("10.0.0.0")]);
+    a.assert_invariants();
+    // Nothing moves until the Service is decided again; then it takes the lowest usable one.
+    assert_eq!(a.allocation(&key("a")).unwrap().ips, [ip("10.0.0.0")]);
+    assert_eq!(
+        got(&mut a, &req("a")),
+        (vec!["10.0.0.2".into()], Some("p".into()))
+    );
+    assert_eq!(ips_of(&mut a, &req("b")), ["10.0.0.1"]);
+    // The freed address is not handed to anyone automatically...
+    assert_eq!(ips_of(&mut a, &req("c")), ["10.0.0.3"]);
+    // ...and is not counted as available (8 - 3 held - 1 in conflict).
+    assert_eq!(a.pool_stats("p").unwrap().available_ipv4, 4);
+    // A Service that asks for it gets it, and keeps it.
+    let d = wants(req("d"), &["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &d), ["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &d), ["10.0.0.0"]);
+    assert_eq!(a.pool_stats("p").unwrap().available_ipv4, 4);
+}
+
+#[test]
+fn conflicts_change_nothing_in_pools_that_do_not_avoid_them() {
+    let mut a = allocator(vec![pool("p", &["10.0.0.0/29"])]);
+    assert_eq!(ips_of(&mut a, &req("a")), ["10.0.0.0"]);
+    a.set_conflicts([ip("10.0.0.0"), ip("10.0.0.1")]);
+    assert_eq!(ips_of(&mut a, &req("a")), ["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &req("b")), ["10.0.0.1"]);
+    assert_eq!(a.pool_stats("p").unwrap().available_ipv4, 6);
+}
+
+#[test]
+fn a_dual_stack_service_moves_only_the_address_in_conflict() {
+    let mut a = allocator(vec![avoiding("p", &["10.0.0.0/30", "fd00::/126"])]);
+    let r = dual("a", FamilyPolicy::RequireDualStack, &[V4, V6]);
+    assert_eq!(ips_of(&mut a, &r), ["10.0.0.0", "fd00::"]);
+    a.set_conflicts([ip("fd00::")]);
+    assert_eq!(ips_of(&mut a, &r), ["10.0.0.0", "fd00::1"]);
+    // Requested IPv4, automatic IPv6: the requested one is never the reason to move.
+    let w = wants(
+        dual("w", FamilyPolicy::RequireDualStack, &[V4, V6]),
+        &["10.0.0.3"],
+    );
+    assert_eq!(ips_of(&mut a, &w), ["10.0.0.3", "fd00::2"]);
+    a.set_conflicts([ip("fd00::"), ip("10.0.0.3"), ip("fd00::2")]);
+    assert_eq!(ips_of(&mut a, &w), ["10.0.0.3", "fd00::3"]);
+}
+
+#[test]
+fn services_sharing_an_address_in_conflict_move_together() {
+    let mut a = allocator(vec![avoiding("p", &["10.0.0.0/29"])]);
+    let web = sharing(req("web"), "k", &[Port::tcp(80)]);
+    let tls = sharing(req("tls"), "k", &[Port::tcp(443)]);
+    assert_eq!(ips_of(&mut a, &web), ["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &tls), ["10.0.0.0"]);
+    a.set_conflicts([ip("10.0.0.0")]);
+    assert_eq!(ips_of(&mut a, &web), ["10.0.0.1"]);
+    assert_eq!(ips_of(&mut a, &tls), ["10.0.0.1"]);
+}
+
+#[test]
+fn a_full_pool_keeps_the_address_in_conflict_and_says_why() {
+    let mut a = allocator(vec![avoiding("p", &["10.0.0.0/31"])]);
+    assert_eq!(ips_of(&mut a, &req("a")), ["10.0.0.0"]);
+    assert_eq!(ips_of(&mut a, &req("b")), ["10.0.0.1"]);
+    a.set_conflicts([ip("10.0.0.0")]);
+    let e = refused(&mut a, &req("a"));
+    assert!(matches!(e.error, AllocError::Exhausted { .. }), "{e}");
+    assert_eq!(e.kept.unwrap().ips, [ip("10.0.0.0")]);
+}
+
 // ---- pool choice ----
 
 #[test]

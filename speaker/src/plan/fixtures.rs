@@ -103,6 +103,7 @@ pub(super) fn config(l2_nodes: Option<&str>, bgp: bool) -> Snapshot {
             ],
             auto_assign: true,
             avoid_buggy_ips: false,
+            avoid_conflicting_ips: false,
             service_allocation: None,
         },
     );

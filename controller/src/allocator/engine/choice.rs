@@ -197,6 +197,7 @@ impl Allocator {
         // A moving Service keeps what it can: a move changes only what it must.
         if let Some(own) = previous.and_then(|h| h.addrs.iter().find(|a| a.family == family))
             && pool.contains(*own)
+            && !self.avoided(pool, *own)
             && self.conflict(*own, &demand.profile).is_none()
         {
             return Some(*own);
@@ -208,7 +209,9 @@ impl Allocator {
                 let found = shared
                     .range(Addr { family, value: lo }..=Addr { family, value: hi })
                     .map(|(a, _)| *a)
-                    .find(|a| self.conflict(*a, &demand.profile).is_none());
+                    .find(|a| {
+                        !self.avoided(pool, *a) && self.conflict(*a, &demand.profile).is_none()
+                    });
                 if found.is_some() {
                     return found;
                 }
@@ -216,10 +219,16 @@ impl Allocator {
         }
         let occupancy = self.occupancy(family);
         pool.ranges_of(family).find_map(|range| {
-            let (lo, hi) = range.bounds();
-            occupancy
-                .first_free(lo, hi, pool.avoid_buggy_ips)
-                .map(|v| Addr::new(family, v))
+            let (mut from, hi) = range.bounds();
+            // Conflicts are few (capped per pool), so stepping over them is cheap.
+            loop {
+                let v = occupancy.first_free(from, hi, pool.avoid_buggy_ips)?;
+                let a = Addr::new(family, v);
+                if !self.avoided(pool, a) {
+                    return Some(a);
+                }
+                from = v.checked_add(1)?;
+            }
         })
     }
 
@@ -230,6 +239,7 @@ impl Allocator {
         shared.keys().any(|a| {
             demand.options[0].contains(&a.family)
                 && pool.contains(*a)
+                && !self.avoided(pool, *a)
                 && self.conflict(*a, &demand.profile).is_none()
         })
     }
