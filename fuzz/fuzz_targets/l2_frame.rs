@@ -29,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
                 ..
             } => (IpAddr::V4(target_ip), sender_ip == target_ip),
             Inbound::NeighborSolicitation { target, .. } => (IpAddr::V6(target), false),
+            // Claims (replies, advertisements) are never answered.
+            Inbound::ArpReply { sender_ip, .. } => (IpAddr::V4(sender_ip), true),
+            Inbound::NeighborAdvertisement { target, .. } => (IpAddr::V6(target), true),
         };
         let desired = BTreeMap::from([(target, BTreeSet::from([IFACE.to_owned()]))]);
         actions.extend(announcer.set_desired(&desired, now));

@@ -94,6 +94,8 @@ struct L2Task {
     /// False once the runtime dropped its status sender (it is ending).
     status_open: bool,
     reassert: watch::Sender<u64>,
+    /// Addresses a FerroLB node announced before: taken over without a conflict probe.
+    announced_before: watch::Sender<BTreeSet<std::net::IpAddr>>,
     started: tokio::time::Instant,
 }
 
@@ -103,11 +105,13 @@ fn start_l2(config: &L2Config, desired: &watch::Sender<DesiredL2>) -> Result<L2T
     let runtime = L2Runtime::new(config.clone(), desired.subscribe());
     let status = runtime.status();
     let reassert = runtime.reasserter();
+    let announced_before = runtime.announced_before();
     Ok(L2Task {
         task: tokio::spawn(runtime.run()),
         status,
         status_open: true,
         reassert,
+        announced_before,
         started: tokio::time::Instant::now(),
     })
 }
@@ -351,6 +355,14 @@ pub async fn run(
         last_plan_cost = last_plan_at.elapsed();
         metrics.plan_seconds.observe(last_plan_cost.as_secs_f64());
         let desired = desired_l2(&plan, &me);
+        if let Some(t) = &l2 {
+            let known = crate::visibility::announced_before(&services);
+            t.announced_before.send_if_modified(|cur| {
+                let changed = *cur != known;
+                *cur = known;
+                changed
+            });
+        }
         l2_tx.send_if_modified(|cur| {
             let changed = *cur != desired;
             *cur = desired.clone();
@@ -483,6 +495,7 @@ fn update_metrics(m: &Metrics, s: &L2Status, members: usize) {
     m.l2_gratuitous_sent.set(g(c.gratuitous_sent));
     m.l2_malformed_dropped.set(g(c.malformed_dropped));
     m.announced.set(s.announcing.len() as i64);
+    m.record_conflicts(&s.conflict_counts);
     m.members.set(members as i64);
 }
 
@@ -499,6 +512,7 @@ mod tests {
             status,
             status_open: true,
             reassert: watch::channel(0).0,
+            announced_before: watch::channel(BTreeSet::new()).0,
             started: tokio::time::Instant::now(),
         };
         (Some(t), status_tx)

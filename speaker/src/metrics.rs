@@ -19,6 +19,12 @@ pub struct RuntimeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConflictLabels {
+    pub interface: String,
+    pub family: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     /// See `membership::Reason::label`.
     pub reason: String,
@@ -47,6 +53,8 @@ pub struct Metrics {
     /// counter: the speaker may leave and rejoin the membership, which restarts its counts.
     pub membership_rejected: Family<ReasonLabels, Counter>,
     membership_seen: std::sync::Arc<std::sync::Mutex<crate::membership::reject::Rejected>>,
+    pub address_conflicts: Family<ConflictLabels, Counter>,
+    conflicts_seen: std::sync::Arc<std::sync::Mutex<crate::l2::conflict::ConflictCounts>>,
 }
 
 impl Default for Metrics {
@@ -67,6 +75,8 @@ impl Default for Metrics {
             runtime_up: Family::default(),
             membership_rejected: Family::default(),
             membership_seen: Default::default(),
+            address_conflicts: Family::default(),
+            conflicts_seen: Default::default(),
         }
     }
 }
@@ -147,6 +157,11 @@ impl Metrics {
             m.membership_rejected.clone(),
         );
         // Every reason shows, at 0 until it happens.
+        r.register(
+            "speaker_address_conflicts",
+            "Pool addresses found in use by another host on the segment (L2 probe or a claim while announcing), by interface and family",
+            m.address_conflicts.clone(),
+        );
         for reason in crate::membership::Reason::ALL {
             let _ = m.membership_rejected.get_or_create(&ReasonLabels {
                 reason: reason.label().into(),
@@ -173,5 +188,26 @@ impl Metrics {
             }
         }
         *seen = stats.rejected;
+    }
+
+    /// Adds the conflicts the L2 runtime detected since the last call.
+    pub fn record_conflicts(&self, counts: &crate::l2::conflict::ConflictCounts) {
+        let Ok(mut seen) = self.conflicts_seen.lock() else {
+            return;
+        };
+        for ((iface, family), &now) in counts {
+            let before = seen.get(&(iface.clone(), *family)).copied().unwrap_or(0);
+            // Fewer than before: a restarted L2 runtime counting from zero.
+            let delta = if now >= before { now - before } else { now };
+            if delta > 0 {
+                self.address_conflicts
+                    .get_or_create(&ConflictLabels {
+                        interface: iface.clone(),
+                        family: (*family).to_string(),
+                    })
+                    .inc_by(delta);
+            }
+        }
+        *seen = counts.clone();
     }
 }

@@ -22,6 +22,7 @@ use crate::l2::{DesiredL2, L2Status};
 use crate::metrics::{Metrics, PeerLabels};
 use crate::plan::Plan;
 use crate::sessions::Sessions;
+use ferrolb_crds::service::{ADDRESS_CONFLICT, AddressConflict};
 
 /// Condition type the announcing speaker writes on Services (one home, in the API crate).
 use ferrolb_crds::service::L2_ANNOUNCED as L2_CONDITION;
@@ -281,7 +282,19 @@ impl StatusWriter {
             let Some(primary) = ips.first() else { continue };
             let mine_now = plan.l2.get(primary).is_some_and(|a| a.node == me);
             let mine_before = last.l2.get(primary).is_some_and(|a| a.node == me);
-            if mine_now && status.announcing.contains_key(primary) {
+            let found = conflicts_of(status, me, &ips);
+            if mine_now && !found.is_empty() {
+                // Not announced where another host uses it (or reported while announcing).
+                let message = AddressConflict::message(&found);
+                self.l2(
+                    &svc,
+                    L2Shown {
+                        announced: false,
+                        reason: ADDRESS_CONFLICT,
+                        message,
+                    },
+                );
+            } else if mine_now && status.announcing.contains_key(primary) {
                 let (ok, message) = where_announced(plan, status, me, &ips);
                 let reason = if ok { "Announced" } else { "PartlyAnnounced" };
                 self.l2(
@@ -400,6 +413,32 @@ impl StatusWriter {
 }
 
 /// Where each of a Service's addresses is announced, in words.
+/// The conflicts this node found for a Service's addresses.
+fn conflicts_of(status: &L2Status, me: &str, ips: &[IpAddr]) -> Vec<AddressConflict> {
+    ips.iter()
+        .filter_map(|ip| status.conflicts.get(ip).map(|on| (ip, on)))
+        .flat_map(|(ip, on)| {
+            on.iter().map(|(iface, mac)| AddressConflict {
+                address: *ip,
+                mac: mac.to_string(),
+                node: me.to_string(),
+                interface: iface.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The addresses a FerroLB node has announced: those a Service's `L2Announced` condition shows
+/// announced from a node. The L2 runtime takes them over without a conflict probe, so failover is
+/// never slowed; everything else is probed before its first announcement.
+pub fn announced_before(services: &[Arc<Service>]) -> BTreeSet<IpAddr> {
+    services
+        .iter()
+        .flat_map(|svc| ferrolb_crds::service::announced_from(svc))
+        .map(|a| a.address)
+        .collect()
+}
+
 fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> (bool, String) {
     let mut all = true;
     let parts: Vec<String> = ips

@@ -1,5 +1,6 @@
 //! L2-mode fixtures shared by the tests and the failover benchmark.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::{
@@ -206,4 +207,76 @@ pub fn wait_membership_whole(timeout: Duration) {
         members_seen().iter().all(|m| *m == whole).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}", members_seen()));
+}
+
+/// An address the client host uses itself, on its eth0 (as a forgotten static IP would be): it
+/// then answers ARP / NDP for it. Removed when dropped.
+pub struct ClientAddress(String);
+
+impl ClientAddress {
+    pub fn add(addr: &str) -> ClientAddress {
+        let with_prefix = host_prefix(addr);
+        let mut args = vec!["ip", "addr", "replace", &with_prefix, "dev", "eth0"];
+        if addr.contains(':') {
+            args.push("nodad");
+        }
+        let r = lab().exec("flb-client", &args);
+        assert!(r.ok, "adding {addr} on the client: {}", r.stderr);
+        ClientAddress(with_prefix)
+    }
+}
+
+impl Drop for ClientAddress {
+    fn drop(&mut self) {
+        let _ = lab().exec("flb-client", &["ip", "addr", "del", &self.0, "dev", "eth0"]);
+    }
+}
+
+/// The MAC of one of the client host's interfaces.
+pub fn client_mac(iface: &str) -> String {
+    let path = format!("/sys/class/net/{iface}/address");
+    lab()
+        .exec("flb-client", &["cat", &path])
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// The conflicts a Service's `L2Announced` condition reports (its reason is AddressConflict).
+pub fn address_conflicts(case: &L2Case) -> Vec<ferrolb_crds::service::AddressConflict> {
+    if case.condition("reason") != ferrolb_crds::service::ADDRESS_CONFLICT {
+        return Vec::new();
+    }
+    case.condition("message")
+        .split("; ")
+        .filter_map(ferrolb_crds::service::AddressConflict::parse)
+        .collect()
+}
+
+/// `ferrolb_speaker_address_conflicts_total` of a node's speaker for an interface and family.
+pub fn conflicts_counted(node: &str, iface: &str, family: &str) -> u64 {
+    let series = format!(
+        "ferrolb_speaker_address_conflicts_total{{interface=\"{iface}\",family=\"{family}\"}} "
+    );
+    speaker_metrics(node)
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The MACs that answer ARP (IPv4) or NDP (IPv6) for `addr` as seen from `host`'s eth0: every
+/// answer within about a second, not only the first.
+pub fn answering_macs(host: &str, addr: &str) -> BTreeSet<String> {
+    let r = if addr.contains(':') {
+        lab().exec(host, &["ndisc6", "-r2", "-w500", addr, "eth0"])
+    } else {
+        lab().exec(host, &["arping", "-c2", "-w1", "-i", "eth0", addr])
+    };
+    r.stdout
+        .to_lowercase()
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ')' || c == '(')
+        .filter(|w| w.len() == 17 && w.matches(':').count() == 5)
+        .map(str::to_string)
+        .collect()
 }

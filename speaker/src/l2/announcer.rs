@@ -55,6 +55,9 @@ pub enum Action {
     JoinGroup { iface: IfaceName, group: Ipv6Addr },
     /// Stop receiving `group` on `iface`: no announced VIP maps to it anymore.
     LeaveGroup { iface: IfaceName, group: Ipv6Addr },
+    /// Ask whether another host uses `ip` on `iface` (see `conflict.rs`): an RFC 5227 ARP
+    /// probe, or a DAD Neighbor Solicitation.
+    Probe { iface: IfaceName, ip: IpAddr },
 }
 
 /// An answer to a request.
@@ -78,7 +81,8 @@ impl Action {
             Self::SendGratuitous { iface, .. }
             | Self::Reply { iface, .. }
             | Self::JoinGroup { iface, .. }
-            | Self::LeaveGroup { iface, .. } => iface,
+            | Self::LeaveGroup { iface, .. }
+            | Self::Probe { iface, .. } => iface,
         }
     }
 
@@ -103,6 +107,16 @@ impl Action {
                 reply: Reply::Neighbor { vip, to },
                 ..
             } => vec![frame::neighbor_advertisement(our_mac, vip, to)],
+            Self::Probe {
+                ip: IpAddr::V4(ip), ..
+            } => vec![frame::arp_request(our_mac, Ipv4Addr::UNSPECIFIED, ip)],
+            Self::Probe {
+                ip: IpAddr::V6(ip), ..
+            } => vec![frame::neighbor_solicitation(
+                our_mac,
+                Ipv6Addr::UNSPECIFIED,
+                ip,
+            )],
             Self::JoinGroup { .. } | Self::LeaveGroup { .. } => Vec::new(),
         }
     }
@@ -294,9 +308,19 @@ impl Announcer {
 
     /// Handles a frame received on `iface`. At most one action.
     pub fn on_frame(&mut self, iface: &str, bytes: &[u8]) -> Option<Action> {
+        self.on_parsed(iface, &frame::parse(bytes))
+    }
+
+    /// Handles a frame received on `iface` that the shell parsed already (it also reads it for
+    /// conflicts). At most one action.
+    pub fn on_parsed(
+        &mut self,
+        iface: &str,
+        parsed: &Result<Inbound, DropReason>,
+    ) -> Option<Action> {
         self.counters.frames_received += 1;
-        match frame::parse(bytes) {
-            Ok(inbound) => self.on_inbound(iface, &inbound),
+        match *parsed {
+            Ok(ref inbound) => self.on_inbound(iface, inbound),
             Err(reason) => {
                 if reason.is_malformed() {
                     self.counters.malformed_dropped += 1;
@@ -314,6 +338,11 @@ impl Announcer {
         let target = match *inbound {
             Inbound::ArpRequest { target_ip, .. } => IpAddr::V4(target_ip),
             Inbound::NeighborSolicitation { target, .. } => IpAddr::V6(target),
+            // Claims, read by the conflict guard; nothing to answer.
+            Inbound::ArpReply { .. } | Inbound::NeighborAdvertisement { .. } => {
+                self.counters.ignored += 1;
+                return None;
+            }
         };
         if !self.is_announcing(target, iface) {
             self.counters.ignored += 1;
@@ -337,6 +366,7 @@ impl Announcer {
                 to_mac: sender_mac,
                 to_ip: sender_ip,
             },
+            Inbound::ArpReply { .. } | Inbound::NeighborAdvertisement { .. } => return None,
             Inbound::NeighborSolicitation {
                 src_mac,
                 src_ip,
@@ -718,7 +748,8 @@ mod tests {
         assert_eq!(c.ignored, 1);
         assert_eq!(c.dropped.get(&DropReason::TruncatedEthernet), Some(&1));
         assert_eq!(c.dropped.get(&DropReason::TruncatedArp), Some(&1));
-        assert_eq!(c.dropped.get(&DropReason::ArpNotRequest), Some(&1));
+        // A reply is a claim for the conflict guard, not a drop.
+        assert_eq!(c.dropped.get(&DropReason::ArpNotRequest), None);
         assert_eq!(c.replies_sent, 0);
     }
 
@@ -940,7 +971,7 @@ mod tests {
                         let target_owned = match frame::parse(&bytes) {
                             Ok(Inbound::ArpRequest { target_ip, .. }) => model.contains(&(v4(target_ip), iface)),
                             Ok(Inbound::NeighborSolicitation { target, .. }) => model.contains(&(v6(target), iface)),
-                            Err(_) => false,
+                            Ok(_) | Err(_) => false,
                         };
                         let action = a.on_frame(iface, &bytes);
                         prop_assert_eq!(action.is_some(), target_owned);
@@ -954,7 +985,7 @@ mod tests {
                             let owned = match frame::parse(&bytes) {
                                 Ok(Inbound::ArpRequest { target_ip, .. }) => model.contains(&(v4(target_ip), "eth0")),
                                 Ok(Inbound::NeighborSolicitation { target, .. }) => model.contains(&(v6(target), "eth0")),
-                                Err(_) => false,
+                                Ok(_) | Err(_) => false,
                             };
                             prop_assert!(owned);
                         }
@@ -975,6 +1006,7 @@ mod tests {
                         Action::Reply { iface, .. } => {
                             prop_assert!(IFACES.contains(&iface.as_str()));
                         }
+                        Action::Probe { .. } => prop_assert!(false, "the announcer never probes"),
                     }
                     for frame in action.frames(OUR_MAC) {
                         prop_assert!(!frame.is_empty());

@@ -98,7 +98,7 @@ impl FromStr for MacAddr {
     }
 }
 
-/// A well-formed frame that may need an answer.
+/// A well-formed frame that may need an answer, or that claims an address (for conflicts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
     /// ARP request (op 1) for IPv4 over Ethernet. `sender_ip` is 0.0.0.0 for
@@ -118,6 +118,17 @@ pub enum Inbound {
         /// Source link-layer address option, if present.
         source_lladdr: Option<MacAddr>,
     },
+    /// ARP reply (op 2): `sender_mac` says it has `sender_ip`.
+    ArpReply {
+        sender_mac: MacAddr,
+        sender_ip: Ipv4Addr,
+    },
+    /// Neighbor Advertisement (RFC 4861 §7.1.2 valid): someone has `target`, at `target_lladdr`.
+    NeighborAdvertisement {
+        src_mac: MacAddr,
+        target: Ipv6Addr,
+        target_lladdr: Option<MacAddr>,
+    },
 }
 
 /// Why a frame was not turned into an [`Inbound`].
@@ -131,11 +142,11 @@ pub enum DropReason {
     VlanTagged,
     /// Neither ARP nor IPv6.
     OtherEtherType,
-    /// ARP, but not a request (replies need no answer).
+    /// ARP, but neither a request nor a reply.
     ArpNotRequest,
     /// IPv6, but the next header is not ICMPv6.
     NotIcmpv6,
-    /// ICMPv6, but not a Neighbor Solicitation.
+    /// ICMPv6, but neither a Neighbor Solicitation nor an Advertisement.
     NotNeighborSolicitation,
 
     // Malformed.
@@ -264,7 +275,8 @@ fn parse_arp(payload: &[u8]) -> Result<Inbound, DropReason> {
     {
         return Err(DropReason::ArpUnsupportedFormat);
     }
-    if arp.get_operation() != ArpOperations::Request {
+    let op = arp.get_operation();
+    if op != ArpOperations::Request && op != ArpOperations::Reply {
         return Err(DropReason::ArpNotRequest);
     }
     let sender_mac = MacAddr(arp.get_sender_hw_addr().octets());
@@ -276,6 +288,12 @@ fn parse_arp(payload: &[u8]) -> Result<Inbound, DropReason> {
     }
     if target_ip.is_multicast() || target_ip.is_broadcast() {
         return Err(DropReason::ArpBadTarget);
+    }
+    if op == ArpOperations::Reply {
+        return Ok(Inbound::ArpReply {
+            sender_mac,
+            sender_ip,
+        });
     }
     Ok(Inbound::ArpRequest {
         sender_mac,
@@ -304,10 +322,11 @@ fn parse_ipv6(src_mac: MacAddr, payload: &[u8]) -> Result<Inbound, DropReason> {
         return Err(DropReason::Ipv6MulticastSource);
     }
     let icmp = Icmpv6Packet::new(body).ok_or(DropReason::NsTooShort)?;
-    if icmp.get_icmpv6_type() != Icmpv6Types::NeighborSolicit {
+    let advert = icmp.get_icmpv6_type() == Icmpv6Types::NeighborAdvert;
+    if icmp.get_icmpv6_type() != Icmpv6Types::NeighborSolicit && !advert {
         return Err(DropReason::NotNeighborSolicitation);
     }
-    // RFC 4861 §7.1.1 validity checks, in its order.
+    // RFC 4861 §7.1.1 (NS) and §7.1.2 (NA) validity checks, in its order (Ns* reasons: both).
     if ip.get_hop_limit() != ND_HOP_LIMIT {
         return Err(DropReason::NsBadHopLimit);
     }
@@ -334,7 +353,15 @@ fn parse_ipv6(src_mac: MacAddr, payload: &[u8]) -> Result<Inbound, DropReason> {
     if target.is_multicast() {
         return Err(DropReason::NsMulticastTarget);
     }
-    let source_lladdr = source_lladdr_option(body.get(ND_HEADER_LEN..).unwrap_or_default())?;
+    let options = body.get(ND_HEADER_LEN..).unwrap_or_default();
+    if advert {
+        return Ok(Inbound::NeighborAdvertisement {
+            src_mac,
+            target,
+            target_lladdr: lladdr_option_of(NdpOptionTypes::TargetLLAddr.0, options)?,
+        });
+    }
+    let source_lladdr = lladdr_option_of(NdpOptionTypes::SourceLLAddr.0, options)?;
     if src_ip.is_unspecified() {
         if !is_solicited_node_multicast(dst_ip) {
             return Err(DropReason::DadNotToSolicitedNode);
@@ -351,9 +378,9 @@ fn parse_ipv6(src_mac: MacAddr, payload: &[u8]) -> Result<Inbound, DropReason> {
     })
 }
 
-/// Walks NDP options by hand: pnet's option iterator computes `length * 8`
-/// in u8 and would overflow on hostile lengths.
-fn source_lladdr_option(mut options: &[u8]) -> Result<Option<MacAddr>, DropReason> {
+/// The link-layer address option of type `wanted`. Walks NDP options by hand: pnet's option
+/// iterator computes `length * 8` in u8 and would overflow on hostile lengths.
+fn lladdr_option_of(wanted: u8, mut options: &[u8]) -> Result<Option<MacAddr>, DropReason> {
     let mut found = None;
     while !options.is_empty() {
         let (&kind, rest) = options.split_first().ok_or(DropReason::NsBadOption)?;
@@ -363,7 +390,7 @@ fn source_lladdr_option(mut options: &[u8]) -> Result<Option<MacAddr>, DropReaso
             return Err(DropReason::NsBadOption);
         }
         let (option, rest) = options.split_at(len);
-        if kind == NdpOptionTypes::SourceLLAddr.0 {
+        if kind == wanted {
             let mac = option
                 .get(2..)
                 .and_then(|data| <[u8; 6]>::try_from(data).ok())
@@ -706,8 +733,14 @@ mod tests {
         assert_eq!(a.get_sender_proto_addr(), VIP4);
         assert_eq!(a.get_target_hw_addr().octets(), CLIENT_MAC.0);
         assert_eq!(a.get_target_proto_addr(), CLIENT4);
-        // A reply is never something we answer.
-        assert_eq!(parse(&frame), Err(DropReason::ArpNotRequest));
+        // A reply is a claim (read for conflicts), never something we answer.
+        assert_eq!(
+            parse(&frame),
+            Ok(Inbound::ArpReply {
+                sender_mac: OUR_MAC,
+                sender_ip: VIP4
+            })
+        );
     }
 
     #[test]
@@ -797,6 +830,49 @@ mod tests {
         assert_eq!(&body[26..32], &OUR_MAC.0);
     }
 
+    /// Advertisements are claims of their target, read for conflict detection; the claimant is
+    /// the target link-layer option, else the Ethernet source; broken ones are dropped.
+    #[test]
+    fn neighbor_advertisements_parse_as_claims() {
+        let want = Ok(Inbound::NeighborAdvertisement {
+            src_mac: OUR_MAC,
+            target: VIP6,
+            target_lladdr: Some(OUR_MAC),
+        });
+        assert_eq!(
+            parse(&unsolicited_neighbor_advertisement(OUR_MAC, VIP6)),
+            want
+        );
+        let solicited = NaDestination::Solicitor {
+            mac: CLIENT_MAC,
+            ip: CLIENT6,
+        };
+        assert_eq!(
+            parse(&neighbor_advertisement(OUR_MAC, VIP6, solicited)),
+            want
+        );
+        // Without the option (IPv6 payload cut to the 24-octet header).
+        let mut frame = unsolicited_neighbor_advertisement(OUR_MAC, VIP6);
+        frame.truncate(frame.len() - 8);
+        frame[ETHERNET_HEADER_LEN + 5] = 24;
+        fix_checksum(&mut frame);
+        assert_eq!(
+            parse(&frame),
+            Ok(Inbound::NeighborAdvertisement {
+                src_mac: OUR_MAC,
+                target: VIP6,
+                target_lladdr: None,
+            })
+        );
+        let mut frame = unsolicited_neighbor_advertisement(OUR_MAC, VIP6);
+        frame[ETHERNET_HEADER_LEN + 7] = 64; // hop limit: crossed a router
+        assert_eq!(parse(&frame), Err(DropReason::NsBadHopLimit));
+        let mut frame = unsolicited_neighbor_advertisement(OUR_MAC, VIP6);
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert_eq!(parse(&frame), Err(DropReason::NsBadChecksum));
+    }
+
     #[test]
     fn neighbor_advertisement_to_solicitor() {
         let frame = neighbor_advertisement(
@@ -813,7 +889,11 @@ mod tests {
             CLIENT6,
             NeighborAdvertFlags::Solicited | NeighborAdvertFlags::Override,
         );
-        assert_eq!(parse(&frame), Err(DropReason::NotNeighborSolicitation));
+        // A claim of the VIP (read for conflicts), never answered.
+        assert!(matches!(
+            parse(&frame),
+            Ok(Inbound::NeighborAdvertisement { .. })
+        ));
     }
 
     #[test]
@@ -961,7 +1041,7 @@ mod tests {
                 "offset {offset}"
             );
         }
-        for op in [0u8, 2, 3, 8, 9] {
+        for op in [0u8, 3, 8, 9] {
             let mut frame = arp_request(CLIENT_MAC, CLIENT4, VIP4);
             frame[21] = op;
             assert_eq!(parse(&frame), Err(DropReason::ArpNotRequest), "op {op}");

@@ -5,11 +5,14 @@
 //! - [`election`]: pure, coordination-free choice of the announcing node.
 //! - [`announcer`]: pure state machine from desired announcements, frames and
 //!   time to actions.
+//! - [`conflict`]: pure address conflict detection: probe before a first
+//!   announcement, defend once then report while announcing.
 //! - [`placement`]: pure choice of the interfaces each address is announced
 //!   on, and why none when none.
 //! - [`socket`]: Linux AF_PACKET sockets and interface discovery.
 //! - [`runtime`]: the async shell tying sockets to the announcer.
 pub mod announcer;
+pub mod conflict;
 pub mod election;
 pub mod frame;
 pub mod placement;

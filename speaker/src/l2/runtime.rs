@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::announcer::{Action, Announcer, Counters, DesiredAnnouncements, IfaceName};
+use super::conflict::{ConflictCounts, Conflicts, Guard};
+use super::frame;
 use super::placement::{DesiredL2, InterfaceScan, resolve, restrict};
 use super::socket::{self, GroupMembership, Interface, PacketSocket};
 
@@ -63,6 +66,10 @@ pub struct L2Status {
     pub interfaces: BTreeMap<IfaceName, Interface>,
     /// The last interface scan (None until the first one).
     pub scan: Option<InterfaceScan>,
+    /// Addresses another host uses, where, and its MAC (see `conflict.rs`).
+    pub conflicts: Conflicts,
+    /// Conflicts detected since start, per interface and family.
+    pub conflict_counts: ConflictCounts,
 }
 
 /// Whether this process may open packet sockets at all (CAP_NET_RAW), checked without binding
@@ -96,6 +103,7 @@ pub struct L2Runtime {
     desired: watch::Receiver<DesiredL2>,
     status: watch::Sender<L2Status>,
     reassert: watch::Sender<u64>,
+    announced_before: watch::Sender<BTreeSet<IpAddr>>,
 }
 
 const EVENT_QUEUE: usize = 256;
@@ -114,7 +122,15 @@ impl L2Runtime {
             desired,
             status: watch::Sender::new(L2Status::default()),
             reassert: watch::Sender::new(0),
+            announced_before: watch::Sender::new(BTreeSet::new()),
         }
+    }
+
+    /// The addresses a FerroLB node announced before: taken over without a conflict probe (see
+    /// [`super::conflict`]). Send it before the desired announcements that rely on it; take it
+    /// before [`Self::run`].
+    pub fn announced_before(&self) -> watch::Sender<BTreeSet<IpAddr>> {
+        self.announced_before.clone()
     }
 
     /// Bumping the value makes the runtime re-send the gratuitous announcements of everything
@@ -137,6 +153,7 @@ impl L2Runtime {
         let mut rescan = tokio::time::interval(period);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shell = Shell::new(self.config, events_tx);
+        shell.announced_before = self.announced_before.subscribe();
         let mut reassert = self.reassert.subscribe();
         let mut links = match socket::LinkWatch::open() {
             Ok(w) => Some(w),
@@ -154,7 +171,10 @@ impl L2Runtime {
         shell.publish(&self.status);
         rescan.reset();
         loop {
-            let deadline = shell.announcer.next_deadline();
+            let deadline = [shell.announcer.next_deadline(), shell.guard.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep_to = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
             tokio::select! {
                 changed = self.desired.changed() => {
@@ -202,8 +222,7 @@ impl L2Runtime {
                     shell.execute(actions).await;
                 }
                 () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => {
-                    let actions = shell.announcer.on_tick(Instant::now());
-                    shell.execute(actions).await;
+                    shell.on_tick(Instant::now()).await;
                 }
             }
             shell.publish(&self.status);
@@ -243,6 +262,9 @@ impl Drop for OpenIface {
 struct Shell {
     config: L2Config,
     announcer: Announcer,
+    /// Holds back what is not probed yet or in conflict; the announcer gets the rest.
+    guard: Guard,
+    announced_before: watch::Receiver<BTreeSet<IpAddr>>,
     suitable: BTreeMap<IfaceName, Interface>,
     unsuitable: BTreeMap<IfaceName, String>,
     /// What [`L2Status::scan`] shows.
@@ -259,6 +281,8 @@ impl Shell {
         Self {
             config,
             announcer: Announcer::new(),
+            guard: Guard::new(),
+            announced_before: watch::Sender::new(BTreeSet::new()).subscribe(),
             suitable: BTreeMap::new(),
             unsuitable: BTreeMap::new(),
             scan_view: None,
@@ -286,6 +310,8 @@ impl Shell {
                         }
                     }
                 }
+                self.guard
+                    .set_own_macs(suitable.values().map(|i: &Interface| i.mac).collect());
                 self.suitable = suitable;
                 self.unsuitable = unsuitable;
                 self.scan_view = Some(self.scan());
@@ -367,8 +393,18 @@ impl Shell {
     /// Hands the announcer a new desired set, logs what changed, and
     /// executes the resulting actions.
     async fn apply(&mut self, desired: &DesiredAnnouncements) {
+        let now = Instant::now();
+        let before_known = self.announced_before.borrow().clone();
+        let probes = self.guard.set_wanted(desired, &before_known, now);
+        self.execute(probes).await;
+        self.announce_cleared(now).await;
+    }
+
+    /// Hands the announcer what the conflict guard lets through, logs what changed, and
+    /// executes the resulting actions.
+    async fn announce_cleared(&mut self, now: Instant) {
         let before = self.announcer.announcing();
-        let actions = self.announcer.set_desired(desired, Instant::now());
+        let actions = self.announcer.set_desired(&self.guard.cleared(), now);
         let after = self.announcer.announcing();
         if before != after {
             log_each_not_in(&after, &before, "announcing");
@@ -426,9 +462,17 @@ impl Shell {
     async fn on_event(&mut self, event: Event) -> bool {
         match event {
             Event::Frame { iface, bytes } => {
-                if let Some(action) = self.announcer.on_frame(&iface, &bytes) {
-                    self.execute(vec![action]).await;
+                let parsed = frame::parse(&bytes);
+                let defence = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|inbound| self.guard.on_inbound(&iface, inbound, Instant::now()));
+                for found in self.guard.take_detected() {
+                    warn!(ip = %found.ip, iface = %found.iface, mac = %found.mac, "address conflict: another host uses the address, found {}", found.when());
                 }
+                let reply = self.announcer.on_parsed(&iface, &parsed);
+                self.execute(defence.into_iter().chain(reply).collect())
+                    .await;
                 false
             }
             Event::Failed {
@@ -478,7 +522,7 @@ impl Shell {
                         }
                     }
                 }
-                Action::SendGratuitous { .. } | Action::Reply { .. } => {
+                Action::SendGratuitous { .. } | Action::Reply { .. } | Action::Probe { .. } => {
                     for frame in action.frames(open.iface.mac) {
                         let sent =
                             tokio::time::timeout(SEND_TIMEOUT, open.socket.send(&frame)).await;
@@ -500,6 +544,18 @@ impl Shell {
         }
     }
 
+    /// Probes and ends probe rounds (announcing what they cleared), then sends the gratuitous
+    /// announcements that are due.
+    async fn on_tick(&mut self, now: Instant) {
+        let (probes, cleared_changed) = self.guard.on_tick(now);
+        self.execute(probes).await;
+        if cleared_changed {
+            self.announce_cleared(now).await;
+        }
+        let actions = self.announcer.on_tick(now);
+        self.execute(actions).await;
+    }
+
     fn publish(&mut self, status: &watch::Sender<L2Status>) {
         let dirty = std::mem::take(&mut self.status_dirty);
         status.send_if_modified(|s| {
@@ -515,6 +571,15 @@ impl Shell {
             // Kept up to date by rescans (not rebuilt here: this runs after every frame).
             if s.scan != self.scan_view {
                 s.scan = self.scan_view.clone();
+                modified = true;
+            }
+            if s.conflict_counts != *self.guard.counts() {
+                s.conflict_counts = self.guard.counts().clone();
+                modified = true;
+            }
+            let conflicts = self.guard.conflicts();
+            if s.conflicts != conflicts {
+                s.conflicts = conflicts;
                 modified = true;
             }
             if dirty {
@@ -704,7 +769,8 @@ mod tests {
             ),
             (VIP6.parse().expect("ip"), IfaceSelector::All),
         ]));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The conflict probe (300 ms) comes before the first announcement.
+        tokio::time::sleep(Duration::from_millis(700)).await;
 
         for ip in [VIP4, VIP6] {
             let (_, neigh) = sh(&["ip", "-n", "t-l2b", "neigh", "show", ip, "dev", "veth-b"]).await;

@@ -227,27 +227,30 @@ const SKF_AD_VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
 /// Keeps only what the announcer can answer, so the kernel does not copy
 /// every frame of a busy interface to us: untagged (a NIC-stripped VLAN tag
 /// means the frame belongs to a VLAN device), not our own outgoing frames
-/// nor frames for other hosts, and either ARP requests or IPv6 ICMPv6
-/// Neighbor Solicitations (without extension headers).
+/// nor frames for other hosts, and either ARP requests and replies or IPv6 ICMPv6
+/// Neighbor Solicitations and Advertisements (without extension headers). Replies and
+/// advertisements are let through for address conflict detection (`conflict.rs`).
 ///
 /// (code, jt, jf, k); jumps are relative to the next instruction.
-pub(crate) const FILTER: [(u16, u8, u8, u32); 16] = [
+pub(crate) const FILTER: [(u16, u8, u8, u32); 18] = [
     /* 0 */ (LD_W_ABS, 0, 0, SKF_AD_VLAN_TAG_PRESENT),
-    /* 1 */ (JEQ_K, 0, 13, 0), // tagged -> drop
+    /* 1 */ (JEQ_K, 0, 15, 0), // tagged -> drop
     /* 2 */ (LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
-    /* 3 */ (JEQ_K, 11, 0, PACKET_OUTGOING as u32), // -> drop
-    /* 4 */ (JEQ_K, 10, 0, PACKET_OTHERHOST as u32), // -> drop
+    /* 3 */ (JEQ_K, 13, 0, PACKET_OUTGOING as u32), // -> drop
+    /* 4 */ (JEQ_K, 12, 0, PACKET_OTHERHOST as u32), // -> drop
     /* 5 */ (LD_H_ABS, 0, 0, 12), // ethertype
-    /* 6 */ (JEQ_K, 0, 2, 0x0806), // ARP? else -> 9
+    /* 6 */ (JEQ_K, 0, 3, 0x0806), // ARP? else -> 10
     /* 7 */ (LD_H_ABS, 0, 0, 20), // ARP operation
-    /* 8 */ (JEQ_K, 5, 6, 1), // request -> accept, else drop
-    /* 9 */ (JEQ_K, 0, 5, 0x86dd), // IPv6? else drop
-    /* 10 */ (LD_B_ABS, 0, 0, 20), // next header
-    /* 11 */ (JEQ_K, 0, 3, 58), // ICMPv6? else drop
-    /* 12 */ (LD_B_ABS, 0, 0, 54), // ICMPv6 type
-    /* 13 */ (JEQ_K, 0, 1, 135), // NS -> accept, else drop
-    /* 14 */ (RET_K, 0, 0, 0x0004_0000), // accept whole frame
-    /* 15 */ (RET_K, 0, 0, 0), // drop
+    /* 8 */ (JEQ_K, 7, 0, 1), // request -> accept
+    /* 9 */ (JEQ_K, 6, 7, 2), // reply -> accept, else drop
+    /* 10 */ (JEQ_K, 0, 6, 0x86dd), // IPv6? else drop
+    /* 11 */ (LD_B_ABS, 0, 0, 20), // next header
+    /* 12 */ (JEQ_K, 0, 4, 58), // ICMPv6? else drop
+    /* 13 */ (LD_B_ABS, 0, 0, 54), // ICMPv6 type
+    /* 14 */ (JEQ_K, 1, 0, 135), // NS -> accept
+    /* 15 */ (JEQ_K, 0, 1, 136), // NA -> accept, else drop
+    /* 16 */ (RET_K, 0, 0, 0x0004_0000), // accept whole frame
+    /* 17 */ (RET_K, 0, 0, 0), // drop
 ];
 
 fn filter() -> Vec<SockFilter> {
@@ -257,7 +260,7 @@ fn filter() -> Vec<SockFilter> {
         .collect()
 }
 
-/// A raw socket receiving ARP requests and Neighbor Solicitations on one
+/// A raw socket receiving ARP requests and replies and Neighbor Solicitations and Advertisements on one
 /// interface and sending frames out of it.
 #[derive(Debug)]
 pub struct PacketSocket {
@@ -673,7 +676,7 @@ mod tests {
     }
 
     #[test]
-    fn filter_accepts_requests_only() {
+    fn filter_accepts_requests_and_claims_only() {
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
         let v4 = Ipv4Addr::new(198, 18, 200, 50);
         let v6: Ipv6Addr = "fd00:200::50".parse().expect("ip");
@@ -683,14 +686,16 @@ mod tests {
             frame::gratuitous_arp_request(mac, v4),
             frame::neighbor_solicitation(mac, client6, v6),
             frame::neighbor_solicitation(mac, Ipv6Addr::UNSPECIFIED, v6),
-        ];
-        let rejected = [
+            // Claims of an address, for conflict detection.
             frame::arp_reply(mac, v4, mac, v4),
             frame::gratuitous_arp_reply(mac, v4),
             frame::unsolicited_neighbor_advertisement(mac, v6),
-            vec![0u8; 10],
-            Vec::new(),
         ];
+        let mut rarp = frame::arp_reply(mac, v4, mac, v4);
+        rarp[21] = 3;
+        let mut echo = frame::neighbor_solicitation(mac, client6, v6);
+        echo[54] = 128;
+        let rejected = [rarp, echo, vec![0u8; 10], Vec::new()];
         const HOST: u8 = 0;
         const BROADCAST: u8 = 1;
         const MULTICAST: u8 = 2;
