@@ -127,9 +127,24 @@ impl Metrics {
         );
         m
     }
+
+    /// What a replica shows once it no longer leads: not leading, no Services handled or pending,
+    /// and no pool series at all. Otherwise its last view of the pools stays exported, frozen,
+    /// beside the new leader's (stale series a `sum` or an alert without a leader filter counts).
+    pub fn standby(&self) {
+        self.leader.set(0);
+        self.services.set(0);
+        self.services_pending.set(0);
+        self.addresses_total.clear();
+        self.addresses_in_use.clear();
+        self.addresses_in_conflict.clear();
+    }
 }
 
 /// Saturating conversion for gauges.
 pub fn gauge_value(n: u128) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

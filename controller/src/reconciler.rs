@@ -108,9 +108,8 @@ impl Reconciler {
             } else if !is_leader && self.leading.is_some() {
                 tracing::warn!("lost leadership: stop writing");
                 self.leading = None;
-                self.metrics.leader.set(0);
-                // A standby reports nothing pending: the new leader does.
-                self.metrics.services_pending.set(0);
+                // A standby reports no pools and nothing handled or pending: the new leader does.
+                self.metrics.standby();
                 self.settling.clear();
             }
             tokio::select! {
