@@ -87,7 +87,7 @@ impl Metrics {
         );
         r.register(
             "controller_services",
-            "LoadBalancer Services handled",
+            "LoadBalancer Services handled; 0 on a standby",
             m.services.clone(),
         );
         r.register(
