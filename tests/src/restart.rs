@@ -9,9 +9,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bgp::{ROUTERS, hops};
+use crate::bgp::{Objects, ROUTERS, hops};
 use crate::l2::{signal_speaker, wait_speaker_back};
 use crate::lab;
+
+/// An IPv4 BGPPeer to each router, named `PREFIX-ROUTER`, with `extra` spec fields; their names.
+pub fn peers_v4(o: &mut Objects, prefix: &str, extra: &str) -> Vec<String> {
+    ROUTERS
+        .iter()
+        .map(|r| {
+            let name = format!("{prefix}-{}", r.name);
+            o.peer(&name, *r, false, extra);
+            name
+        })
+        .collect()
+}
 
 /// `kubectl cordon NODE` until dropped (then uncordon).
 pub struct Cordon(String);

@@ -15,7 +15,7 @@ use ferrolb_tests::bgp::{
 };
 use ferrolb_tests::l2::{Hold, signal_speaker, wait_speaker_back};
 use ferrolb_tests::probe::Prober;
-use ferrolb_tests::restart::{Cordon, RouteKeeper, restart_speaker};
+use ferrolb_tests::restart::{Cordon, RouteKeeper, peers_v4, restart_speaker};
 use ferrolb_tests::{lab, serial, unique, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -24,14 +24,7 @@ const NODE: &str = "flb-node1";
 /// Peers to both routers with graceful restart, and a Service on NODE announced by NODE alone.
 fn setup(o: &mut Objects) -> (Vec<String>, Backend, Vec<String>) {
     let p = unique("restart");
-    let peers: Vec<String> = ROUTERS
-        .iter()
-        .map(|r| {
-            let name = format!("{p}-{}", r.name);
-            o.peer(&name, *r, false, "enableGracefulRestart: true");
-            name
-        })
-        .collect();
+    let peers = peers_v4(o, &p, "enableGracefulRestart: true");
     o.advertised_pool(
         &p,
         &["198.18.100.21"],
