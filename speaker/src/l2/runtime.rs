@@ -869,4 +869,146 @@ mod tests {
         drop(tx);
         task.await.expect("join").expect("runtime");
     }
+
+    /// Address conflicts on a real kernel, in a throwaway pair of namespaces (not the lab):
+    ///
+    /// ```sh
+    /// ip netns add t-cfa; ip netns add t-cfb
+    /// for ns in t-cfa t-cfb; do
+    ///   ip netns exec $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    /// done
+    /// ip -n t-cfa link add veth-a type veth peer name veth-b netns t-cfb
+    /// ip -n t-cfa addr add 198.18.201.1/24 dev veth-a
+    /// ip -n t-cfa addr add fd00:201::1/64 dev veth-a nodad
+    /// ip -n t-cfb addr add 198.18.201.2/24 dev veth-b
+    /// ip -n t-cfb addr add fd00:201::2/64 dev veth-b nodad
+    /// ip -n t-cfa link set veth-a up; ip -n t-cfb link set veth-b up
+    /// ip netns exec t-cfa target/debug/deps/ferrolb_speaker-* --ignored --nocapture l2::runtime::tests::netns_conflicts
+    /// ip netns del t-cfa; ip netns del t-cfb
+    /// ```
+    ///
+    /// Prints the delay the probe adds to first announcements (desired set to announced, 20
+    /// fresh addresses) and the time from a claim while announcing to the report.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root and the t-cfa/t-cfb namespaces; run inside t-cfa"]
+    async fn netns_conflicts() {
+        use crate::l2::conflict::PROBE_WAIT;
+        use tokio::process::Command;
+
+        async fn client(args: &[&str]) -> String {
+            let out = Command::new("ip")
+                .args(["netns", "exec", "t-cfb"])
+                .args(args)
+                .output()
+                .await
+                .expect("spawn");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+        fn sorted_ms(mut v: Vec<f64>) -> (f64, f64, f64) {
+            v.sort_by(f64::total_cmp);
+            let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+            (at(0.5), at(0.99), v[v.len() - 1])
+        }
+
+        let client_mac = client(&["cat", "/sys/class/net/veth-b/address"]).await;
+        let client_mac: frame::MacAddr = client_mac.trim().parse().expect("client MAC");
+        // The client uses two addresses itself.
+        client(&["ip", "addr", "add", "198.18.201.60/24", "dev", "veth-b"]).await;
+        client(&[
+            "ip",
+            "addr",
+            "add",
+            "fd00:201::60/64",
+            "dev",
+            "veth-b",
+            "nodad",
+        ])
+        .await;
+        let (used4, used6): (IpAddr, IpAddr) = (
+            "198.18.201.60".parse().unwrap(),
+            "fd00:201::60".parse().unwrap(),
+        );
+
+        let (tx, rx) = watch::channel(DesiredL2::new());
+        let runtime = L2Runtime::new(
+            L2Config {
+                ignore_prefixes: vec!["lo".into()],
+                ..L2Config::default()
+            },
+            rx,
+        );
+        let mut status = runtime.status();
+        let task = tokio::spawn(runtime.run());
+        let mut desired =
+            DesiredL2::from([(used4, IfaceSelector::All), (used6, IfaceSelector::All)]);
+        tx.send_replace(desired.clone());
+        tokio::time::sleep(PROBE_WAIT * 3).await;
+        let s = status.borrow_and_update().clone();
+        assert!(s.announcing.is_empty(), "announced a used address: {s:#?}");
+        for ip in [used4, used6] {
+            assert_eq!(s.conflicts[&ip]["veth-a"], client_mac, "{s:#?}");
+        }
+        assert_eq!(s.conflict_counts.values().sum::<u64>(), 2);
+
+        // Probe delay: desired to announced, fresh addresses nobody uses.
+        let mut delays = Vec::new();
+        for i in 0..20u8 {
+            let ip: IpAddr = format!("198.18.201.{}", 100 + i).parse().unwrap();
+            desired.insert(ip, IfaceSelector::All);
+            let t = Instant::now();
+            tx.send_replace(desired.clone());
+            while !status.borrow_and_update().announcing.contains_key(&ip) {
+                tokio::time::timeout(Duration::from_secs(2), status.changed())
+                    .await
+                    .expect("announced in time")
+                    .expect("status");
+            }
+            delays.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (median, p99, max) = sorted_ms(delays);
+        println!(
+            "probe delay to first announcement (n=20): median {median:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        );
+        // PROBE_WAIT plus scheduling; generous, as other builds may load the machine.
+        assert!(max < 1000.0, "probe delay not bounded");
+
+        // A claim while announcing: defended once, reported at the second claim (100 ms later).
+        let vip = "198.18.201.100";
+        let ip: IpAddr = vip.parse().unwrap();
+        let t = Instant::now();
+        let claim = tokio::spawn(async move {
+            client(&[
+                "arping", "-U", "-S", vip, "-i", "veth-b", "-c", "3", "-W", "0.1", vip,
+            ])
+            .await
+        });
+        while !status.borrow_and_update().conflicts.contains_key(&ip) {
+            tokio::time::timeout(Duration::from_secs(2), status.changed())
+                .await
+                .expect("reported in time")
+                .expect("status");
+        }
+        println!(
+            "claim while announcing to report: {:.1} ms (claims 100 ms apart)",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        claim.await.expect("arping");
+        assert!(
+            status.borrow().announcing.contains_key(&ip),
+            "still announced"
+        );
+
+        // The client lets its addresses go: the re-probe (10 s) finds them free.
+        client(&["ip", "addr", "del", "198.18.201.60/24", "dev", "veth-b"]).await;
+        client(&["ip", "addr", "del", "fd00:201::60/64", "dev", "veth-b"]).await;
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let s = status.borrow_and_update().clone();
+        assert!(
+            s.announcing.contains_key(&used4) && s.announcing.contains_key(&used6),
+            "{s:#?}"
+        );
+        assert!(!s.conflicts.contains_key(&used4) && !s.conflicts.contains_key(&used6));
+        drop(tx);
+        task.await.expect("join").expect("runtime");
+    }
 }
