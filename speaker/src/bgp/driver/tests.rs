@@ -232,6 +232,71 @@ async fn cease_flag_stops_the_session_without_the_handle() {
     late.shutdown(StopReason::Shutdown).await;
 }
 
+/// A planned restart (SIGTERM on a node in service) towards a peer that negotiated graceful
+/// restart: the connection closes with no NOTIFICATION, so the router keeps our routes.
+#[tokio::test]
+async fn planned_restart_closes_without_notification_when_graceful_restart_was_negotiated() {
+    let (listener, mut cfg) = setup(30).await;
+    cfg.peer.graceful_restart = Some(crate::bgp::fsm::GracefulRestartConfig {
+        restart_time: 120,
+        forwarding_state: true,
+        restarting: true,
+    });
+    let (_routes_tx, routes_rx) = watch::channel([route("198.18.0.10")].into_iter().collect());
+    let (cease, cease_rx) = watch::channel(None);
+    let handle = spawn_with_cease(cfg, routes_rx, None, Some(cease_rx));
+    let mut status = handle.status();
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = FakePeer {
+        stream,
+        buf: BytesMut::new(),
+    };
+    let Message::Open(open) = peer.recv().await else {
+        panic!("expected OPEN")
+    };
+    let gr = open
+        .graceful_restart()
+        .expect("graceful restart capability");
+    assert!(gr.restart_state, "a new process sets the Restart State bit");
+    let caps = vec![
+        codec::Capability::Multiprotocol { afi: 1, safi: 1 },
+        codec::Capability::FourOctetAs(64513),
+        codec::Capability::GracefulRestart(codec::GracefulRestart {
+            restart_state: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![],
+        }),
+    ];
+    let open = Open::new(64513, 30, Ipv4Addr::new(198, 18, 0, 2), caps);
+    peer.send(Message::Open(open)).await;
+    peer.send(Message::Keepalive).await;
+    assert_eq!(peer.recv().await, Message::Keepalive);
+    wait_state(&mut status, State::Established).await;
+    while let Message::Update(u) = peer.recv().await {
+        if u.end_of_rib().is_some() {
+            break;
+        }
+    }
+    cease.send_replace(Some(StopReason::Restart));
+    // Everything up to the close is keepalives at most: no NOTIFICATION.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), peer.stream.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    peer.buf.extend_from_slice(&rest);
+    while let Some((m, n)) = codec::decode_frame(&peer.buf, &CodecOptions::default()).unwrap() {
+        peer.buf.advance(n);
+        assert_eq!(m, Message::Keepalive, "sent before closing");
+    }
+    wait_state(&mut status, State::Idle).await;
+    handle.shutdown(StopReason::Restart).await;
+}
+
 #[tokio::test]
 async fn keepalives_flow_and_hold_timer_expires() {
     let (listener, cfg) = setup(3).await;
