@@ -25,6 +25,18 @@ fn default_port() -> u16 {
     shortname = "bgpp",
     category = "ferrolb",
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
+    printcolumn(
+        name = "Interface",
+        type_ = "string",
+        json_path = ".spec.interface",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Passive",
+        type_ = "boolean",
+        json_path = ".spec.passive",
+        priority = 1
+    ),
     printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
     printcolumn(name = "My ASN", type_ = "string", json_path = ".spec.myASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
@@ -56,7 +68,12 @@ fn default_port() -> u16 {
     validation = Rule::new("!has(self.holdTime) || duration(self.holdTime) == duration('0s') || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))").message("holdTime must be 0s (no keepalives) or between 3s and 65535s (RFC 4271)"),
     validation = Rule::new("!has(self.keepaliveTime) || duration(self.keepaliveTime) < duration(has(self.holdTime) ? self.holdTime : '90s') || (has(self.holdTime) && duration(self.holdTime) == duration('0s'))").message("keepaliveTime must be shorter than holdTime (default 90s)"),
     validation = Rule::new("!has(self.connectTime) || (duration(self.connectTime) >= duration('100ms') && duration(self.connectTime) <= duration('65535s'))").message("connectTime must be between 100ms and 65535s"),
-    validation = Rule::new("!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()").message("sourceAddress and peerAddress must be of one family"),
+    validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("set exactly one of peerAddress and interface (unnumbered peering)"),
+    validation = Rule::new("!has(self.interface) || (!has(self.sourceAddress) && !self.ebgpMultiHop)").message("an interface peer is directly connected over IPv6 link-local: sourceAddress and ebgpMultiHop do not apply"),
+    validation = Rule::new("!has(self.listenPort) || self.passive").message("listenPort applies to passive peers only"),
+    validation = Rule::new("!has(self.interface) || !has(self.bfdProfile)").message("bfdProfile is not supported on interface peers"),
+    validation = Rule::new("!has(self.interface) || !self.passive || (!has(self.password) && !has(self.passwordSecret))").message("a passive interface peer cannot have a password: its link-local address, which the key is set for, is not known in advance"),
+    validation = Rule::new("!has(self.sourceAddress) || !has(self.peerAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()").message("sourceAddress and peerAddress must be of one family"),
     validation = Rule::new("!self.ebgpMultiHop || !((has(self.peerASN) && self.peerASN == self.myASN) || (has(self.dynamicASN) && self.dynamicASN == 'internal'))").message("ebgpMultiHop applies to eBGP only (myASN differs from the peer's ASN)"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -77,8 +94,26 @@ pub struct BGPPeerSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub dynamic_asn: Option<DynamicAsn>,
-    /// The router's address.
-    pub peer_address: IpAddress,
+    /// The router's address. Set this or `interface`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_address: Option<IpAddress>,
+    /// Unnumbered peering (RFC 8950): the node's interface that leads to the router, instead of
+    /// `peerAddress`. The speaker peers with the IPv6 link-local address the router sends its
+    /// router advertisements from, sends router advertisements itself (router lifetime 0) so the
+    /// router learns its link-local address, and carries IPv4 routes with IPv6 next hops when
+    /// the router announces the extended next hop capability for IPv4 unicast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[A-Za-z0-9._@-]+$"))]
+    pub interface: Option<String>,
+    /// Never connect: listen on `listenPort` (on the node's addresses) and accept the router's
+    /// connection from `peerAddress` (or from a link-local address on `interface`) only. The
+    /// speaker needs CAP_NET_BIND_SERVICE to listen on a port below 1024.
+    #[serde(default)]
+    pub passive: bool,
+    /// The TCP port a passive speaker listens on (default 179).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub listen_port: Option<u16>,
     /// Local address to connect from (default: chosen by the node's routing table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<IpAddress>,
@@ -129,7 +164,10 @@ impl BGPPeerSpec {
             my_asn,
             peer_asn: Some(peer_asn),
             dynamic_asn: None,
-            peer_address: IpAddress::from(peer_address),
+            peer_address: Some(IpAddress::from(peer_address)),
+            interface: None,
+            passive: false,
+            listen_port: None,
             source_address: None,
             peer_port: default_port(),
             hold_time: None,
@@ -142,6 +180,22 @@ impl BGPPeerSpec {
             bfd_profile: None,
             enable_graceful_restart: false,
             ebgp_multi_hop: false,
+        }
+    }
+}
+
+impl BGPPeerSpec {
+    /// The port a passive speaker listens on.
+    pub fn listen_port(&self) -> u16 {
+        self.listen_port.unwrap_or(default_port())
+    }
+
+    /// Where the peer is, for people: its address, or `interface NAME` when unnumbered.
+    pub fn address_label(&self) -> String {
+        match (&self.peer_address, &self.interface) {
+            (Some(a), _) => a.to_string(),
+            (None, Some(i)) => format!("interface {i}"),
+            (None, None) => String::new(),
         }
     }
 }

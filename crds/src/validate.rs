@@ -494,6 +494,7 @@ fn validate_peers(s: &Snapshot, r: &mut Report) {
             Verdict::invalid("InvalidSelector", p)
         } else if let Some(old) = accepted.iter().find(|o| {
             o.spec.peer_address == spec.peer_address
+                && o.spec.interface == spec.interface
                 && o.spec.peer_port == spec.peer_port
                 && (o.spec.node_selectors.is_empty()
                     || spec.node_selectors.is_empty()
@@ -504,7 +505,7 @@ fn validate_peers(s: &Snapshot, r: &mut Report) {
                 format!(
                     "older BGPPeer {} already peers with {} port {} from the same nodes; give them disjoint nodeSelectors",
                     old.name_any(),
-                    spec.peer_address,
+                    spec.address_label(),
                     spec.peer_port
                 ),
             )

@@ -247,7 +247,7 @@ fn bgp(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Bgp> {
                 .entry(peer_name.clone())
                 .or_insert_with(|| BgpPeerNodes {
                     peer: peer_name,
-                    peer_address: peer.spec.peer_address.to_string(),
+                    peer_address: peer.spec.address_label(),
                     ..Default::default()
                 });
             for s in status.map(|s| s.sessions.as_slice()).unwrap_or_default() {

@@ -39,7 +39,7 @@ pub fn build(snap: &Snapshot) -> Sessions {
         let status = p.status.clone().unwrap_or_default();
         let base = SessionRow {
             peer: p.metadata.name.clone().unwrap_or_default(),
-            peer_address: p.spec.peer_address.to_string(),
+            peer_address: p.spec.address_label(),
             peer_asn: p.spec.peer_asn,
             peer_valid: valid(&status.conditions),
             node: None,

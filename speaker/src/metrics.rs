@@ -147,6 +147,11 @@ impl Metrics {
             crate::bgp::bfd_mux::dropped_packets().clone(),
         );
         r.register(
+            "bgp_rejected_connections",
+            "Connections to a passive BGP listener from no configured peer, closed at once",
+            crate::bgp::listener::rejected_connections().clone(),
+        );
+        r.register(
             "speaker_runtime_up",
             "1 while the speaker's L2 or BGP runtime works; 0 when it cannot (see the speaker's log)",
             m.runtime_up.clone(),

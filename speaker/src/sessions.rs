@@ -16,8 +16,10 @@ use kube::ResourceExt;
 use tokio::sync::watch;
 
 use crate::bgp::bfd::{AuthKey, AuthType, BfdConfig, BfdState};
-use crate::bgp::driver::{self, BfdHandle, SessionConfig, SessionHandle, SessionStatus, spawn_bfd};
+use crate::bgp::driver::{BfdHandle, SessionConfig, SessionHandle, SessionStatus, spawn_bfd};
+use crate::bgp::endpoints::{NodeEndpoints, start_session};
 use crate::bgp::fsm::GracefulRestartConfig;
+use crate::bgp::listener::Registration;
 use crate::bgp::net::{TransportConfig, bgp_ttl};
 use crate::bgp::{NextHop, PeerAsn, PeerConfig, Prefix, Route, StopReason};
 use crate::departure::Departure;
@@ -145,11 +147,15 @@ pub fn session_config(
     secrets: &[Secret],
 ) -> Result<SessionConfig, String> {
     let s = &peer.spec;
-    let peer_ip: IpAddr = s
-        .peer_address
-        .as_str()
-        .parse()
-        .map_err(|_| "peerAddress is not an IP".to_string())?;
+    // An interface peer's address is the router's link-local, learned when connecting.
+    let peer_ip: IpAddr = match (&s.peer_address, &s.interface) {
+        (Some(a), _) => a
+            .as_str()
+            .parse()
+            .map_err(|_| "peerAddress is not an IP".to_string())?,
+        (None, Some(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        (None, None) => return Err("set peerAddress or interface".into()),
+    };
     let router_id = match &s.router_id {
         Some(r) => r
             .as_str()
@@ -188,7 +194,11 @@ pub fn session_config(
             restarting: true,
         });
     }
+    cfg.passive = s.passive;
+    cfg.unnumbered = s.interface.is_some();
     let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, s.peer_port));
+    transport.interface = s.interface.clone();
+    transport.listen_port = s.passive.then(|| s.listen_port());
     transport.source = s
         .source_address
         .as_ref()
@@ -274,6 +284,8 @@ pub fn desired_sessions(
                     Some(Ok(k)) => k,
                     None => None,
                 };
+                // Interface peers have no BFD (the API refuses bfdProfile with interface).
+                let local = local.filter(|_| peer.spec.interface.is_none());
                 let bfd = profile.zip(local).map(|(p, local)| BfdSettings {
                     local,
                     peer: peer_ip,
@@ -304,6 +316,8 @@ struct Running {
     routes: watch::Sender<BTreeSet<Route>>,
     handle: SessionHandle,
     bfd: Option<BfdHandle>,
+    /// A passive session's place in the listener.
+    inbound: Option<Registration>,
 }
 
 impl Running {
@@ -354,6 +368,8 @@ pub struct Sessions {
     on_sigterm: Option<tokio::task::AbortHandle>,
     /// Why each peer that selects this node cannot run, as last logged.
     unusable: Unusable,
+    /// Listeners of passive sessions, router discovery for unnumbered ones.
+    endpoints: NodeEndpoints,
 }
 
 /// Peers that cannot run on this node, and why; so each reason is logged once when it appears
@@ -397,6 +413,7 @@ impl Sessions {
             departure,
             on_sigterm: None,
             unusable: Unusable::default(),
+            endpoints: NodeEndpoints::default(),
         }
     }
 
@@ -481,11 +498,11 @@ impl Sessions {
                     tracing::info!(peer = name, addr = %d.config.transport.peer, bfd = d.bfd.is_some(), "starting BGP session");
                     let bfd = d.bfd.as_ref().and_then(start_bfd);
                     let (tx, rx) = watch::channel(d.routes);
-                    let handle = driver::spawn_with_cease(
-                        d.config.clone(),
+                    let (handle, inbound) = start_session(
+                        &d.config,
                         rx,
                         bfd.as_ref().map(|b| b.up()),
-                        Some(self.cease.subscribe()),
+                        self.cease.subscribe(),
                     );
                     self.running.insert(
                         name,
@@ -495,11 +512,17 @@ impl Sessions {
                             routes: tx,
                             handle,
                             bfd,
+                            inbound,
                         },
                     );
                 }
             }
         }
+        self.endpoints.sync(
+            self.running
+                .values()
+                .map(|r| (&r.config, r.inbound.as_ref())),
+        );
     }
 
     /// Logs why peers cannot run on this node (from [`desired_sessions`]), once per change.

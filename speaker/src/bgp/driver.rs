@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -97,6 +97,28 @@ pub fn spawn_with_cease(
     bfd_up: Option<watch::Receiver<bool>>,
     cease: Option<watch::Receiver<Option<StopReason>>>,
 ) -> SessionHandle {
+    start(config, routes, bfd_up, cease, None)
+}
+
+/// Like [`spawn_with_cease`] for a passive session (`PeerConfig::passive`): it never connects;
+/// the connections a listener accepted from the peer arrive on `inbound`.
+pub fn spawn_passive(
+    config: SessionConfig,
+    routes: watch::Receiver<BTreeSet<Route>>,
+    bfd_up: Option<watch::Receiver<bool>>,
+    cease: Option<watch::Receiver<Option<StopReason>>>,
+    inbound: mpsc::Receiver<TcpStream>,
+) -> SessionHandle {
+    start(config, routes, bfd_up, cease, Some(inbound))
+}
+
+fn start(
+    config: SessionConfig,
+    routes: watch::Receiver<BTreeSet<Route>>,
+    bfd_up: Option<watch::Receiver<bool>>,
+    cease: Option<watch::Receiver<Option<StopReason>>>,
+    inbound: Option<mpsc::Receiver<TcpStream>>,
+) -> SessionHandle {
     let (status_tx, status) = watch::channel(SessionStatus::default());
     let (stop, stop_rx) = oneshot::channel();
     let driver = Driver {
@@ -109,6 +131,7 @@ pub fn spawn_with_cease(
         updates_sent: 0,
         established_count: 0,
         last_error: None,
+        inbound,
     };
     let task = tokio::spawn(driver.run(routes, bfd_up, cease, stop_rx));
     SessionHandle {
@@ -136,6 +159,8 @@ struct Driver {
     updates_sent: u64,
     established_count: u64,
     last_error: Option<String>,
+    /// A passive session's accepted connections.
+    inbound: Option<mpsc::Receiver<TcpStream>>,
 }
 
 fn timer_index(kind: TimerKind) -> usize {
@@ -211,11 +236,7 @@ impl Driver {
                 result = poll_connect(&mut self.connecting) => {
                     self.connecting = None;
                     match result {
-                        Ok(stream) => {
-                            let (reader, writer) = stream.into_split();
-                            self.conn = Some(Conn { reader, writer, buf: BytesMut::with_capacity(8192) });
-                            self.apply(Event::TcpConnected).await;
-                        }
+                        Ok(stream) => self.connected(stream).await,
                         Err(e) => {
                             tracing::debug!(peer = %self.transport.peer, error = %e, "BGP connect failed");
                             self.last_error = Some(format!("connect: {e}"));
@@ -223,6 +244,10 @@ impl Driver {
                         }
                     }
                 }
+                stream = recv_inbound(&mut self.inbound) => match stream {
+                    Some(stream) => self.accept(stream).await,
+                    None => self.inbound = None,
+                },
                 read = read_some(&mut self.conn) => match read {
                     Ok(0) | Err(_) => {
                         self.conn = None;
@@ -257,6 +282,47 @@ impl Driver {
             _ => {}
         }
         self.apply(Event::Stop(reason)).await;
+    }
+
+    /// Takes a connection up: ours (connected) or the peer's (accepted).
+    async fn connected(&mut self, stream: TcpStream) {
+        if let Ok(local) = stream.local_addr() {
+            self.fsm.set_local_address(local.ip());
+        }
+        let (reader, writer) = stream.into_split();
+        self.conn = Some(Conn {
+            reader,
+            writer,
+            buf: BytesMut::with_capacity(8192),
+        });
+        self.apply(Event::TcpConnected).await;
+    }
+
+    /// A connection the peer opened to a passive session. We never connect, so no collision
+    /// (RFC 4271 §6.8) arises; a second connection means the peer gave up on the first, unless
+    /// the first is Established (which then stays, as §6.8 keeps an Established one).
+    async fn accept(&mut self, stream: TcpStream) {
+        let peer = stream.peer_addr().ok();
+        match self.fsm.state() {
+            State::Established => {
+                tracing::info!(
+                    ?peer,
+                    "closing a second connection: the session is Established"
+                );
+                return;
+            }
+            State::OpenSent | State::OpenConfirm => {
+                self.conn = None;
+                self.apply(Event::TcpClosed).await;
+            }
+            State::Idle | State::Connect | State::Active => {}
+        }
+        // Idle: waiting to restart after an error; the peer's next attempt is taken.
+        if self.fsm.state() == State::Idle {
+            return;
+        }
+        tracing::debug!(?peer, "accepted BGP connection");
+        self.connected(stream).await;
     }
 
     /// Decodes and handles every complete message in the input buffer.
@@ -357,7 +423,7 @@ impl Driver {
             prefixes_sent: self.fsm.advertised().count(),
             updates_sent: self.updates_sent,
             established_count: self.established_count,
-            last_error: self.last_error.clone(),
+            last_error: self.fsm.withheld().or_else(|| self.last_error.clone()),
         };
         self.status.send_if_modified(|s| {
             let changed = *s != status;
@@ -392,6 +458,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 async fn poll_connect(connecting: &mut Option<ConnectFuture>) -> io::Result<TcpStream> {
     match connecting.as_mut() {
         Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_inbound(inbound: &mut Option<mpsc::Receiver<TcpStream>>) -> Option<TcpStream> {
+    match inbound.as_mut() {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -1,13 +1,16 @@
-//! BGP session state machine (RFC 4271 §8), active side only, sans-IO.
+//! BGP session state machine (RFC 4271 §8), sans-IO: active (we connect) or passive (we
+//! wait in Active for the peer's connection, which a listener hands in).
 //!
 //! The [`Session`] consumes [`Event`]s and returns [`Action`]s; it never touches sockets or
 //! clocks. Timers are requested with [`Action::SetTimer`] and come back as
 //! [`Event::TimerFired`]. Setting a timer that is already running restarts it.
 //!
 //! We only originate routes: received UPDATEs are validated (by the codec) and ignored.
-//! Connection collision handling is not needed because we never accept inbound sessions.
+//! Connection collisions (RFC 4271 §6.8) cannot arise: a session either connects or accepts,
+//! never both; a second inbound connection is settled by the driver.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 mod config;
@@ -17,7 +20,7 @@ pub use config::{GracefulRestartConfig, PeerAsn, PeerConfig};
 pub use negotiation::Negotiated;
 
 use super::codec::{CodecOptions, DecodeError, Message, Notification, Open, Update, err};
-use super::prefix::{Family, Prefix};
+use super::prefix::{Family, NextHop, Prefix};
 use super::route::{self, Route, UpdateContext};
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
@@ -128,6 +131,8 @@ pub struct Session {
     desired: BTreeMap<Prefix, Route>,
     /// What the peer has from us (Adj-RIB-Out).
     advertised: BTreeMap<Prefix, Route>,
+    /// Our end of the connection: the next hop of every route on an unnumbered session.
+    local_address: Option<IpAddr>,
 }
 
 impl Session {
@@ -149,6 +154,7 @@ impl Session {
             negotiated: None,
             desired: BTreeMap::new(),
             advertised: BTreeMap::new(),
+            local_address: None,
         }
     }
 
@@ -240,6 +246,11 @@ impl Session {
     }
 
     fn connect(&mut self, out: &mut Vec<Action>) {
+        if self.config.passive {
+            // A passive session only waits for the peer's connection (RFC 4271 §8.1.1).
+            self.state = State::Active;
+            return;
+        }
         self.state = State::Connect;
         out.push(Action::Connect);
         out.push(Action::SetTimer(
@@ -491,11 +502,45 @@ impl Session {
         }
     }
 
-    fn negotiated_family(&self, r: &Route) -> bool {
-        self.negotiated
+    /// The route as this peer gets it, if it gets it: on an unnumbered session the next hop
+    /// is our link-local address; the family must be negotiated, and an IPv4 route with an IPv6
+    /// next hop needs the peer's extended next hop capability (RFC 8950).
+    fn outgoing(&self, r: &Route) -> Option<Route> {
+        let n = self.negotiated.as_ref()?;
+        let mut r = r.clone();
+        if self.config.unnumbered {
+            let Some(IpAddr::V6(ll)) = self.local_address else {
+                return None;
+            };
+            r.next_hop = NextHop::v6(ll);
+        }
+        let sendable = r.is_consistent() || (r.needs_extended_next_hop() && n.extended_next_hop);
+        (n.families.contains(&r.prefix.family()) && sendable).then_some(r)
+    }
+
+    /// Records our end of the connection (the driver calls this on connecting).
+    pub fn set_local_address(&mut self, addr: IpAddr) {
+        self.local_address = Some(addr.to_canonical());
+    }
+
+    /// Why some wanted routes are not sent to this Established peer, if that is so.
+    pub fn withheld(&self) -> Option<String> {
+        let n = self
+            .negotiated
             .as_ref()
-            .is_some_and(|n| n.families.contains(&r.prefix.family()))
-            && r.is_consistent()
+            .filter(|_| self.state == State::Established)?;
+        let v4 = self
+            .desired
+            .values()
+            .filter(|r| r.prefix.family() == Family::Ipv4Unicast)
+            .count();
+        if !self.config.unnumbered || n.extended_next_hop || v4 == 0 {
+            return None;
+        }
+        Some(format!(
+            "the router did not announce the extended next hop capability (RFC 8950) for IPv4 \
+             unicast with IPv6 next hops: {v4} IPv4 route(s) not sent over this unnumbered session"
+        ))
     }
 
     fn send_updates(&self, updates: Vec<Update>, out: &mut Vec<Action>) {
@@ -516,8 +561,7 @@ impl Session {
         self.advertised = self
             .desired
             .iter()
-            .filter(|(_, r)| self.negotiated_family(r))
-            .map(|(p, r)| (*p, r.clone()))
+            .filter_map(|(p, r)| self.outgoing(r).map(|r| (*p, r)))
             .collect();
         let mut updates = route::announce_updates(self.advertised.values(), &self.update_context());
         if let Some(n) = &self.negotiated {
@@ -538,8 +582,7 @@ impl Session {
         let target: BTreeMap<Prefix, Route> = self
             .desired
             .iter()
-            .filter(|(_, r)| self.negotiated_family(r))
-            .map(|(p, r)| (*p, r.clone()))
+            .filter_map(|(p, r)| self.outgoing(r).map(|r| (*p, r)))
             .collect();
         let withdrawn: Vec<Prefix> = self
             .advertised

@@ -7,7 +7,11 @@
 //! - [`fsm`]: the per-peer session state machine (RFC 4271 §8), with the OPEN exchange.
 //! - [`bfd`]: the BFD packet format and per-peer state machine (RFC 5880), with
 //!   authentication and timing.
-//! - [`net`]: sockets and their options (TCP MD5, TTL security, BFD ports).
+//! - [`net`]: sockets and their options (TCP MD5, TTL security, BFD ports, listeners).
+//! - [`endpoints`]: what passive and unnumbered sessions share on the node (listeners, router
+//!   discovery), and starting sessions with them.
+//! - [`listener`]: passive peers: the listening sockets and which session gets a connection.
+//! - [`unnumbered`]: unnumbered peers: the router on an interface, from router advertisements.
 //! - [`driver`]: the per-peer tasks that run a session over TCP.
 //! - [`bfd_mux`]: the node's BFD sessions: one shared receive socket per local address,
 //!   demultiplexed by discriminator, on a thread of its own.
@@ -21,17 +25,20 @@ pub mod bfd;
 pub mod bfd_mux;
 pub mod codec;
 pub mod driver;
+pub mod endpoints;
 pub mod fsm;
+pub mod listener;
 pub mod net;
 pub mod prefix;
 pub mod route;
+pub mod unnumbered;
 
 pub use bfd::{BfdConfig, BfdSession, BfdState};
 pub use bfd_mux::BfdMux;
 pub use codec::{CodecOptions, DecodeError, Message, Notification};
 pub use driver::{
     BfdHandle, BfdStatus, SessionConfig, SessionHandle, SessionStatus, spawn, spawn_bfd,
-    spawn_with_cease,
+    spawn_passive, spawn_with_cease,
 };
 pub use fsm::{
     Action, DownReason, Event, GracefulRestartConfig, PeerAsn, PeerConfig, Session, State,

@@ -5,11 +5,11 @@
 //! here; std already links libc on every target we build for.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 pub const BGP_PORT: u16 = 179;
 /// RFC 5881 §4: single-hop BFD control packets go to this port.
@@ -20,7 +20,14 @@ pub const BFD_SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// How to reach one BGP peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportConfig {
+    /// The peer's address; for an `interface` peer only the port counts (the address is the
+    /// router's link-local address, learned when connecting).
     pub peer: SocketAddr,
+    /// Unnumbered: the interface whose router (learned from its router advertisements) we peer
+    /// with over IPv6 link-local.
+    pub interface: Option<String>,
+    /// Passive: never connect; accept the peer's connection on this local port.
+    pub listen_port: Option<u16>,
     /// Bind to this address before connecting (the session's source address).
     pub source: Option<IpAddr>,
     /// TCP MD5 signature (RFC 2385) shared secret; at most 80 bytes.
@@ -34,6 +41,8 @@ impl TransportConfig {
     pub fn new(peer: SocketAddr) -> Self {
         Self {
             peer,
+            interface: None,
+            listen_port: None,
             source: None,
             md5_password: None,
             ttl: None,
@@ -52,24 +61,42 @@ pub fn bgp_ttl(ebgp: bool, multihop: bool) -> Option<u8> {
     }
 }
 
+impl TransportConfig {
+    /// Where to connect now: `peer`, or for an interface peer the router's link-local address
+    /// on that interface (with its scope), as last learned from its router advertisements.
+    pub fn resolve(&self) -> io::Result<SocketAddr> {
+        let Some(iface) = &self.interface else {
+            return Ok(self.peer);
+        };
+        let (ifindex, router) = super::unnumbered::router_on(iface)?;
+        Ok(SocketAddr::V6(SocketAddrV6::new(
+            router,
+            self.peer.port(),
+            0,
+            ifindex,
+        )))
+    }
+}
+
 /// Opens the TCP connection to a peer with all options applied before the SYN is sent.
 pub async fn connect(cfg: &TransportConfig) -> io::Result<TcpStream> {
-    let domain = Domain::for_address(cfg.peer);
+    let peer = cfg.resolve()?;
+    let domain = Domain::for_address(peer);
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     if let Some(ttl) = cfg.ttl {
-        set_ttl(&socket, cfg.peer.ip(), ttl)?;
+        set_ttl(&socket, peer.ip(), ttl)?;
     }
     if let Some(key) = &cfg.md5_password {
         // Must precede connect(): the SYN already carries the signature.
-        set_tcp_md5sig(&socket, cfg.peer, key.as_bytes())?;
+        set_tcp_md5sig(&socket, peer, key.as_bytes())?;
     }
     if let Some(src) = cfg.source {
         socket.bind(&SocketAddr::new(src, 0).into())?;
     }
     let tcp = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
-    match tokio::time::timeout(cfg.connect_timeout, tcp.connect(cfg.peer)).await {
+    match tokio::time::timeout(cfg.connect_timeout, tcp.connect(peer)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
     }
@@ -96,6 +123,8 @@ mod sys {
     pub const IP_TTL: i32 = 2;
     pub const IP_RECVTTL: i32 = 12;
     pub const IPV6_HOPLIMIT: i32 = 52;
+    pub const IPPROTO_ICMPV6: i32 = 58;
+    pub const ICMP6_FILTER: i32 = 1;
     pub const TCP_MD5SIG: i32 = 14;
     pub const TCP_MD5SIG_MAXKEYLEN: usize = 80;
 
@@ -137,9 +166,14 @@ mod sys {
     }
 }
 
-/// Installs an RFC 2385 TCP MD5 signature key for `peer` on `socket` (Linux TCP_MD5SIG).
+/// Installs an RFC 2385 TCP MD5 signature key for `peer` on `socket` (Linux TCP_MD5SIG); an
+/// empty key removes the peer's key (a listener's, when the peer goes).
 #[cfg(target_os = "linux")]
-pub fn set_tcp_md5sig(socket: &Socket, peer: SocketAddr, key: &[u8]) -> io::Result<()> {
+pub fn set_tcp_md5sig(
+    socket: &impl std::os::fd::AsRawFd,
+    peer: SocketAddr,
+    key: &[u8],
+) -> io::Result<()> {
     if key.len() > sys::TCP_MD5SIG_MAXKEYLEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -164,11 +198,61 @@ pub fn set_tcp_md5sig(socket: &Socket, peer: SocketAddr, key: &[u8]) -> io::Resu
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn set_tcp_md5sig(_socket: &Socket, _peer: SocketAddr, _key: &[u8]) -> io::Result<()> {
+pub fn set_tcp_md5sig(
+    _socket: &impl std::os::fd::AsRawFd,
+    _peer: SocketAddr,
+    _key: &[u8],
+) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "TCP MD5 signatures need Linux",
     ))
+}
+
+/// A listening socket for passive peers on `local` (`0.0.0.0` or `::`, IPv6 only) and `port`.
+/// Ports below 1024 need CAP_NET_BIND_SERVICE.
+pub fn listen(local: IpAddr, port: u16) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(local, port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(true)?;
+    if local.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(16)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// An ICMPv6 socket on `iface` for router advertisements (unnumbered peering): bound to the
+/// interface, hop limit 255 (RFC 4861 requires it of ND messages), reporting the received hop
+/// limit, passing only RAs in. Needs CAP_NET_RAW. Raw sockets are datagram sockets, so tokio's
+/// `UdpSocket` drives it (and [`recv_with_ttl`] reads it).
+pub fn icmpv6_socket(iface: &str, ifindex: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+    socket.set_nonblocking(true)?;
+    socket.bind_device(Some(iface.as_bytes()))?;
+    socket.set_multicast_if_v6(ifindex)?;
+    socket.set_multicast_hops_v6(255)?;
+    socket.set_unicast_hops_v6(255)?;
+    socket.set_multicast_loop_v6(false)?;
+    socket.set_recv_hoplimit_v6(true)?;
+    pass_only_router_advertisements(&socket)?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// ICMP6_FILTER: a set bit blocks that ICMPv6 type.
+#[cfg(target_os = "linux")]
+fn pass_only_router_advertisements(socket: &Socket) -> io::Result<()> {
+    let mut blocked = [u32::MAX; 8];
+    let t = usize::from(super::unnumbered::ND_ROUTER_ADVERT);
+    blocked[t >> 5] &= !(1u32 << (t & 31));
+    sys::set_option(socket, sys::IPPROTO_ICMPV6, sys::ICMP6_FILTER, &blocked)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pass_only_router_advertisements(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 // ---- BFD sockets (RFC 5881) ------------------------------------------------------------------

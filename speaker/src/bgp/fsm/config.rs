@@ -40,6 +40,12 @@ pub struct PeerConfig {
     pub connect_time_max: Duration,
     pub families: Vec<Family>,
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Never connect: wait in Active for the peer's connection (handed in by a listener).
+    pub passive: bool,
+    /// Unnumbered peering over IPv6 link-local: every route's next hop becomes the connection's
+    /// local address, and IPv4 routes go out with it where the peer accepts IPv6 next hops
+    /// for IPv4 unicast (RFC 8950 extended next hop, which we announce too).
+    pub unnumbered: bool,
 }
 
 impl PeerConfig {
@@ -55,6 +61,8 @@ impl PeerConfig {
             connect_time_max: Duration::from_secs(60),
             families: Family::ALL.to_vec(),
             graceful_restart: None,
+            passive: false,
+            unnumbered: false,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::config::{PeerAsn, PeerConfig};
 use crate::bgp::codec::{
-    Capability, GracefulRestart, GracefulRestartFamily, Notification, Open, err,
+    Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily, Notification, Open, err,
 };
 use crate::bgp::prefix::Family;
 
@@ -21,6 +21,8 @@ pub struct Negotiated {
     pub four_octet_as: bool,
     pub ibgp: bool,
     pub peer_graceful_restart: Option<GracefulRestart>,
+    /// The peer accepts IPv4 unicast routes with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
 }
 
 /// The OPEN we send.
@@ -35,6 +37,11 @@ pub(super) fn open_message(c: &PeerConfig) -> Open {
         .collect();
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(c.local_asn));
+    if c.unnumbered {
+        caps.push(Capability::ExtendedNextHop(vec![
+            ExtendedNextHop::IPV4_OVER_IPV6,
+        ]));
+    }
     if let Some(gr) = c.graceful_restart {
         caps.push(Capability::GracefulRestart(GracefulRestart {
             restart_state: gr.restarting,
@@ -103,5 +110,6 @@ pub(super) fn negotiate(c: &PeerConfig, open: &Open) -> Result<Negotiated, Notif
         four_octet_as: open.four_octet_as().is_some(),
         ibgp,
         peer_graceful_restart: open.graceful_restart().cloned(),
+        extended_next_hop: open.extended_next_hop(ExtendedNextHop::IPV4_OVER_IPV6),
     })
 }

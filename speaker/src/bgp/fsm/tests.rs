@@ -860,3 +860,6 @@ proptest! {
         }
     }
 }
+
+/// Passive sessions and unnumbered (RFC 8950) sessions.
+mod peering;
