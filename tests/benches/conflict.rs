@@ -40,7 +40,16 @@ impl Capture {
     fn start() -> Capture {
         let mut child = Command::new("ip")
             .args([
-                "netns", "exec", "flb-client", "tcpdump", "-l", "-nn", "-e", "-tt", "-i", "eth0",
+                "netns",
+                "exec",
+                "flb-client",
+                "tcpdump",
+                "-l",
+                "-nn",
+                "-e",
+                "-tt",
+                "-i",
+                "eth0",
                 "arp",
             ])
             .stdin(Stdio::null())
