@@ -7,6 +7,7 @@ mod objects;
 mod route_watch;
 mod router;
 mod router_config;
+mod unnumbered;
 
 pub use objects::Objects;
 pub use route_watch::RouteWatch;
@@ -15,6 +16,7 @@ pub use router::{
     wait_prefix_nexthops, wait_routed, wait_router_sessions,
 };
 pub use router_config::RouterConfig;
+pub use unnumbered::{FRR_SIDE, NODE_SIDE, UnnumberedLink, link_local};
 
 use std::time::Duration;
 
