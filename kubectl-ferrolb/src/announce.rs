@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use ferrolb_crds::selector::{any_matches, matches};
+use ferrolb_crds::service::announced_from;
 use ferrolb_crds::status::ConditionsStatus;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -34,7 +35,8 @@ pub struct Layer2 {
     pub advertisements: Vec<String>,
     /// The condition says the addresses are announced.
     pub announced: bool,
-    /// Nodes named by the condition (the announcer, or the node elected but unable to).
+    /// Nodes announcing the addresses, as the condition says (an elected node unable to
+    /// announce is named by the message only).
     pub nodes: Vec<String>,
     /// Interfaces the addresses are announced on.
     pub interfaces: Vec<String>,
@@ -54,8 +56,12 @@ pub struct Bgp {
     pub serving_endpoint: bool,
     /// `externalTrafficPolicy: Local`: only nodes with a serving endpoint advertise.
     pub local_policy: bool,
-    /// Nodes with a serving endpoint.
+    /// Nodes with a serving endpoint (Local policy with a shared address: of every Local
+    /// Service on it).
     pub serving_nodes: Vec<String>,
+    /// Other Services on the same address: their endpoints and policy count too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
     pub peers: Vec<BgpPeerNodes>,
 }
 
@@ -162,6 +168,7 @@ pub fn of_service(snap: &Snapshot, svc: &Service, pool: &str) -> Announcement {
 
 fn layer2(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Layer2> {
     let advertisements: Vec<String> = snap
+        .config
         .l2_advertisements
         .iter()
         .filter(|a| {
@@ -175,9 +182,19 @@ fn layer2(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Layer2> {
     if advertisements.is_empty() && cond.is_none() {
         return None;
     }
-    let (nodes, interfaces) = cond
-        .map(|c| parse_l2_message(&c.message))
-        .unwrap_or_default();
+    // Where each address is announced, read back with the speakers' own parser.
+    let mut nodes: Vec<String> = Vec::new();
+    let mut interfaces: Vec<String> = Vec::new();
+    for from in announced_from(svc) {
+        if !nodes.contains(&from.node) {
+            nodes.push(from.node);
+        }
+        for i in from.interfaces {
+            if !interfaces.contains(&i) {
+                interfaces.push(i);
+            }
+        }
+    }
     Some(Layer2 {
         advertisements,
         announced: cond.is_some_and(|c| c.status == "True"),
@@ -188,38 +205,9 @@ fn layer2(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Layer2> {
     })
 }
 
-/// Nodes and interfaces named by the speaker's message, e.g. `layer2: 198.18.0.5 from node n1
-/// on eth0, eth1; fd00::5 from node n1 on eth0`, or `layer2: 198.18.0.5 elected to node n1,
-/// which cannot announce it: ...` (speaker/src/visibility.rs).
-pub fn parse_l2_message(message: &str) -> (Vec<String>, Vec<String>) {
-    let mut nodes: Vec<String> = Vec::new();
-    let mut interfaces: Vec<String> = Vec::new();
-    let body = message.strip_prefix("layer2: ").unwrap_or(message);
-    for part in body.split("; ") {
-        for marker in [" from node ", " elected to node "] {
-            let Some((_, rest)) = part.split_once(marker) else {
-                continue;
-            };
-            let node = rest.split([' ', ',']).next().unwrap_or_default();
-            if !node.is_empty() && !nodes.iter().any(|n| n == node) {
-                nodes.push(node.to_string());
-            }
-            if marker == " from node "
-                && let Some((_, ifaces)) = rest.split_once(" on ")
-            {
-                for i in ifaces.split(", ").filter(|i| !i.is_empty()) {
-                    if !interfaces.iter().any(|x| x == i) {
-                        interfaces.push(i.to_string());
-                    }
-                }
-            }
-        }
-    }
-    (nodes, interfaces)
-}
-
 fn bgp(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Bgp> {
     let advs: Vec<_> = snap
+        .config
         .bgp_advertisements
         .iter()
         .filter(|a| {
@@ -234,7 +222,7 @@ fn bgp(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Bgp> {
     // Per peer, the nodes any selecting advertisement lets advertise.
     let mut per_peer: BTreeMap<String, BgpPeerNodes> = BTreeMap::new();
     for adv in &advs {
-        for peer in &snap.peers {
+        for peer in &snap.config.bgp_peers {
             let peer_name = name(&peer.metadata);
             if !adv.spec.peers.is_empty() && !adv.spec.peers.contains(&peer_name) {
                 continue;
@@ -287,6 +275,7 @@ fn bgp(snap: &Snapshot, svc: &Service, pool: &str) -> Option<Bgp> {
         serving_endpoint: serving.any,
         local_policy: serving.local,
         serving_nodes: serving.nodes.into_iter().collect(),
+        shared_with: serving.shared_with,
         peers,
     })
 }

@@ -14,7 +14,7 @@ use crate::status::{pending, pool_of};
 pub struct Explanation {
     pub namespace: String,
     pub name: String,
-    /// Whether FerroLB handles the Service (type LoadBalancer, no other class).
+    /// Whether FerroLB handles the Service (type LoadBalancer, FerroLB's class: see `--class`).
     pub handled: bool,
     pub addresses: Vec<String>,
     pub pool: Option<String>,
@@ -34,7 +34,8 @@ pub fn build(snap: &Snapshot, svc: &Service) -> Explanation {
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
     let spec = svc.spec.clone().unwrap_or_default();
-    let handled = is_ours(svc, None);
+    let ours = snap.lb_class.as_deref();
+    let handled = is_ours(svc, ours);
     let addresses: Vec<String> = ingress_ips(svc).iter().map(ToString::to_string).collect();
     let pool = pool_of(svc);
     let cond = service_condition(svc, IP_ALLOCATED);
@@ -46,15 +47,22 @@ pub fn build(snap: &Snapshot, svc: &Service) -> Explanation {
     let mut lines = Vec::new();
     let who = format!("Service {namespace}/{name}");
     if !handled {
-        let why = match (spec.type_.as_deref(), spec.load_balancer_class.as_deref()) {
+        let class = spec.load_balancer_class.as_deref();
+        let why = match (spec.type_.as_deref(), class) {
             (t, _) if t != Some("LoadBalancer") => {
                 format!(
                     "it is of type {}, not LoadBalancer",
                     t.unwrap_or("ClusterIP")
                 )
             }
-            (_, Some(class)) => format!(
-                "its loadBalancerClass is {class}, which FerroLB leaves to another implementation"
+            (_, Some(class)) if Some(class) != ours => format!(
+                "its loadBalancerClass is {class}, which FerroLB leaves to another implementation{}",
+                ours.map(|o| format!(" (FerroLB handles class {o})"))
+                    .unwrap_or_default()
+            ),
+            (_, None) if ours.is_some() => format!(
+                "it has no loadBalancerClass, and FerroLB handles only class {}",
+                ours.unwrap_or_default()
             ),
             _ => "it is being deleted".to_string(),
         };
@@ -177,14 +185,24 @@ fn explain_announcement(a: &Announcement, pool: Option<&str>, lines: &mut Vec<St
     }
     if let Some(bgp) = &a.bgp {
         let via = format!("BGP (BGPAdvertisement {})", bgp.advertisements.join(", "));
-        if !bgp.serving_endpoint {
+        let shared = bgp.shared_with.join(", ");
+        if !bgp.serving_endpoint && shared.is_empty() {
             lines.push(format!(
                 "{via}: no ready endpoint serves it, so no node advertises it."
             ));
-        } else if bgp.local_policy {
+        } else if !bgp.serving_endpoint {
+            lines.push(format!(
+                "{via}: its address is shared with {shared}, and not every one of them has a ready endpoint, so no node advertises it."
+            ));
+        } else if bgp.local_policy && shared.is_empty() {
             lines.push(format!(
                 "{via}: externalTrafficPolicy is Local, so only nodes with a serving endpoint advertise it ({}).",
                 bgp.serving_nodes.join(", ")
+            ));
+        } else if bgp.local_policy {
+            lines.push(format!(
+                "{via}: its address is shared with {shared} and externalTrafficPolicy is Local, so only nodes with a serving endpoint of every Local Service on it advertise it ({}).",
+                or_none(&bgp.serving_nodes)
             ));
         }
         if bgp.serving_endpoint && bgp.peers.is_empty() {
@@ -247,6 +265,14 @@ pub fn human(e: &Explanation) -> String {
         }
     }
     out
+}
+
+fn or_none(nodes: &[String]) -> String {
+    if nodes.is_empty() {
+        "none".to_string()
+    } else {
+        nodes.join(", ")
+    }
 }
 
 #[cfg(test)]

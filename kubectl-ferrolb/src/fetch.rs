@@ -89,8 +89,8 @@ impl Cluster {
     }
 
     /// FerroLB's configuration in `ns`, every Service and EndpointSlice, and the nodes (for
-    /// advertisements' node selectors).
-    pub async fn snapshot(&self, ns: &str) -> Result<Snapshot> {
+    /// advertisements' node selectors); FerroLB handles `lb_class`.
+    pub async fn snapshot(&self, ns: &str, lb_class: Option<String>) -> Result<Snapshot> {
         let lp = ListParams::default();
         let ns_ = Some(ns);
         let (pools, l2, bgp, peers, services, endpoint_slices) = tokio::try_join!(
@@ -108,14 +108,18 @@ impl Cluster {
             .map_err(|e| self.explain(e, "nodes"))?;
         Ok(Snapshot {
             namespace: ns.to_string(),
-            pools,
-            l2_advertisements: l2,
-            bgp_advertisements: bgp,
-            peers,
+            config: ferrolb_crds::validate::Snapshot {
+                pools,
+                l2_advertisements: l2,
+                bgp_advertisements: bgp,
+                bgp_peers: peers,
+                ..Default::default()
+            },
+            lb_class,
             services,
             nodes,
             endpoint_slices,
-            events: Vec::new(),
+            ..Default::default()
         })
     }
 
@@ -126,7 +130,10 @@ impl Cluster {
             .await?;
         Ok(Snapshot {
             namespace: ns.to_string(),
-            peers,
+            config: ferrolb_crds::validate::Snapshot {
+                bgp_peers: peers,
+                ..Default::default()
+            },
             ..Default::default()
         })
     }

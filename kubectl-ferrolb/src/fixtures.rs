@@ -2,6 +2,7 @@
 //! a peer with one Established and one down session, an announced Service of each mode and a
 //! pending one.
 
+use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
 use crate::snapshot::Snapshot;
@@ -61,6 +62,17 @@ pub fn allocated(pool: &str) -> Value {
 pub fn snapshot() -> Snapshot {
     Snapshot {
         namespace: "ferrolb-system".into(),
+        lb_class: None,
+        config: config(),
+        services: services(),
+        nodes: vec![],
+        endpoint_slices: vec![slice("app", "api", &["flb-node1"])],
+        events: vec![],
+    }
+}
+
+fn config() -> ferrolb_crds::validate::Snapshot {
+    ferrolb_crds::validate::Snapshot {
         pools: vec![
             obj(json!({"metadata": meta("l2pool"),
                 "spec": {"addresses": ["198.18.0.230/32"], "autoAssign": false},
@@ -78,7 +90,7 @@ pub fn snapshot() -> Snapshot {
             "spec": {"ipAddressPools": ["l2pool"]}}))],
         bgp_advertisements: vec![obj(json!({"metadata": meta("bgpadv"),
             "spec": {"ipAddressPools": ["bgppool"]}}))],
-        peers: vec![
+        bgp_peers: vec![
             obj(json!({"metadata": meta("frr4"),
             "spec": {"myASN": 64600, "peerASN": 64512, "peerAddress": "198.18.0.2"},
             "status": {"conditions": [cond("Valid", true, "Valid", "in use")],
@@ -90,48 +102,49 @@ pub fn snapshot() -> Snapshot {
             obj(json!({"metadata": meta("nobody"),
                 "spec": {"myASN": 64600, "peerASN": 64512, "peerAddress": "198.18.0.96"}})),
         ],
-        services: vec![
-            obj(service(
-                "app",
-                "web",
-                &["198.18.0.230"],
-                Some("l2pool"),
-                vec![
-                    allocated("l2pool"),
-                    cond(
-                        "ferrolb.io/L2Announced",
-                        true,
-                        "Announced",
-                        "layer2: 198.18.0.230 from node flb-node3 on eth0",
-                    ),
-                ],
-            )),
-            obj(service(
-                "app",
-                "api",
-                &["198.18.61.1"],
-                Some("bgppool"),
-                vec![allocated("bgppool")],
-            )),
-            obj(service(
-                "app",
-                "stuck",
-                &[],
-                None,
-                vec![cond(
-                    "ferrolb.io/IPAllocated",
-                    false,
-                    "PoolNotUsable",
-                    "pool \"gone\" named by ferrolb.io/address-pool does not exist",
-                )],
-            )),
-            obj(
-                json!({"metadata": {"name": "kubernetes", "namespace": "default"},
-                       "spec": {"type": "ClusterIP"}}),
-            ),
-        ],
-        nodes: vec![],
-        endpoint_slices: vec![slice("app", "api", &["flb-node1"])],
-        events: vec![],
+        ..Default::default()
     }
+}
+
+fn services() -> Vec<Service> {
+    vec![
+        obj(service(
+            "app",
+            "web",
+            &["198.18.0.230"],
+            Some("l2pool"),
+            vec![
+                allocated("l2pool"),
+                cond(
+                    "ferrolb.io/L2Announced",
+                    true,
+                    "Announced",
+                    "layer2: 198.18.0.230 from node flb-node3 on eth0",
+                ),
+            ],
+        )),
+        obj(service(
+            "app",
+            "api",
+            &["198.18.61.1"],
+            Some("bgppool"),
+            vec![allocated("bgppool")],
+        )),
+        obj(service(
+            "app",
+            "stuck",
+            &[],
+            None,
+            vec![cond(
+                "ferrolb.io/IPAllocated",
+                false,
+                "PoolNotUsable",
+                "pool \"gone\" named by ferrolb.io/address-pool does not exist",
+            )],
+        )),
+        obj(
+            json!({"metadata": {"name": "kubernetes", "namespace": "default"},
+                       "spec": {"type": "ClusterIP"}}),
+        ),
+    ]
 }

@@ -35,6 +35,10 @@ struct Cli {
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
     context: Option<String>,
+    /// The loadBalancerClass FerroLB handles (the controller's `--lb-class`); without it, only
+    /// Services with no class are FerroLB's.
+    #[arg(long, global = true)]
+    class: Option<String>,
     /// Output format: human tables, or JSON for scripts.
     #[arg(
         short = 'o',
@@ -98,7 +102,7 @@ async fn run(cli: Cli) -> Result<()> {
     let cluster = Cluster::connect(&target).await?;
     match cli.command {
         Command::Status { namespace } => {
-            let snap = cluster.snapshot(&namespace).await?;
+            let snap = cluster.snapshot(&namespace, cli.class).await?;
             print(cli.output, &status::build(&snap), status::human)
         }
         Command::Sessions { namespace } => {
@@ -114,7 +118,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Some((ns, name)) => (ns.to_string(), name.to_string()),
                 None => (namespace, service),
             };
-            let mut snap = cluster.snapshot(&ferrolb_namespace).await?;
+            let mut snap = cluster.snapshot(&ferrolb_namespace, cli.class).await?;
             let Some(svc) = snap
                 .services
                 .iter()

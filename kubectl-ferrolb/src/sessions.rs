@@ -33,7 +33,7 @@ pub struct SessionRow {
 
 pub fn build(snap: &Snapshot) -> Sessions {
     let mut rows = Vec::new();
-    let mut peers: Vec<_> = snap.peers.iter().collect();
+    let mut peers: Vec<_> = snap.config.bgp_peers.iter().collect();
     peers.sort_by_key(|p| p.metadata.name.clone());
     for p in peers {
         let status = p.status.clone().unwrap_or_default();

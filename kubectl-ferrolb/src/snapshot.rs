@@ -1,10 +1,11 @@
 //! What the plugin reads from the API, in one place: FerroLB's configuration (from its
-//! namespace), the Services, the nodes and, for `explain`, the Service's events. Everything the
-//! views show is computed from a snapshot (pure), so fixtures can stand in for a cluster.
+//! namespace, as [`ferrolb_crds::validate::Snapshot`] holds it for validation), the Services, the
+//! nodes and, for `explain`, the Service's events. Everything the views show is computed from a
+//! snapshot (pure), so fixtures can stand in for a cluster.
 
 use std::collections::BTreeMap;
 
-use ferrolb_crds::{BGPAdvertisement, BGPPeer, IPAddressPool, L2Advertisement};
+use ferrolb_crds::IPAddressPool;
 use k8s_openapi::api::core::v1::{Event, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -14,10 +15,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 pub struct Snapshot {
     /// FerroLB's configuration namespace the pools, advertisements and peers were read from.
     pub namespace: String,
-    pub pools: Vec<IPAddressPool>,
-    pub l2_advertisements: Vec<L2Advertisement>,
-    pub bgp_advertisements: Vec<BGPAdvertisement>,
-    pub peers: Vec<BGPPeer>,
+    /// Pools, advertisements and peers (the kinds the plugin reads; the others stay empty).
+    pub config: ferrolb_crds::validate::Snapshot,
+    /// The `loadBalancerClass` FerroLB handles (`--lb-class` of the controller and speakers;
+    /// None: Services without a class).
+    pub lb_class: Option<String>,
     pub services: Vec<Service>,
     pub nodes: Vec<Node>,
     /// Every EndpointSlice: which nodes serve a Service (BGP with `externalTrafficPolicy: Local`).
@@ -48,7 +50,8 @@ pub fn valid(conditions: &[Condition]) -> Option<bool> {
 
 impl Snapshot {
     pub fn pool(&self, name: &str) -> Option<&IPAddressPool> {
-        self.pools
+        self.config
+            .pools
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(name))
     }

@@ -69,7 +69,9 @@ pub fn our_services(snap: &Snapshot) -> Vec<&Service> {
     let mut svcs: Vec<&Service> = snap
         .services
         .iter()
-        .filter(|s| is_ours(s, None) || service_condition(s, IP_ALLOCATED).is_some())
+        .filter(|s| {
+            is_ours(s, snap.lb_class.as_deref()) || service_condition(s, IP_ALLOCATED).is_some()
+        })
         .collect();
     svcs.sort_by_key(|s| key(s));
     svcs
@@ -99,6 +101,7 @@ pub fn pending(svc: &Service) -> Option<(String, String)> {
 
 pub fn build(snap: &Snapshot) -> Status {
     let mut pools: Vec<PoolRow> = snap
+        .config
         .pools
         .iter()
         .map(|p| {

@@ -75,3 +75,33 @@ fn a_bgp_service_without_endpoints_is_advertised_by_nobody() {
     assert_eq!(e.explanation.len(), 2);
     assert!(!e.announced);
 }
+
+#[test]
+fn a_service_of_another_class_is_not_ours_and_with_class_only_that_class_is() {
+    let mut snap = snapshot();
+    let mut svc = snap.services[1].clone();
+    svc.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+    let e = build(&snap, &svc);
+    assert!(!e.handled);
+    assert_eq!(
+        e.explanation,
+        [
+            "Service app/api is not handled by FerroLB: its loadBalancerClass is example.com/other, which FerroLB leaves to another implementation."
+        ]
+    );
+    // `--class example.com/other`: that class is FerroLB's, a Service without a class is not.
+    snap.lb_class = Some("example.com/other".into());
+    assert!(build(&snap, &svc).handled);
+    let e = build(&snap, &snap.services[1].clone());
+    assert!(!e.handled);
+    assert_eq!(
+        e.explanation,
+        [
+            "Service app/api is not handled by FerroLB: it has no loadBalancerClass, and FerroLB handles only class example.com/other."
+        ]
+    );
+    snap.lb_class = Some("example.com/third".into());
+    assert!(build(&snap, &svc).explanation[0].ends_with(
+        "which FerroLB leaves to another implementation (FerroLB handles class example.com/third)."
+    ));
+}

@@ -53,3 +53,27 @@ fn a_service_without_a_condition_is_pending_until_the_controller_writes_one() {
     assert!(s.services.is_empty());
     assert!(human(&s).contains("no Service has an address from FerroLB\n"));
 }
+
+#[test]
+fn with_class_only_services_of_that_class_are_listed() {
+    let mut snap = crate::fixtures::snapshot();
+    // Without a condition from FerroLB, a Service of another class is not listed.
+    for s in &mut snap.services {
+        if let Some(st) = s.status.as_mut() {
+            st.conditions = None;
+        }
+    }
+    let names = |snap: &Snapshot| -> Vec<String> {
+        let st = build(snap);
+        let mut n: Vec<String> = st.services.iter().map(|s| s.name.clone()).collect();
+        n.extend(st.pending.iter().map(|p| p.name.clone()));
+        n.sort();
+        n.dedup();
+        n
+    };
+    assert_eq!(names(&snap), ["api", "stuck", "web"]);
+    snap.services[0].spec.as_mut().unwrap().load_balancer_class = Some("example.com/lb".into());
+    assert_eq!(names(&snap), ["api", "stuck"]);
+    snap.lb_class = Some("example.com/lb".into());
+    assert_eq!(names(&snap), ["web"]);
+}
