@@ -102,3 +102,19 @@ impl Drop for ControllerProc {
         self.kill();
     }
 }
+
+/// The events of object `name` in namespace `ns`, one per line: type, reason, message.
+pub fn events(ns: &str, name: &str) -> String {
+    lab()
+        .kubectl(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "custom-columns=TYPE:.type,REASON:.reason,MSG:.message",
+        ])
+        .stdout
+}
