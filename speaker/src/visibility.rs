@@ -26,6 +26,7 @@ use ferrolb_crds::service::{ADDRESS_CONFLICT, AddressConflict};
 
 /// Condition type the announcing speaker writes on Services (one home, in the API crate).
 use ferrolb_crds::service::L2_ANNOUNCED as L2_CONDITION;
+use ferrolb_crds::service::{AnnouncedFrom, L2_WHERE_PREFIX};
 
 /// What a Service should show about its L2 announcement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -412,7 +413,6 @@ impl StatusWriter {
     }
 }
 
-/// Where each of a Service's addresses is announced, in words.
 /// The conflicts this node found for a Service's addresses.
 fn conflicts_of(status: &L2Status, me: &str, ips: &[IpAddr]) -> Vec<AddressConflict> {
     ips.iter()
@@ -439,6 +439,7 @@ pub fn announced_before(services: &[Arc<Service>]) -> BTreeSet<IpAddr> {
         .collect()
 }
 
+/// Where each of a Service's addresses is announced, in words.
 fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> (bool, String) {
     let mut all = true;
     let parts: Vec<String> = ips
@@ -450,7 +451,12 @@ fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> 
                     _ if a.interfaces.is_empty() => vec!["all interfaces".to_string()],
                     _ => a.interfaces.clone(),
                 };
-                format!("{ip} from node {} on {}", a.node, ifaces.join(", "))
+                AnnouncedFrom {
+                    address: *ip,
+                    node: a.node.clone(),
+                    interfaces: ifaces,
+                }
+                .describe()
             }
             None => {
                 all = false;
@@ -458,7 +464,7 @@ fn where_announced(plan: &Plan, status: &L2Status, me: &str, ips: &[IpAddr]) -> 
             }
         })
         .collect();
-    (all, format!("layer2: {}", parts.join("; ")))
+    (all, format!("{L2_WHERE_PREFIX}{}", parts.join("; ")))
 }
 
 #[cfg(test)]
