@@ -78,7 +78,7 @@ fn assert_warning_event(case: &L2Case, conflict: &AddressConflict) {
 #[test]
 fn an_address_in_use_on_the_segment_is_not_announced_and_the_service_says_why() {
     let _s = serial();
-    for (addr, family) in [("198.18.0.244", "ipv4"), ("fd00:18::244", "ipv6")] {
+    for (addr, family) in [("198.18.0.226", "ipv4"), ("fd00:18::226", "ipv6")] {
         let client = ClientAddress::add(addr);
         let mac = client_mac("eth0");
         let case = L2Case::new(&[addr], Some("{}"), "", &["flb-node1"]);
@@ -125,7 +125,7 @@ fn an_address_in_use_on_the_segment_is_not_announced_and_the_service_says_why() 
 #[test]
 fn a_host_claiming_an_announced_address_is_defended_once_then_reported() {
     let _s = serial();
-    let case = L2Case::new(&["198.18.0.245"], Some("{}"), "", &["flb-node1"]);
+    let case = L2Case::new(&["198.18.0.227"], Some("{}"), "", &["flb-node1"]);
     let vip = case.ips().remove(0);
     let node = case.announcer();
     assert_eq!(case.condition("reason"), "Announced");
